@@ -1,0 +1,47 @@
+"""The Celery app: four queues, routed by task name.
+
+=============  ===============================================  ======================
+queue          tasks                                            worker
+=============  ===============================================  ======================
+oms.urgent     cancels, cancel-all, kill switch                 never behind new orders
+oms.orders     submit, amend                                    order worker
+oms.reports    apply execution reports from venues              order worker
+oms.recon      reconciliation, outbox sweep, stale-state checks recon worker + beat
+=============  ===============================================  ======================
+
+Reliability settings (acks late, reject on worker lost, prefetch 1, visibility timeout)
+live in ``omsweb/settings.py`` under ``CELERY_``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
+
+QUEUES = ("oms.urgent", "oms.orders", "oms.reports", "oms.recon")
+
+# Task name prefix -> queue. Every task has an explicit name under one of these.
+ROUTES = {
+    "oms.urgent.*": {"queue": "oms.urgent"},
+    "oms.orders.*": {"queue": "oms.orders"},
+    "oms.reports.*": {"queue": "oms.reports"},
+    "oms.recon.*": {"queue": "oms.recon"},
+    "oms.ping": {"queue": "oms.orders"},
+}
+
+app = Celery("oms")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.task_queues = [Queue(name) for name in QUEUES]
+app.conf.task_routes = ROUTES
+app.conf.beat_schedule = {}
+app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
+
+
+@app.task(name="oms.ping", ignore_result=False)
+def ping() -> str:
+    """A no-op: the health check and the benchmarks' Celery floor."""
+    return "pong"

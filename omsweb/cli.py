@@ -1,0 +1,257 @@
+"""``oms``: run the whole OMS (``oms up``) or any one part of it.
+
+    oms up                         services, migrations, demo data, then every process
+    oms services [--stop]          embedded PostgreSQL + Redis (only where *_URL unset)
+    oms web                        ASGI server: REST API, admin, blotter, WebSocket
+    oms worker --queues Q[,Q] [--beat] [--concurrency N]
+    oms simex --name sim-a --port 8101
+    oms venuestream                venue order/trade updates and books into the OMS
+    oms manage ARGS...             any Django management command
+
+Each part is a plain process, so an operator can run many of them on many machines
+against one PostgreSQL and one Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import sys
+from pathlib import Path
+
+WORKERS = {
+    # name: (queues, concurrency, beat)
+    "urgent": ("oms.urgent", 1, False),
+    "orders": ("oms.orders,oms.reports", 2, False),
+    "recon": ("oms.recon", 1, True),
+}
+SIM_VENUES = {"sim-a": 8101, "sim-b": 8102}
+
+
+def _home() -> Path:
+    return Path(os.environ.get("OMS_HOME") or Path.cwd() / ".oms").resolve()
+
+
+def _prepare_env() -> Path:
+    """Point every child at the same database and Redis: start embedded ones if needed."""
+    from omsweb import embedded
+
+    home = _home()
+    os.environ["OMS_HOME"] = str(home)
+    embedded.ensure_environment(home)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
+    _simex_credentials(home)
+    return home
+
+
+def _simex_credentials(home: Path) -> None:
+    """The demo's simulated venues and the workers share one generated API key."""
+    path = home / "simex.json"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
+        path.chmod(0o600)
+    creds = json.loads(path.read_text())
+    os.environ.setdefault("SIMEX_API_KEY", creds["key"])
+    os.environ.setdefault("SIMEX_API_SECRET", creds["secret"])
+
+
+def _django() -> None:
+    import django
+
+    django.setup()
+
+
+def _exec(argv: list[str]) -> None:
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)
+
+
+def _python() -> str:
+    return sys.executable
+
+
+def web_argv(host: str | None = None, port: int | None = None) -> list[str]:
+    host = host or os.environ.get("OMS_WEB_HOST", "127.0.0.1")
+    port = port or int(os.environ.get("OMS_WEB_PORT", "8000"))
+    return [
+        _python(), "-m", "uvicorn", "omsweb.asgi:application",
+        "--host", host, "--port", str(port),
+        "--no-access-log", "--lifespan", "off", "--timeout-graceful-shutdown", "5",
+    ]  # fmt: skip
+
+
+def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list[str]:
+    argv = [
+        _python(), "-m", "celery", "-A", "omsweb", "worker",
+        "-Q", queues, "-n", f"{name}@%h", "-c", str(concurrency),
+        "--without-gossip", "--without-mingle", "-l", "INFO",
+    ]  # fmt: skip
+    if beat:
+        argv += ["--beat", "-s", str(_home() / "celerybeat-schedule")]
+    return argv
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from honcho.manager import Manager
+
+    home = _prepare_env()
+    _django()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    from omsweb.demo import load_demo
+
+    created = load_demo(home)
+    host = os.environ.get("OMS_WEB_HOST", "127.0.0.1")
+    port = int(os.environ.get("OMS_WEB_PORT", "8000"))
+    creds = json.loads((home / "credentials.json").read_text())
+    print(f"\nOMS at http://{host}:{port}/  (admin: /admin/, API docs: /api/docs/)")
+    if created:
+        print("First start: users created; passwords and API tokens (saved once to")
+        print(f"  {home / 'credentials.json'}, mode 0600):")
+        for user, c in creds.items():
+            print(f"  {user:7s} password {c['password']}  token {c['token']}")
+    else:
+        print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
+    print("Ctrl-C stops everything.\n", flush=True)
+
+    manager = Manager()
+    env = dict(os.environ)
+    procs: dict[str, list[str]] = {}
+    if not args.no_sim:
+        for name, sim_port in SIM_VENUES.items():
+            procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
+                           "--port", str(sim_port)]  # fmt: skip
+    procs["web"] = web_argv(host, port)
+    for name, (queues, concurrency, beat) in WORKERS.items():
+        procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
+    if _has_venuestream():
+        procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
+    for name, argv in procs.items():
+        manager.add_process(name, shlex.join(argv), env=env)
+    manager.loop()
+    return manager.returncode or 0
+
+
+def _has_venuestream() -> bool:
+    try:
+        import venues.stream  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    from omsweb import embedded
+
+    home = _home()
+    if args.stop:
+        embedded.stop_services(home)
+        print(f"stopped embedded services under {home}")
+        return 0
+    _prepare_env()
+    print(f"DATABASE_URL={os.environ['DATABASE_URL']}")
+    print(f"REDIS_URL={os.environ['REDIS_URL']}")
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _exec(web_argv(args.host, args.port))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    _prepare_env()
+    name = args.name or args.queues.split(",")[0].replace("oms.", "")
+    _exec(worker_argv(args.queues, name=name, concurrency=args.concurrency, beat=args.beat))
+    return 0
+
+
+def cmd_simex(args: argparse.Namespace) -> int:
+    home = _home()
+    _simex_credentials(home)
+    from venues.sim.server import main as simex_main
+
+    argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
+    argv += [
+        "--api-key",
+        os.environ["SIMEX_API_KEY"],
+        "--api-secret",
+        os.environ["SIMEX_API_SECRET"],
+    ]
+    if args.name in ("sim-b",):
+        # a second venue with other prices and depth, so routing has a choice
+        argv += ["--seed", "2", "--mid", "BTC/USDT=60010,ETH/USDT=3001", "--depth-scale", "0.5"]
+    simex_main(argv + args.extra)
+    return 0
+
+
+def cmd_venuestream(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _django()
+    from venues.stream import main as stream_main
+
+    stream_main()
+    return 0
+
+
+def cmd_manage(args: argparse.Namespace) -> int:
+    _prepare_env()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["oms", *args.args])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oms", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="run the whole OMS with demo data")
+    p.add_argument("--no-sim", action="store_true", help="do not start the simulated venues")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("services", help="start (or --stop) embedded PostgreSQL and Redis")
+    p.add_argument("--stop", action="store_true")
+    p.set_defaults(func=cmd_services)
+
+    p = sub.add_parser("web", help="ASGI server")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("worker", help="a Celery worker")
+    p.add_argument("--queues", required=True, help="e.g. oms.orders,oms.reports")
+    p.add_argument("--beat", action="store_true", help="also run the periodic scheduler")
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--name", default=None)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("simex", help="the built-in simulated exchange")
+    p.add_argument("--name", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("extra", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_simex)
+
+    p = sub.add_parser("venuestream", help="follow venues' order updates and books")
+    p.set_defaults(func=cmd_venuestream)
+
+    p = sub.add_parser("manage", help="a Django management command")
+    p.add_argument("args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_manage)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

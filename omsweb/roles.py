@@ -1,0 +1,35 @@
+"""Roles: ``trader`` (only the accounts they belong to), ``risk`` (limits, kill switch,
+sees everything) and ``admin``. A role is a Django group of that name; superusers are
+admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+TRADER, RISK, ADMIN = "trader", "risk", "admin"
+
+
+def has_role(user: Any, *roles: str) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    names = getattr(user, "_oms_roles", None)
+    if names is None:
+        names = set(user.groups.values_list("name", flat=True))
+        user._oms_roles = names
+    return bool(names & set(roles))
+
+
+def sees_all_accounts(user: Any) -> bool:
+    return has_role(user, RISK, ADMIN)
+
+
+def visible_accounts(user: Any) -> QuerySet:
+    from orders.models import Account
+
+    if sees_all_accounts(user):
+        return Account.objects.all()
+    return Account.objects.filter(members=user)

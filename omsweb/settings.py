@@ -1,0 +1,213 @@
+"""Django settings. The environment is read here and only here.
+
+Every variable the OMS reads is listed in ``ENV_VARS`` (and in the README). With
+``DATABASE_URL`` / ``REDIS_URL`` unset, embedded PostgreSQL and Redis are started under
+``OMS_HOME`` (see ``omsweb/embedded.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from omsweb import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+ENV_VARS = {
+    "OMS_HOME": "data directory (embedded database, redis, credentials, logs); default ./.oms",
+    "DATABASE_URL": "PostgreSQL URL; unset = embedded PostgreSQL under OMS_HOME",
+    "REDIS_URL": "Redis URL (broker, channel layer, rate limits); unset = embedded Redis",
+    "OMS_SECRET_KEY": "Django secret key; default: generated once into OMS_HOME",
+    "OMS_DEBUG": "1 for Django debug pages (never in production)",
+    "OMS_ALLOWED_HOSTS": "comma-separated host names; default localhost,127.0.0.1",
+    "OMS_WEB_HOST": "web bind address; default 127.0.0.1",
+    "OMS_WEB_PORT": "web port; default 8000",
+    "OMS_LOG_LEVEL": "log level; default INFO",
+    "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
+}
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    if name not in ENV_VARS:  # a misspelled setting fails loudly
+        raise KeyError(f"unknown OMS setting {name}; known: {sorted(ENV_VARS)}")
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    value = _env(name)
+    return default if value is None else value.lower() in ("1", "true", "yes", "on")
+
+
+OMS_HOME = Path(_env("OMS_HOME", str(BASE_DIR / ".oms"))).resolve()
+embedded.ensure_environment(OMS_HOME)
+
+
+def _secret_key() -> str:
+    key = _env("OMS_SECRET_KEY")
+    if key:
+        return key
+    path = OMS_HOME / "secret_key"
+    if not path.exists():
+        import secrets
+
+        OMS_HOME.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = _env_bool("OMS_DEBUG")
+ALLOWED_HOSTS = (_env("OMS_ALLOWED_HOSTS") or "localhost,127.0.0.1,testserver").split(",")
+WEB_HOST = _env("OMS_WEB_HOST", "127.0.0.1")
+WEB_PORT = int(_env("OMS_WEB_PORT", "8000") or 8000)
+CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0.1")]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "channels",
+    "omsweb",
+    "venues",
+    "orders",
+    "risk",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "omsweb.urls"
+ASGI_APPLICATION = "omsweb.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+    )
+}
+DATABASES["default"]["TEST"] = {"NAME": "test_oms"}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = os.environ["REDIS_URL"]
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "oms",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "oms:ch", "capacity": 5000, "expiry": 30},
+    }
+}
+
+if _env_bool("OMS_TEST_ENV_READY"):
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = OMS_HOME / "static"
+LOGIN_URL = "/admin/login/"
+
+# Oversized bodies are refused before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 100,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "omsweb.errors.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OMS API",
+    "DESCRIPTION": "Order Management System for algorithmic trading",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Celery (omsweb/celery.py reads these with namespace CELERY) -----------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_RESULT_EXPIRES = 300
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "oms.orders"
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_SOFT_TIME_LIMIT = 45
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task not acked within this many seconds is redelivered. No ETA/countdown may exceed it.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 300,
+    "queue_order_strategy": "priority",
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_SEND_TASK_EVENTS = False
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": _env("OMS_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

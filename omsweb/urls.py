@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+
+from omsweb import health
+
+handler400 = "omsweb.errors.json_400"
+handler404 = "omsweb.errors.json_404"
+handler500 = "omsweb.errors.json_500"
+
+api_v1 = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("health/", health.health, name="api-health"),
+    path("", include("orders.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]

@@ -1,0 +1,280 @@
+"""Input validation and output shapes for the order API (DESIGN section 9)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rest_framework import serializers
+
+from orders.models import Fill, Order, OrderEvent, OrderType, Position, Side, TimeInForce
+
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,32}$"
+MAX_DIGITS = 30
+MAX_PLACES = 12
+
+
+def dec(value: Decimal | None) -> str | None:
+    """A Decimal as a plain string without exponent or trailing zeros."""
+    if value is None:
+        return None
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+class PositiveDecimalField(serializers.Field):
+    """A decimal given as a string (or number): finite, > 0, at most 12 places."""
+
+    default_error_messages = {
+        "invalid": 'must be a decimal number given as a string, e.g. "0.5"',
+        "positive": "must be greater than zero",
+        "places": f"at most {MAX_PLACES} decimal places",
+        "digits": f"at most {MAX_DIGITS} digits",
+    }
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, str | int | float):
+            self.fail("invalid")
+        text = str(data).strip()
+        if len(text) > 64:
+            self.fail("digits")
+        try:
+            value = Decimal(text)
+        except (InvalidOperation, ValueError):
+            self.fail("invalid")
+        if not value.is_finite():
+            self.fail("invalid")
+        if value <= 0:
+            self.fail("positive")
+        exponent = value.normalize().as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > MAX_PLACES:
+            self.fail("places")
+        if value >= Decimal(10) ** (MAX_DIGITS - MAX_PLACES):
+            self.fail("digits")
+        return value
+
+    def to_representation(self, value: Decimal) -> str | None:
+        return dec(value)
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, so a typo never silently drops a parameter."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["expected a JSON object"]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["unknown field"] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class OrderCreateSerializer(StrictSerializer):
+    client_order_id = serializers.RegexField(
+        CLIENT_ORDER_ID_PATTERN,
+        required=False,
+        error_messages={
+            "invalid": "1-32 characters from A-Z a-z 0-9 . _ : -",
+        },
+    )
+    account = serializers.CharField(max_length=32)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=Side.values)
+    type = serializers.ChoiceField(choices=OrderType.values)
+    quantity = PositiveDecimalField()
+    price = PositiveDecimalField(required=False, allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.values, required=False)
+    venue = serializers.CharField(max_length=32, required=False, allow_null=True)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        kind, price = attrs.get("type"), attrs.get("price")
+        if kind == OrderType.MARKET and price is not None:
+            raise serializers.ValidationError({"price": ["a market order takes no price"]})
+        if kind == OrderType.LIMIT and price is None:
+            raise serializers.ValidationError({"price": ["a limit order needs a price"]})
+        return attrs
+
+
+class OrderAmendSerializer(StrictSerializer):
+    quantity = PositiveDecimalField(required=False)
+    price = PositiveDecimalField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError({"quantity": ["give a quantity or a price"]})
+        return attrs
+
+
+class CancelAllSerializer(StrictSerializer):
+    account = serializers.CharField(max_length=32, required=False)
+    symbol = serializers.CharField(max_length=32, required=False)
+    venue = serializers.CharField(max_length=32, required=False)
+
+
+class CancelSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
+
+
+# --- Output --------------------------------------------------------------------------
+# Hand-written dict builders: the order path is hot and these are 10x cheaper than
+# nested ModelSerializers. The serializer classes below document the shapes (OpenAPI).
+
+
+def order_to_dict(order: Order) -> dict[str, Any]:
+    leaves = order.leaves_quantity
+    return {
+        "id": order.pk,
+        "client_order_id": order.client_order_id,
+        "account": order.account.code,
+        "symbol": order.instrument.symbol,
+        "side": order.side,
+        "type": order.type,
+        "quantity": dec(order.quantity),
+        "price": dec(order.price),
+        "time_in_force": order.time_in_force,
+        "venue": order.venue.name if order.venue_id else None,
+        "venue_order_id": order.venue_order_id or None,
+        "status": order.status,
+        "filled_quantity": dec(order.filled_quantity),
+        "leaves_quantity": dec(leaves),
+        "average_price": dec(order.average_price),
+        "reason": order.reason,
+        "parent_id": order.parent_id,
+        "created_at": order.created_at.isoformat(),
+        "updated_at": order.updated_at.isoformat(),
+    }
+
+
+def event_to_dict(event: OrderEvent) -> dict[str, Any]:
+    return {
+        "sequence": event.sequence,
+        "kind": event.kind,
+        "source": event.source,
+        "status": event.status,
+        "payload": event.payload,
+        "late": event.late,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def fill_to_dict(fill: Fill) -> dict[str, Any]:
+    return {
+        "id": fill.pk,
+        "order_id": fill.order_id,
+        "account": fill.account.code,
+        "symbol": fill.instrument.symbol,
+        "venue": fill.venue.name,
+        "venue_trade_id": fill.venue_trade_id,
+        "side": fill.side,
+        "quantity": dec(fill.quantity),
+        "price": dec(fill.price),
+        "fee": dec(fill.fee),
+        "fee_currency": fill.fee_currency,
+        "is_maker": fill.is_maker,
+        "late": fill.late,
+        "executed_at": fill.executed_at.isoformat() if fill.executed_at else None,
+        "created_at": fill.created_at.isoformat(),
+    }
+
+
+def position_to_dict(position: Position) -> dict[str, Any]:
+    return {
+        "account": position.account.code,
+        "symbol": position.instrument.symbol,
+        "quantity": dec(position.quantity),
+        "average_price": dec(position.average_price),
+        "realized_pnl": dec(position.realized_pnl),
+        "unrealized_pnl": dec(position.unrealized_pnl),
+        "fees": dec(position.fees),
+        "mark_price": dec(position.mark_price),
+        "updated_at": position.updated_at.isoformat(),
+    }
+
+
+class _Out(serializers.Serializer):
+    builder: Any = None
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return type(self).builder(instance)
+
+
+class OrderSerializer(_Out):
+    builder = staticmethod(order_to_dict)
+    id = serializers.IntegerField()
+    client_order_id = serializers.CharField()
+    account = serializers.CharField()
+    symbol = serializers.CharField()
+    side = serializers.ChoiceField(choices=Side.values)
+    type = serializers.ChoiceField(choices=OrderType.values)
+    quantity = serializers.CharField()
+    price = serializers.CharField(allow_null=True)
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.values)
+    venue = serializers.CharField(allow_null=True)
+    venue_order_id = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=Order.Status.values)
+    filled_quantity = serializers.CharField()
+    leaves_quantity = serializers.CharField()
+    average_price = serializers.CharField(allow_null=True)
+    reason = serializers.CharField()
+    parent_id = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class OrderEventSerializer(_Out):
+    builder = staticmethod(event_to_dict)
+    sequence = serializers.IntegerField()
+    kind = serializers.CharField()
+    source = serializers.CharField()
+    status = serializers.CharField()
+    payload = serializers.JSONField()
+    late = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class FillSerializer(_Out):
+    builder = staticmethod(fill_to_dict)
+    id = serializers.IntegerField()
+    order_id = serializers.IntegerField()
+    account = serializers.CharField()
+    symbol = serializers.CharField()
+    venue = serializers.CharField()
+    venue_trade_id = serializers.CharField()
+    side = serializers.CharField()
+    quantity = serializers.CharField()
+    price = serializers.CharField()
+    fee = serializers.CharField()
+    fee_currency = serializers.CharField()
+    is_maker = serializers.BooleanField(allow_null=True)
+    late = serializers.BooleanField()
+    executed_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class OrderDetailSerializer(OrderSerializer):
+    events = OrderEventSerializer(many=True)
+    fills = FillSerializer(many=True)
+
+    def to_representation(self, instance: Order) -> dict[str, Any]:
+        data = order_to_dict(instance)
+        data["events"] = [event_to_dict(e) for e in instance.events.order_by("sequence")]
+        data["fills"] = [
+            fill_to_dict(f)
+            for f in instance.fills.select_related("account", "instrument", "venue").order_by("id")
+        ]
+        return data
+
+
+class PositionSerializer(_Out):
+    builder = staticmethod(position_to_dict)
+    account = serializers.CharField()
+    symbol = serializers.CharField()
+    quantity = serializers.CharField()
+    average_price = serializers.CharField(allow_null=True)
+    realized_pnl = serializers.CharField()
+    unrealized_pnl = serializers.CharField(allow_null=True)
+    fees = serializers.CharField()
+    mark_price = serializers.CharField(allow_null=True)
+    updated_at = serializers.DateTimeField()

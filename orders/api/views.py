@@ -1,0 +1,180 @@
+"""Order API views: parse with a serializer, call one service, serialize the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from omsweb.roles import visible_accounts
+from orders import services
+from orders.api import serializers as s
+from orders.models import Account, Fill, Instrument, Order, Position
+from venues.models import Venue
+
+
+def _lookup(model: Any, field: str, value: str, *, name: str, queryset: QuerySet | None = None):
+    qs = queryset if queryset is not None else model.objects.all()
+    obj = qs.filter(**{field: value}).first()
+    if obj is None:
+        raise serializers.ValidationError({name: [f"unknown {name} {value!r}"]})
+    return obj
+
+
+class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.OrderSerializer
+
+    def get_queryset(self) -> QuerySet[Order]:
+        qs = Order.objects.select_related("account", "instrument", "venue")
+        qs = qs.filter(account__in=visible_accounts(self.request.user))
+        params = self.request.query_params
+        for param, field in (
+            ("status", "status"),
+            ("account", "account__code"),
+            ("symbol", "instrument__symbol"),
+            ("venue", "venue__name"),
+            ("client_order_id", "client_order_id"),
+        ):
+            value = params.get(param)
+            if value:
+                qs = qs.filter(**{f"{field}__in": value.split(",")})
+        return qs.order_by("-id")
+
+    def get_serializer_class(self):
+        if self.action == "retrieve":
+            return s.OrderDetailSerializer
+        return s.OrderSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(p, str, description=f"filter by {p} (comma-separated)")
+            for p in ("status", "account", "symbol", "venue", "client_order_id")
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.OrderCreateSerializer,
+        responses={201: s.OrderSerializer, 200: s.OrderSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        data = s.OrderCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        v = data.validated_data
+        account = _lookup(
+            Account,
+            "code",
+            v["account"],
+            name="account",
+            queryset=visible_accounts(request.user),
+        )
+        instrument = _lookup(Instrument, "symbol", v["symbol"], name="symbol")
+        venue = None
+        if v.get("venue"):
+            venue = _lookup(Venue, "name", v["venue"], name="venue")
+        result = services.order_submit(
+            user=request.user,
+            account=account,
+            instrument=instrument,
+            side=v["side"],
+            type=v["type"],
+            quantity=v["quantity"],
+            price=v.get("price"),
+            time_in_force=v.get("time_in_force") or ("IOC" if v["type"] == "market" else "GTC"),
+            venue=venue,
+            client_order_id=v.get("client_order_id"),
+        )
+        return Response(
+            s.order_to_dict(result.order),
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=s.CancelSerializer, responses={202: s.OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        body = s.CancelSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        order = self.get_object()
+        order = services.order_cancel(
+            order_id=order.pk, source="api", reason=body.validated_data.get("reason", "")
+        )
+        return Response(s.order_to_dict(order), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.OrderAmendSerializer, responses={202: s.OrderSerializer})
+    @action(detail=True, methods=["post"])
+    def amend(self, request: Request, pk: str) -> Response:
+        body = s.OrderAmendSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        order = self.get_object()
+        order = services.order_amend(
+            order_id=order.pk,
+            quantity=body.validated_data.get("quantity"),
+            price=body.validated_data.get("price"),
+        )
+        return Response(s.order_to_dict(order), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=s.CancelAllSerializer, responses={202: dict})
+    @action(detail=False, methods=["post"], url_path="cancel-all")
+    def cancel_all(self, request: Request) -> Response:
+        body = s.CancelAllSerializer(data=request.data or {})
+        body.is_valid(raise_exception=True)
+        v = body.validated_data
+        qs = Order.objects.filter(account__in=visible_accounts(request.user))
+        if v.get("account"):
+            account = _lookup(
+                Account,
+                "code",
+                v["account"],
+                name="account",
+                queryset=visible_accounts(request.user),
+            )
+            qs = qs.filter(account=account)
+        if v.get("symbol"):
+            qs = qs.filter(instrument=_lookup(Instrument, "symbol", v["symbol"], name="symbol"))
+        if v.get("venue"):
+            qs = qs.filter(venue=_lookup(Venue, "name", v["venue"], name="venue"))
+        ids = services.order_cancel_all(orders=qs, source="api", reason="cancel-all")
+        return Response({"canceled": len(ids), "order_ids": ids}, status=status.HTTP_202_ACCEPTED)
+
+
+class FillViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.FillSerializer
+
+    def get_queryset(self) -> QuerySet[Fill]:
+        qs = Fill.objects.select_related("account", "instrument", "venue").filter(
+            account__in=visible_accounts(self.request.user)
+        )
+        params = self.request.query_params
+        for param, field in (
+            ("account", "account__code"),
+            ("symbol", "instrument__symbol"),
+            ("venue", "venue__name"),
+            ("order", "order_id"),
+        ):
+            if params.get(param):
+                values = params[param].split(",")
+                if param == "order":
+                    values = [x for x in values if x.isdigit()]
+                qs = qs.filter(**{f"{field}__in": values})
+        return qs.order_by("-id")
+
+
+class PositionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = s.PositionSerializer
+
+    def get_queryset(self) -> QuerySet[Position]:
+        qs = Position.objects.select_related("account", "instrument").filter(
+            account__in=visible_accounts(self.request.user)
+        )
+        params = self.request.query_params
+        if params.get("account"):
+            qs = qs.filter(account__code__in=params["account"].split(","))
+        if params.get("symbol"):
+            qs = qs.filter(instrument__symbol__in=params["symbol"].split(","))
+        return qs.order_by("account__code", "instrument__symbol")

@@ -1,0 +1,238 @@
+"""Accounts, instruments, orders, their events and fills, positions.
+
+Orders change only through ``orders/services.py`` under ``select_for_update``; nothing
+saves an Order from a view or a task. The lifecycle rules live in
+``orders/domain/lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+
+from orders.domain.lifecycle import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
+
+QTY = {"max_digits": 30, "decimal_places": 12}
+ZERO = Decimal(0)
+
+
+class Account(models.Model):
+    code = models.SlugField(max_length=32, unique=True, help_text="e.g. DEMO")
+    name = models.CharField(max_length=100, blank=True, default="")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="accounts")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Instrument(models.Model):
+    symbol = models.CharField(max_length=32, unique=True, help_text="unified symbol, BASE/QUOTE")
+    base = models.CharField(max_length=16)
+    quote = models.CharField(max_length=16)
+    tick_size = models.DecimalField(**QTY)
+    lot_size = models.DecimalField(**QTY)
+    min_notional = models.DecimalField(**QTY, default=ZERO)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["symbol"]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Side(models.TextChoices):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(models.TextChoices):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(models.TextChoices):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class Order(models.Model):
+    Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])
+
+    client_order_id = models.CharField(max_length=32, unique=True)
+    # The id the venue knows the order by now: the client order id, then one per amend
+    # (``<client_order_id>/<n>``) because a cancel-replace needs a fresh id.
+    venue_client_order_id = models.CharField(max_length=40, unique=True, null=True, blank=True)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=6, choices=OrderType.choices)
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**QTY, null=True, blank=True)
+    time_in_force = models.CharField(
+        max_length=3, choices=TimeInForce.choices, default=TimeInForce.GTC
+    )
+    venue = models.ForeignKey(
+        "venues.Venue", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
+    )
+    venue_order_id = models.CharField(max_length=64, blank=True, default="")
+    status = models.CharField(max_length=16, choices=Status.choices, default="PENDING_NEW")
+    prior_status = models.CharField(max_length=16, blank=True, default="")
+    filled_quantity = models.DecimalField(**QTY, default=ZERO)
+    filled_notional = models.DecimalField(max_digits=40, decimal_places=16, default=ZERO)
+    average_price = models.DecimalField(**QTY, null=True, blank=True)
+    pending_quantity = models.DecimalField(**QTY, null=True, blank=True)
+    pending_price = models.DecimalField(**QTY, null=True, blank=True)
+    amend_count = models.PositiveIntegerField(default=0)
+    reason = models.TextField(blank=True, default="")
+    parent = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="children"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True
+    )
+    # Fingerprint of the request that created the order: a replay with the same client
+    # order id must carry the same fields, else 409.
+    request_fingerprint = models.CharField(max_length=64)
+    event_sequence = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["account", "status"]),
+            models.Index(fields=["venue", "venue_order_id"]),
+            models.Index(
+                fields=["status", "updated_at"],
+                name="order_working_idx",
+                condition=~models.Q(status__in=[s.value for s in TERMINAL_STATUSES]),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(quantity__gt=0), name="order_qty_positive"),
+            models.CheckConstraint(
+                condition=models.Q(filled_quantity__gte=0)
+                & models.Q(filled_quantity__lte=models.F("quantity")),
+                name="order_filled_within_quantity",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.client_order_id} {self.side} {self.quantity} {self.instrument_id}"
+
+    @property
+    def symbol(self) -> str:
+        return self.instrument.symbol
+
+    @property
+    def leaves_quantity(self) -> Decimal:
+        if self.status in {s.value for s in TERMINAL_STATUSES}:
+            return ZERO
+        return self.quantity - self.filled_quantity
+
+    @property
+    def is_working(self) -> bool:
+        return self.status in {s.value for s in WORKING_STATUSES}
+
+
+class OrderEvent(models.Model):
+    """Append-only history of an order: one row per change, in sequence."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    sequence = models.PositiveIntegerField()
+    kind = models.CharField(max_length=32)
+    source = models.CharField(max_length=16)  # api | worker | venue | recon | risk | admin
+    status = models.CharField(max_length=16)  # status after the event
+    payload = models.JSONField(default=dict)
+    late = models.BooleanField(default=False, help_text="correction after a terminal state")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "sequence"], name="order_event_sequence")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_id}#{self.sequence} {self.kind}"
+
+
+class Fill(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    venue = models.ForeignKey("venues.Venue", on_delete=models.PROTECT, related_name="fills")
+    venue_trade_id = models.CharField(max_length=64)
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="fills")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="fills")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**QTY)
+    fee = models.DecimalField(**QTY, default=ZERO)
+    fee_currency = models.CharField(max_length=16, blank=True, default="")
+    is_maker = models.BooleanField(null=True)
+    late = models.BooleanField(default=False)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["venue", "venue_trade_id"], name="fill_unique_trade")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id}:{self.venue_trade_id} {self.side} {self.quantity}@{self.price}"
+
+
+class Position(models.Model):
+    """Net position of an account in an instrument across venues, in quote currency P&L."""
+
+    account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
+    quantity = models.DecimalField(**QTY, default=ZERO)  # signed: > 0 long, < 0 short
+    average_price = models.DecimalField(**QTY, null=True, blank=True)
+    realized_pnl = models.DecimalField(**QTY, default=ZERO)
+    fees = models.DecimalField(**QTY, default=ZERO)  # in quote currency
+    mark_price = models.DecimalField(**QTY, null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "instrument_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "instrument"], name="position_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}/{self.instrument_id} {self.quantity}"
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.mark_price is None or self.average_price is None or not self.quantity:
+            return ZERO if not self.quantity else None
+        return (self.mark_price - self.average_price) * self.quantity
+
+
+class VenueOrderRef(models.Model):
+    """Every id a venue has given an order (one per amend with cancel-replace), so a
+    late trade of an older venue order still finds its OMS order."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="venue_refs")
+    venue = models.ForeignKey("venues.Venue", on_delete=models.PROTECT, related_name="+")
+    venue_order_id = models.CharField(max_length=64)
+    venue_client_order_id = models.CharField(max_length=40)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["venue", "venue_order_id"], name="venue_order_ref")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id}:{self.venue_order_id} -> {self.order_id}"

@@ -1,0 +1,280 @@
+"""What the order tasks do: call the venue adapter, turn its answer into execution
+reports, apply them through ``orders.services``.
+
+No database lock is held while a venue is called: the order is moved to SUBMITTED (or
+PENDING_CANCEL / PENDING_REPLACE) and committed first, then the venue is called, then
+the answer is applied under the lock. A crash between the two leaves the order in a
+pending state that the in-doubt resolution (``resolve_order``) settles by asking the
+venue for the client order id, never by sending again blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.utils import timezone
+
+from orders import services
+from orders.domain.lifecycle import OrderStatus
+from orders.models import Fill, Order
+from orders.reports import ExecutionReport, ReportKind
+from venues import base
+from venues.base import (
+    OrderRequest,
+    VenueInDoubt,
+    VenueOrder,
+    VenueOrderNotFound,
+    VenueOrderStatus,
+    VenueRateLimited,
+    VenueRejected,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pipeline step did, for the task to decide on retries."""
+
+    done: bool
+    retry_after: float | None = None  # seconds; set when the step must be retried
+    detail: str = ""
+    not_found: bool = False  # the venue does not know the order
+
+
+def _adapter(order: Order) -> base.VenueAdapter:
+    from venues.registry import adapter_for
+
+    assert order.venue is not None
+    return adapter_for(order.venue)
+
+
+def _load(order_id: int) -> Order:
+    return Order.objects.select_related("instrument", "venue", "account").get(pk=order_id)
+
+
+def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[ExecutionReport]:
+    """The reports that bring ``order`` to what the venue says of it, in applying order:
+    ack, each trade, then a terminal cancel/expiry/rejection."""
+    if answer.status == VenueOrderStatus.REJECTED:
+        return [ExecutionReport(kind=ReportKind.REJECT, source=source, reason="rejected by venue")]
+    reports = [
+        ExecutionReport(
+            kind=ReportKind.ACK,
+            source=source,
+            venue_order_id=answer.venue_order_id,
+            client_order_id=answer.client_order_id,
+        )
+    ]
+    for trade in answer.trades:
+        reports.append(
+            ExecutionReport(
+                kind=ReportKind.FILL,
+                source=source,
+                venue_order_id=trade.venue_order_id or answer.venue_order_id,
+                trade_id=trade.trade_id,
+                quantity=trade.quantity,
+                price=trade.price,
+                fee=trade.fee,
+                fee_currency=trade.fee_currency,
+                is_maker=trade.is_maker,
+                executed_at=trade.timestamp,
+            )
+        )
+    if answer.status == VenueOrderStatus.CANCELED:
+        reports.append(ExecutionReport(kind=ReportKind.CANCELED, source=source))
+    elif answer.status == VenueOrderStatus.EXPIRED:
+        reason = "remainder expired" if order.time_in_force in ("IOC", "FOK") else "expired"
+        reports.append(ExecutionReport(kind=ReportKind.EXPIRED, source=source, reason=reason))
+    return reports
+
+
+def apply_reports(order_id: int, reports: list[ExecutionReport]) -> None:
+    for report in reports:
+        services.execution_apply(order_id=order_id, report=report)
+
+
+def _missing_trades(order: Order, answer: VenueOrder, adapter: base.VenueAdapter) -> VenueOrder:
+    """When the venue reports more filled than the trades we hold, fetch the trades."""
+    known = sum((t.quantity for t in answer.trades), Decimal(0))
+    if answer.filled_quantity <= max(known, Decimal(0)) or not answer.venue_order_id:
+        return answer
+    have = set(Fill.objects.filter(order=order).values_list("venue_trade_id", flat=True)) | {
+        t.trade_id for t in answer.trades
+    }
+    stored = sum(Fill.objects.filter(order=order).values_list("quantity", flat=True), Decimal(0))
+    if stored >= answer.filled_quantity:
+        return answer
+    since = int((order.created_at - timedelta(minutes=1)).timestamp() * 1000)
+    trades = [
+        t
+        for t in adapter.fetch_trades(symbol=order.instrument.symbol, since_ms=since)
+        if t.venue_order_id == answer.venue_order_id and t.trade_id not in have
+    ]
+    return VenueOrder(**{**answer.__dict__, "trades": (*answer.trades, *trades)})
+
+
+def submit(order_id: int) -> Outcome:
+    """Send a PENDING_NEW order. Idempotent: anything past PENDING_NEW is left alone."""
+    order = services.order_mark_submitted(order_id=order_id)
+    if order is None:
+        return Outcome(done=True, detail="not pending new")
+    return send_to_venue(order)
+
+
+def send_to_venue(order: Order) -> Outcome:
+    request = OrderRequest(
+        client_order_id=order.venue_client_order_id or order.client_order_id,
+        symbol=order.instrument.symbol,
+        side=order.side,
+        type=order.type,
+        quantity=order.quantity,
+        price=order.price,
+        time_in_force=order.time_in_force,
+    )
+    try:
+        answer = _adapter(order).submit_order(request)
+    except VenueRejected as exc:
+        apply_reports(
+            order.pk,
+            [ExecutionReport(kind=ReportKind.REJECT, source="venue", reason=exc.reason)],
+        )
+        return Outcome(done=True, detail=exc.reason)
+    except VenueRateLimited as exc:
+        # A 429/418 means the venue did not take the order: safe to send again later.
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except VenueInDoubt as exc:
+        log.warning("order %s submit in doubt: %s", order.pk, exc.reason)
+        return Outcome(done=False, detail=f"in doubt: {exc.reason}")
+    apply_reports(order.pk, reports_for(order, answer, source="venue"))
+    return Outcome(done=True)
+
+
+def cancel(order_id: int) -> Outcome:
+    """Cancel at the venue an order in PENDING_CANCEL. Idempotent."""
+    order = _load(order_id)
+    if order.status != OrderStatus.PENDING_CANCEL.value:
+        return Outcome(done=True, detail=f"status {order.status}")
+    adapter = _adapter(order)
+    try:
+        answer = adapter.cancel_order(
+            symbol=order.instrument.symbol,
+            client_order_id=order.venue_client_order_id or order.client_order_id,
+            venue_order_id=order.venue_order_id or None,
+        )
+    except VenueOrderNotFound:
+        # Filled or canceled already, or never arrived: ask the venue what it knows.
+        return sync_from_venue(order_id, not_found="canceled")
+    except VenueRejected as exc:
+        apply_reports(
+            order_id,
+            [ExecutionReport(kind=ReportKind.CANCEL_REJECTED, source="venue", reason=exc.reason)],
+        )
+        return Outcome(done=True, detail=exc.reason)
+    except VenueRateLimited as exc:
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except VenueInDoubt as exc:
+        return Outcome(done=False, retry_after=0.5, detail=exc.reason)
+    answer = _missing_trades(order, answer, adapter)
+    apply_reports(order_id, reports_for(order, answer, source="venue"))
+    return Outcome(done=True)
+
+
+def amend(order_id: int) -> Outcome:
+    """Carry out a PENDING_REPLACE amend at the venue. Idempotent."""
+    order = _load(order_id)
+    if order.status != OrderStatus.PENDING_REPLACE.value:
+        return Outcome(done=True, detail=f"status {order.status}")
+    adapter = _adapter(order)
+    new_id = f"{order.client_order_id}/{order.amend_count + 1}"
+    assert order.pending_quantity is not None
+    try:
+        answer = adapter.amend_order(
+            symbol=order.instrument.symbol,
+            client_order_id=order.venue_client_order_id or order.client_order_id,
+            venue_order_id=order.venue_order_id or None,
+            new_client_order_id=new_id,
+            side=order.side,
+            quantity=order.pending_quantity,
+            price=order.pending_price,
+        )
+    except VenueRejected as exc:
+        # The old order may be gone (cancel done, new placement refused): settle by
+        # asking the venue about the old id.
+        apply_reports(
+            order_id,
+            [ExecutionReport(kind=ReportKind.REPLACE_REJECTED, source="venue", reason=exc.reason)],
+        )
+        sync_from_venue(order_id, not_found="keep")
+        return Outcome(done=True, detail=exc.reason)
+    except VenueRateLimited as exc:
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except (VenueInDoubt, VenueOrderNotFound) as exc:
+        return Outcome(done=False, detail=f"in doubt: {exc.reason}")
+    reports = [
+        ExecutionReport(
+            kind=ReportKind.REPLACED,
+            source="venue",
+            venue_order_id=answer.venue_order_id,
+            client_order_id=answer.client_order_id or new_id,
+            quantity=order.pending_quantity,
+            price=order.pending_price,
+        )
+    ]
+    reports += [r for r in reports_for(order, answer, source="venue") if r.kind != ReportKind.ACK]
+    apply_reports(order_id, reports)
+    return Outcome(done=True)
+
+
+def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
+    """Bring one order to the venue's truth by asking for its client order id.
+
+    ``not_found`` says what a venue that never heard of the order means here:
+    ``"canceled"`` (close it), ``"resend"`` (send it again with the same id: only for an
+    order the venue confirms it never received) or ``"keep"`` (leave it).
+    """
+    order = _load(order_id)
+    if order.status in {s.value for s in (OrderStatus.PENDING_NEW,)}:
+        return Outcome(done=True, detail="not sent yet")
+    adapter = _adapter(order)
+    client_id = order.venue_client_order_id or order.client_order_id
+    try:
+        answer = adapter.fetch_order(symbol=order.instrument.symbol, client_order_id=client_id)
+    except VenueOrderNotFound:
+        if not_found == "canceled":
+            apply_reports(
+                order_id,
+                [
+                    ExecutionReport(
+                        kind=ReportKind.CANCELED, source="recon", reason="not found at venue"
+                    )
+                ],
+            )
+            return Outcome(done=True, detail="not found at venue: closed")
+        if not_found == "resend" and order.status == OrderStatus.SUBMITTED.value:
+            return send_to_venue(order)
+        return Outcome(done=True, detail="not found at venue", not_found=True)
+    except VenueRateLimited as exc:
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except (VenueInDoubt, VenueRejected) as exc:
+        return Outcome(done=False, detail=exc.reason)
+    answer = _missing_trades(order, answer, adapter)
+    reports = reports_for(order, answer, source="recon")
+    if order.status == OrderStatus.PENDING_CANCEL.value and answer.is_open:
+        # The venue still has it working: the cancel did not take; try again.
+        return Outcome(done=False, retry_after=0.5, detail="still open at venue")
+    apply_reports(order_id, reports)
+    return Outcome(done=True)
+
+
+def stale_submitted(age: timedelta) -> list[int]:
+    """Orders sent but unanswered for longer than ``age``: in doubt."""
+    cutoff = timezone.now() - age
+    return list(
+        Order.objects.filter(status=OrderStatus.SUBMITTED.value, updated_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )[:500]
+    )

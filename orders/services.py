@@ -1,0 +1,669 @@
+"""Order services: the only code that changes orders, fills and positions.
+
+Each service takes the order's row lock (``select_for_update``), turns the request or
+the venue's report into a domain event, applies it with the pure state machine in
+``orders/domain/lifecycle.py``, writes the changed fields with ``update_fields``, appends
+the ``OrderEvent`` and schedules side effects (tasks, live pushes) on commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+
+from omsweb import realtime
+from orders.domain import lifecycle as lc
+from orders.domain.positions import PositionState, apply_fill
+from orders.models import (
+    Account,
+    Fill,
+    Instrument,
+    Order,
+    OrderEvent,
+    Position,
+    VenueOrderRef,
+)
+from orders.reports import ExecutionReport, ReportKind
+from venues.models import Venue
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+DB_PLACES = Decimal("1e-12")
+
+
+# --- Errors ---------------------------------------------------------------------------
+
+
+class OrderError(Exception):
+    """A user-caused problem with an order request. ``code`` is stable for clients."""
+
+    status_code = 400
+    code = "INVALID"
+
+    def __init__(self, message: str, *, field: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.extra = extra
+
+
+class OrderValidationError(OrderError):
+    code = "VALIDATION_ERROR"
+
+
+class OrderConflict(OrderError):
+    status_code = 409
+    code = "CLIENT_ORDER_ID_CONFLICT"
+
+
+class OrderStateConflict(OrderError):
+    status_code = 409
+    code = "ORDER_STATE_CONFLICT"
+
+
+class OrderRiskDenied(OrderError):
+    status_code = 422
+    code = "RISK_DENIED"
+
+    def __init__(self, message: str, *, order: Order, reasons: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.order = order
+        self.reasons = reasons
+
+
+# --- Helpers --------------------------------------------------------------------------
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def _fingerprint(fields: dict[str, Any]) -> str:
+    raw = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def new_client_order_id() -> str:
+    return "oms-" + uuid.uuid4().hex[:24]
+
+
+def state_of(order: Order) -> lc.OrderState:
+    return lc.OrderState(
+        status=lc.OrderStatus(order.status),
+        quantity=order.quantity,
+        price=order.price,
+        filled_quantity=order.filled_quantity,
+        average_price=order.average_price,
+        prior_status=lc.OrderStatus(order.prior_status) if order.prior_status else None,
+        venue_order_id=order.venue_order_id or None,
+        pending_quantity=order.pending_quantity,
+        pending_price=order.pending_price,
+        filled_notional=order.filled_notional,
+    )
+
+
+_STATE_FIELDS = (
+    "status",
+    "quantity",
+    "price",
+    "filled_quantity",
+    "filled_notional",
+    "average_price",
+    "prior_status",
+    "venue_order_id",
+    "pending_quantity",
+    "pending_price",
+)
+
+
+def _write_state(order: Order, state: lc.OrderState) -> list[str]:
+    """Copy a domain state onto the row; return the fields that changed."""
+    new = {
+        "status": state.status.value,
+        "quantity": state.quantity,
+        "price": state.price,
+        "filled_quantity": state.filled_quantity,
+        "filled_notional": state.filled_notional,
+        "average_price": (
+            None if state.average_price is None else state.average_price.quantize(DB_PLACES)
+        ),
+        "prior_status": state.prior_status.value if state.prior_status else "",
+        "venue_order_id": state.venue_order_id or "",
+        "pending_quantity": state.pending_quantity,
+        "pending_price": state.pending_price,
+    }
+    changed = []
+    for name in _STATE_FIELDS:
+        if getattr(order, name) != new[name]:
+            setattr(order, name, new[name])
+            changed.append(name)
+    return changed
+
+
+def _append_event(
+    order: Order,
+    *,
+    kind: str,
+    source: str,
+    payload: dict[str, Any] | None = None,
+    late: bool = False,
+) -> OrderEvent:
+    order.event_sequence += 1
+    return OrderEvent.objects.create(
+        order=order,
+        sequence=order.event_sequence,
+        kind=kind,
+        source=source,
+        status=order.status,
+        payload=payload or {},
+        late=late,
+    )
+
+
+def _transition(
+    order: Order,
+    event: lc.OrderEvent,
+    *,
+    source: str,
+    payload: dict[str, Any] | None = None,
+    extra_fields: Iterable[str] = (),
+) -> lc.Transition:
+    """Apply ``event`` to a locked order, save what changed, append the event."""
+    transition = lc.apply(state_of(order), event)
+    changed = _write_state(order, transition.state)
+    _append_event(order, kind=event.kind, source=source, payload=payload, late=transition.late)
+    order.save(update_fields=[*changed, *extra_fields, "event_sequence", "updated_at"])
+    _publish_order(order)
+    return transition
+
+
+def _publish_order(order: Order) -> None:
+    realtime.publish_on_commit("order.updated", account_id=order.account_id, order_id=order.pk)
+
+
+def _locked(order_id: int) -> Order:
+    return (
+        Order.objects.select_for_update(of=("self",))
+        .select_related("instrument", "account", "venue")
+        .get(pk=order_id)
+    )
+
+
+def _on_commit_task(task_path: str, *args: Any) -> None:
+    """Enqueue a task after the transaction commits (never inside it)."""
+
+    def send() -> None:
+        from omsweb.celery import app
+
+        try:
+            app.send_task(task_path, args=args)
+        except Exception:  # broker down: the outbox sweep re-sends it, nothing is lost
+            log.exception("enqueue %s%s failed; the sweep will retry", task_path, args)
+
+    transaction.on_commit(send)
+
+
+# --- Submit ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool
+
+
+def _check_increments(instrument: Instrument, *, quantity: Decimal, price: Decimal | None) -> None:
+    if quantity % instrument.lot_size:
+        raise OrderValidationError(
+            f"quantity {_dec(quantity)} is not a multiple of the lot size "
+            f"{_dec(instrument.lot_size)} for {instrument.symbol}",
+            field="quantity",
+        )
+    if price is not None and price % instrument.tick_size:
+        raise OrderValidationError(
+            f"price {_dec(price)} is not a multiple of the tick size "
+            f"{_dec(instrument.tick_size)} for {instrument.symbol}",
+            field="price",
+        )
+
+
+def _choose_venue(instrument: Instrument) -> Venue:
+    from routing.venue_choice import choose_venue
+
+    venue = choose_venue(instrument=instrument)
+    if venue is None:
+        raise OrderValidationError(f"no enabled venue trades {instrument.symbol}", field="venue")
+    return venue
+
+
+def order_submit(
+    *,
+    user: Any,
+    account: Account,
+    instrument: Instrument,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    price: Decimal | None,
+    time_in_force: str = "GTC",
+    venue: Venue | None = None,
+    client_order_id: str | None = None,
+    parent: Order | None = None,
+    source: str = "api",
+) -> SubmitResult:
+    """Persist a new order as PENDING_NEW and send it to its venue on commit.
+
+    Idempotent on ``client_order_id``: the same id with the same fields returns the
+    existing order (``created=False``); with other fields raises ``OrderConflict``.
+    """
+    if type == "market" and price is not None:
+        raise OrderValidationError("a market order takes no price", field="price")
+    if type == "limit" and price is None:
+        raise OrderValidationError("a limit order needs a price", field="price")
+    if type == "market" and time_in_force == "GTC":
+        time_in_force = "IOC"  # a market order never rests
+    fingerprint = _fingerprint(
+        {
+            "account": account.code,
+            "symbol": instrument.symbol,
+            "side": side,
+            "type": type,
+            "quantity": _dec(quantity),
+            "price": _dec(price),
+            "time_in_force": time_in_force,
+            "venue": venue.name if venue else None,
+        }
+    )
+    if client_order_id:
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        if existing is not None:
+            return _replay(existing, fingerprint, user=user)
+    else:
+        client_order_id = new_client_order_id()
+
+    if not instrument.enabled:
+        raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
+    if venue is not None and not venue.enabled:
+        raise OrderValidationError(f"venue {venue.name} is disabled", field="venue")
+    _check_increments(instrument, quantity=quantity, price=price)
+    chosen = venue or _choose_venue(instrument)
+
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                client_order_id=client_order_id,
+                venue_client_order_id=client_order_id,
+                account=account,
+                instrument=instrument,
+                side=side,
+                type=type,
+                quantity=quantity,
+                price=price,
+                time_in_force=time_in_force,
+                venue=chosen,
+                status=lc.OrderStatus.PENDING_NEW.value,
+                parent=parent,
+                created_by=user if getattr(user, "pk", None) else None,
+                request_fingerprint=fingerprint,
+            )
+            denial = _pre_trade_check(order)
+            if denial:
+                _deny(order, denial)
+            else:
+                _append_event(
+                    order,
+                    kind="OrderCreated",
+                    source=source,
+                    payload={
+                        "quantity": _dec(quantity),
+                        "price": _dec(price),
+                        "venue": chosen.name,
+                        "routed": venue is None,
+                    },
+                )
+                order.save(update_fields=["event_sequence"])
+                _on_commit_task("oms.orders.submit", order.pk)
+                _publish_order(order)
+    except IntegrityError:
+        # Lost a race with a concurrent request carrying the same client order id.
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint, user=user)
+    if denial:
+        raise OrderRiskDenied("order denied by pre-trade risk", order=order, reasons=denial)
+    return SubmitResult(order=order, created=True)
+
+
+def _replay(existing: Order, fingerprint: str, *, user: Any) -> SubmitResult:
+    if existing.request_fingerprint != fingerprint:
+        raise OrderConflict(
+            f"client_order_id {existing.client_order_id!r} was already used for a different order",
+            field="client_order_id",
+        )
+    return SubmitResult(order=existing, created=False)
+
+
+def _pre_trade_check(order: Order) -> list[dict[str, Any]]:
+    """Risk hook: a list of failing reasons, empty when the order may go."""
+    check: Callable[[Order], list[dict[str, Any]]] | None
+    try:
+        from risk.engine import check_new_order as check
+    except ImportError:  # the risk engine is not installed yet
+        check = None
+    return check(order) if check else []
+
+
+def _deny(order: Order, reasons: list[dict[str, Any]]) -> None:
+    codes = tuple(r.get("message") or r.get("check", "") for r in reasons)
+    order.reason = "; ".join(codes)
+    _transition(
+        order,
+        lc.OrderDenied(reasons=codes),
+        source="risk",
+        payload={"reasons": reasons},
+        extra_fields=["reason"],
+    )
+
+
+# --- Cancel / amend -------------------------------------------------------------------
+
+
+def order_cancel(*, order_id: int, source: str = "api", reason: str = "") -> Order:
+    """Request a cancel. Not yet sent: canceled at once. Working: PENDING_CANCEL and a
+    cancel task on the urgent queue. Already canceled or cancel pending: unchanged."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        status = lc.OrderStatus(order.status)
+        if status in (lc.OrderStatus.CANCELED, lc.OrderStatus.PENDING_CANCEL):
+            return order
+        if status in lc.TERMINAL_STATUSES:
+            raise OrderStateConflict(
+                f"order {order.pk} is {status.value} and cannot be canceled", field="status"
+            )
+        if status == lc.OrderStatus.PENDING_REPLACE:
+            raise OrderStateConflict(
+                f"order {order.pk} has an amend in flight; cancel again when it settles",
+                field="status",
+            )
+        if status == lc.OrderStatus.PENDING_NEW:
+            # Not sent yet: the submit task will find it canceled and do nothing.
+            _transition(
+                order,
+                lc.OrderCanceled(reason=reason or "canceled before it was sent"),
+                source=source,
+                payload={"reason": reason},
+            )
+            return order
+        _transition(order, lc.OrderCancelRequested(), source=source, payload={"reason": reason})
+        _on_commit_task("oms.urgent.cancel", order.pk)
+        return order
+
+
+def order_cancel_all(
+    *, orders: QuerySet[Order], source: str = "api", reason: str = ""
+) -> list[int]:
+    """Cancel every working order of ``orders``; return the ids asked to cancel."""
+    ids = list(
+        orders.filter(status__in=[s.value for s in lc.WORKING_STATUSES] + ["PENDING_NEW"])
+        .exclude(status__in=["PENDING_CANCEL", "PENDING_REPLACE"])
+        .values_list("pk", flat=True)
+    )
+    done = []
+    for order_id in ids:
+        try:
+            order_cancel(order_id=order_id, source=source, reason=reason)
+            done.append(order_id)
+        except OrderStateConflict:
+            continue  # it went terminal meanwhile
+    return done
+
+
+def order_amend(
+    *,
+    order_id: int,
+    quantity: Decimal | None,
+    price: Decimal | None,
+    source: str = "api",
+) -> Order:
+    """Request a change of quantity and/or price: PENDING_REPLACE, then the amend task."""
+    if quantity is None and price is None:
+        raise OrderValidationError("give a new quantity or a new price", field="quantity")
+    with transaction.atomic():
+        order = _locked(order_id)
+        status = lc.OrderStatus(order.status)
+        if status not in (lc.OrderStatus.ACCEPTED, lc.OrderStatus.PARTIALLY_FILLED):
+            raise OrderStateConflict(
+                f"order {order.pk} is {status.value}; only a working order at the venue "
+                "can be amended",
+                field="status",
+            )
+        if order.type == "market" and price is not None:
+            raise OrderValidationError("a market order takes no price", field="price")
+        new_qty = order.quantity if quantity is None else quantity
+        new_price = order.price if price is None else price
+        _check_increments(order.instrument, quantity=new_qty, price=new_price)
+        if new_qty <= order.filled_quantity:
+            raise OrderValidationError(
+                f"quantity {_dec(new_qty)} must exceed the filled quantity "
+                f"{_dec(order.filled_quantity)}",
+                field="quantity",
+            )
+        if new_qty == order.quantity and new_price == order.price:
+            raise OrderValidationError("nothing to change", field="quantity")
+        _transition(
+            order,
+            lc.OrderReplaceRequested(quantity=new_qty, price=new_price),
+            source=source,
+            payload={"quantity": _dec(new_qty), "price": _dec(new_price)},
+        )
+        _on_commit_task("oms.orders.amend", order.pk)
+        return order
+
+
+# --- Execution reports ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    order: Order | None
+    applied: bool
+    duplicate: bool = False
+    late: bool = False
+    detail: str = ""
+
+
+def find_order(
+    *, venue_id: int, venue_order_id: str | None = None, client_order_id: str | None = None
+) -> Order | None:
+    """The OMS order a venue report is about, by venue order id or client order id."""
+    if venue_order_id:
+        ref = (
+            VenueOrderRef.objects.filter(venue_id=venue_id, venue_order_id=venue_order_id)
+            .values_list("order_id", flat=True)
+            .first()
+        )
+        if ref:
+            return Order.objects.filter(pk=ref).first()
+    if client_order_id:
+        base = client_order_id.split("/", 1)[0]
+        return Order.objects.filter(client_order_id=base, venue_id=venue_id).first()
+    return None
+
+
+def _fee_in_quote(instrument: Instrument, fee: Decimal, currency: str, price: Decimal) -> Decimal:
+    if not fee or not currency or currency == instrument.quote:
+        return fee
+    if currency == instrument.base:
+        return fee * price
+    return ZERO  # fees in a third asset (e.g. a venue token) are kept on the fill only
+
+
+def _apply_fill_to_position(fill: Fill) -> None:
+    position, _ = Position.objects.select_for_update().get_or_create(
+        account_id=fill.account_id, instrument_id=fill.instrument_id
+    )
+    state = apply_fill(
+        PositionState(
+            quantity=position.quantity,
+            average_price=position.average_price,
+            realized_pnl=position.realized_pnl,
+            fees=position.fees,
+        ),
+        side=fill.side,
+        quantity=fill.quantity,
+        price=fill.price,
+        fee_quote=_fee_in_quote(fill.instrument, fill.fee, fill.fee_currency, fill.price),
+    )
+    position.quantity = state.quantity
+    position.average_price = state.average_price
+    position.realized_pnl = state.realized_pnl
+    position.fees = state.fees.quantize(DB_PLACES)
+    position.save(update_fields=["quantity", "average_price", "realized_pnl", "fees", "updated_at"])
+    realtime.publish_on_commit(
+        "position.updated", account_id=fill.account_id, position_id=position.pk
+    )
+
+
+def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
+    kind = report.kind
+    if kind == ReportKind.ACK:
+        return lc.OrderAccepted(venue_order_id=report.venue_order_id)
+    if kind == ReportKind.REJECT:
+        return lc.OrderRejected(reason=report.reason or "rejected by venue")
+    if kind == ReportKind.FILL:
+        assert report.quantity is not None and report.price is not None and report.trade_id
+        return lc.OrderFilled(
+            trade_id=report.trade_id, quantity=report.quantity, price=report.price
+        )
+    if kind == ReportKind.CANCELED:
+        return lc.OrderCanceled(reason=report.reason)
+    if kind == ReportKind.EXPIRED:
+        return lc.OrderExpired(reason=report.reason)
+    if kind == ReportKind.CANCEL_REJECTED:
+        return lc.OrderCancelRejected(reason=report.reason)
+    if kind == ReportKind.REPLACED:
+        return lc.OrderReplaced(
+            quantity=report.quantity or order.pending_quantity or order.quantity,
+            price=report.price if report.price is not None else order.pending_price,
+            venue_order_id=report.venue_order_id,
+        )
+    if kind == ReportKind.REPLACE_REJECTED:
+        return lc.OrderReplaceRejected(reason=report.reason)
+    if kind == ReportKind.SUBMITTED:
+        return lc.OrderSubmitted()
+    raise ValueError(f"unknown report kind {kind!r}")
+
+
+def execution_apply(*, order_id: int, report: ExecutionReport) -> ApplyResult:
+    """Apply one venue report to an order: status, fills, position, P&L, in one transaction.
+
+    Idempotent: a fill whose ``(venue, trade_id)`` is already stored is skipped; a repeated
+    ack or cancel is a no-op. A report the state machine refuses is recorded as
+    ``ReportIgnored`` and not applied (the venue's truth is restored by reconciliation).
+    """
+    with transaction.atomic():
+        order = _locked(order_id)
+        if (
+            report.kind == ReportKind.FILL
+            and Fill.objects.filter(
+                venue_id=order.venue_id, venue_trade_id=report.trade_id
+            ).exists()
+        ):
+            return ApplyResult(order=order, applied=False, duplicate=True)
+        event = _domain_event(order, report)
+        try:
+            transition = lc.apply(state_of(order), event)
+        except lc.LifecycleError as exc:
+            if report.kind == ReportKind.ACK:
+                return ApplyResult(order=order, applied=False, duplicate=True)  # late ack
+            _append_event(
+                order,
+                kind="ReportIgnored",
+                source=report.source,
+                payload={**report.to_payload(), "error": str(exc)},
+            )
+            order.save(update_fields=["event_sequence"])
+            log.warning("order %s: report %s ignored: %s", order.pk, report.kind, exc)
+            return ApplyResult(order=order, applied=False, detail=str(exc))
+        if transition.noop and report.kind != ReportKind.FILL:
+            if report.venue_order_id and not order.venue_order_id:
+                order.venue_order_id = report.venue_order_id
+                order.save(update_fields=["venue_order_id"])
+                _link_venue_order(order, report)
+            return ApplyResult(order=order, applied=False, duplicate=True)
+
+        extra: list[str] = []
+        if report.kind in (ReportKind.REJECT, ReportKind.CANCELED, ReportKind.EXPIRED):
+            if report.reason:
+                order.reason = report.reason
+                extra.append("reason")
+        if report.kind == ReportKind.REPLACED:
+            order.amend_count += 1
+            extra.append("amend_count")
+            if report.client_order_id:
+                order.venue_client_order_id = report.client_order_id
+                extra.append("venue_client_order_id")
+        changed = _write_state(order, transition.state)
+        _append_event(
+            order,
+            kind=event.kind,
+            source=report.source,
+            payload=report.to_payload(),
+            late=transition.late,
+        )
+        order.save(update_fields=[*changed, *extra, "event_sequence", "updated_at"])
+        if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
+            _link_venue_order(order, report)
+        if report.kind == ReportKind.FILL:
+            fill = Fill.objects.create(
+                order=order,
+                venue_id=order.venue_id,
+                venue_trade_id=report.trade_id,
+                account_id=order.account_id,
+                instrument=order.instrument,
+                side=order.side,
+                quantity=report.quantity,
+                price=report.price,
+                fee=report.fee or ZERO,
+                fee_currency=report.fee_currency or "",
+                is_maker=report.is_maker,
+                late=transition.late,
+                executed_at=report.executed_at,
+            )
+            _apply_fill_to_position(fill)
+            realtime.publish_on_commit("fill.created", account_id=order.account_id, fill_id=fill.pk)
+        _publish_order(order)
+        return ApplyResult(order=order, applied=True, late=transition.late)
+
+
+def _link_venue_order(order: Order, report: ExecutionReport) -> None:
+    VenueOrderRef.objects.get_or_create(
+        venue_id=order.venue_id,
+        venue_order_id=report.venue_order_id,
+        defaults={
+            "order": order,
+            "venue_client_order_id": report.client_order_id or order.venue_client_order_id,
+        },
+    )
+
+
+def order_mark_submitted(*, order_id: int) -> Order | None:
+    """PENDING_NEW -> SUBMITTED before the venue call. None if it is past PENDING_NEW
+    (already submitted by another delivery of the task, canceled, denied)."""
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != lc.OrderStatus.PENDING_NEW.value:
+            return None
+        _transition(order, lc.OrderSubmitted(), source="worker")
+        return order

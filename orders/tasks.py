@@ -1,0 +1,143 @@
+"""Order tasks: thin wrappers that take ids, re-read, call the pipeline, return.
+
+Every task is idempotent because the pipeline re-reads the order under its lock and
+does nothing when the work is done (status past the one the task acts on), so a
+redelivery after a worker crash (acks_late + reject_on_worker_lost) is harmless.
+"""
+
+from __future__ import annotations
+
+import random
+
+from celery import shared_task
+
+from orders import pipeline
+
+# Exponential backoff with full jitter, capped well under the broker visibility timeout.
+MAX_COUNTDOWN = 30.0
+RESEND_AFTER_LOOKS = 2
+
+
+def _backoff(retries: int, hint: float | None = None) -> float:
+    base = min(MAX_COUNTDOWN, 0.25 * (2**retries))
+    delay = random.uniform(base / 2, base)
+    return min(MAX_COUNTDOWN, max(delay, hint or 0.0))
+
+
+@shared_task(
+    name="oms.orders.submit",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    time_limit=60,
+    soft_time_limit=45,
+)
+def submit_order(self, order_id: int) -> str:
+    """Send a PENDING_NEW order to its venue. Idempotent: no-op past PENDING_NEW.
+
+    A submit in doubt (timeout, 5xx) is not retried here: it is resolved by asking the
+    venue (``resolve_order``), never by sending again blindly.
+    """
+    outcome = pipeline.submit(order_id)
+    if outcome.done:
+        return outcome.detail or "done"
+    if outcome.retry_after is not None:  # rate limited: the venue did not take it
+        resend_order.apply_async(
+            (order_id,), countdown=_backoff(self.request.retries, outcome.retry_after)
+        )
+    else:
+        resolve_order.apply_async((order_id,), countdown=_backoff(0, 1.0))
+    return outcome.detail
+
+
+@shared_task(
+    name="oms.orders.resend",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    time_limit=60,
+)
+def resend_order(self, order_id: int) -> str:
+    """Re-send a SUBMITTED order the venue did not take (rate limited) or confirms it
+    never received; same client order id. Idempotent: asks the venue first."""
+    outcome = pipeline.sync_from_venue(order_id, not_found="resend")
+    if not outcome.done:
+        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
+    return outcome.detail or "done"
+
+
+@shared_task(
+    name="oms.urgent.cancel",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=20,
+    time_limit=60,
+)
+def cancel_order(self, order_id: int) -> str:
+    """Cancel an order at its venue. Idempotent: no-op unless PENDING_CANCEL.
+    Cancels keep retrying with backoff while the venue is unreachable."""
+    outcome = pipeline.cancel(order_id)
+    if not outcome.done:
+        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
+    return outcome.detail or "done"
+
+
+@shared_task(
+    name="oms.orders.amend",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    time_limit=60,
+)
+def amend_order(self, order_id: int) -> str:
+    """Amend (cancel-replace or native edit) at the venue. Idempotent: no-op unless
+    PENDING_REPLACE. In doubt: resolved by asking the venue."""
+    outcome = pipeline.amend(order_id)
+    if outcome.done:
+        return outcome.detail or "done"
+    if outcome.retry_after is not None:
+        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
+    resolve_order.apply_async((order_id,), countdown=_backoff(0, 1.0))
+    return outcome.detail
+
+
+@shared_task(
+    name="oms.recon.resolve_order",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=10,
+    time_limit=60,
+)
+def resolve_order(self, order_id: int) -> str:
+    """Settle an order in doubt by asking the venue for its client order id, with
+    backoff. Idempotent: applying the venue's state twice changes nothing.
+
+    A submit the venue still does not know after a few looks (so it was not merely
+    slow to arrive) was never received: it is sent again with the same client order
+    id, which the venue refuses if it did get the first one after all."""
+    resend = self.request.retries >= RESEND_AFTER_LOOKS
+    outcome = pipeline.sync_from_venue(order_id, not_found="resend" if resend else "keep")
+    if not outcome.done or (outcome.not_found and not resend):
+        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
+    return outcome.detail or "done"
+
+
+@shared_task(
+    name="oms.reports.apply",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    time_limit=30,
+)
+def apply_report(order_id: int, report: dict) -> str:
+    """Apply one execution report from a venue stream. Idempotent: fills dedupe on
+    (venue, trade id), repeated acks and cancels are no-ops."""
+    from orders.reports import ExecutionReport
+    from orders.services import execution_apply
+
+    result = execution_apply(order_id=order_id, report=ExecutionReport.from_payload(report))
+    return "applied" if result.applied else "skipped"

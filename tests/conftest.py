@@ -1,0 +1,177 @@
+"""Shared fixtures: reference data, users with roles and tokens, a real web server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException as exc:
+            last = exc
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up: {last}")
+
+
+def test_database_env() -> dict[str, str]:
+    """The environment a subprocess needs to use the test database."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    from urllib.parse import quote
+
+    host = quote(s["HOST"] or "", safe="")
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    password = f":{quote(s['PASSWORD'])}" if s.get("PASSWORD") else ""
+    url = f"postgres://{s['USER']}{password}@{host}{port}/{s['NAME']}"
+    env = dict(os.environ)
+    env["DATABASE_URL"] = url
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+class Proc:
+    """A process a test started; stopped by its PID only."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._fh = log.open("wb")
+        self.popen = subprocess.Popen(
+            argv, env=env, cwd=ROOT, stdout=self._fh, stderr=subprocess.STDOUT
+        )
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+        self._fh.close()
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, django_db_blocker, tmp_path_factory):
+    """uvicorn serving the OMS on a free port, against the test database."""
+    with django_db_blocker.unblock():
+        env = test_database_env()
+    port = free_port()
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    from omsweb.cli import web_argv
+
+    proc = Proc(web_argv("127.0.0.1", port), env, log)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+    except RuntimeError:
+        proc.stop()
+        raise RuntimeError(proc.tail()) from None
+    yield f"http://127.0.0.1:{port}"
+    proc.stop()
+
+
+@pytest.fixture
+def refdata(transactional_db):
+    from omsweb.demo import ensure_reference_data
+
+    ensure_reference_data()
+
+
+@pytest.fixture
+def users(refdata):
+    """admin, risk, trader (member of DEMO), outsider (member of HEDGE): tokens by name."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from orders.models import Account
+
+    tokens = {}
+    for name, role in (
+        ("admin", "admin"),
+        ("risk", "risk"),
+        ("trader", "trader"),
+        ("outsider", "trader"),
+    ):
+        user = User.objects.create_user(
+            username=name, password=f"{name}-pw-123", is_superuser=name == "admin"
+        )
+        user.groups.add(Group.objects.get(name=role))
+        tokens[name] = Token.objects.create(user=user).key
+    Account.objects.get(code="DEMO").members.add(User.objects.get(username="trader"))
+    Account.objects.get(code="HEDGE").members.add(User.objects.get(username="outsider"))
+    return tokens
+
+
+class Api:
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base = base
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Token {token}"
+
+    def get(self, path: str, **kw):
+        return self.session.get(self.base + path, timeout=10, **kw)
+
+    def post(self, path: str, json=None, **kw):  # noqa: A002
+        return self.session.post(self.base + path, json=json, timeout=10, **kw)
+
+    def patch(self, path: str, json=None, **kw):  # noqa: A002
+        return self.session.patch(self.base + path, json=json, timeout=10, **kw)
+
+
+@pytest.fixture
+def api(web_server, users):
+    """``api("trader").post(...)``: a real HTTP client authenticated as that user."""
+
+    def make(user: str | None = "trader") -> Api:
+        return Api(web_server, users[user] if user else None)
+
+    return make
+
+
+def limit_order(**overrides) -> dict:
+    body = {
+        "account": "DEMO",
+        "symbol": "BTC/USDT",
+        "side": "buy",
+        "type": "limit",
+        "quantity": "0.01",
+        "price": "50000.00",
+    }
+    body.update(overrides)
+    return body
+
+
+D = Decimal

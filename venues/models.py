@@ -1,0 +1,33 @@
+"""Venues are rows: an admin adds or edits one without a deploy.
+
+Credentials are never stored: a row names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+from django.core.validators import RegexValidator
+from django.db import models
+
+env_name = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "an environment variable name, e.g. BINANCE_KEY")
+
+
+class Venue(models.Model):
+    class Driver(models.TextChoices):
+        SIM = "sim", "built-in simulated exchange"
+        CCXT = "ccxt", "ccxt exchange"
+
+    name = models.SlugField(max_length=32, unique=True)
+    driver = models.CharField(max_length=8, choices=Driver.choices, default=Driver.CCXT)
+    exchange_id = models.CharField(max_length=32, help_text="ccxt exchange id, e.g. binance")
+    base_url = models.URLField(blank=True, default="", help_text="optional API base URL override")
+    api_key_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
+    secret_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
