@@ -37,7 +37,10 @@ app = Celery("oms")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_routes = ROUTES
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    "outbox-sweep": {"task": "oms.recon.sweep_outbox", "schedule": 2.0},
+    "in-doubt-sweep": {"task": "oms.recon.sweep_in_doubt", "schedule": 10.0},
+}
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 
 

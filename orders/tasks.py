@@ -141,3 +141,52 @@ def apply_report(order_id: int, report: dict) -> str:
 
     result = execution_apply(order_id=order_id, report=ExecutionReport.from_payload(report))
     return "applied" if result.applied else "skipped"
+
+
+OUTBOX_AGE_S = 2.0
+IN_DOUBT_AGE_S = 10.0
+
+
+@shared_task(name="oms.recon.sweep_outbox", acks_late=True, time_limit=30, expires=10)
+def sweep_outbox() -> int:
+    """Re-enqueue the submit of PENDING_NEW orders older than a couple of seconds: a
+    broker outage or a crash between commit and enqueue loses nothing. Idempotent: the
+    submit task does nothing for an order already past PENDING_NEW."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.models import Order
+
+    cutoff = timezone.now() - timedelta(seconds=OUTBOX_AGE_S)
+    ids = list(
+        Order.objects.filter(status="PENDING_NEW", created_at__lt=cutoff)
+        .order_by("id")
+        .values_list("pk", flat=True)[:1000]
+    )
+    for order_id in ids:
+        submit_order.delay(order_id)
+    return len(ids)
+
+
+@shared_task(name="oms.recon.sweep_in_doubt", acks_late=True, time_limit=30, expires=20)
+def sweep_in_doubt() -> int:
+    """Ask the venue about orders SUBMITTED (or pending cancel/replace) for too long."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.models import Order
+
+    cutoff = timezone.now() - timedelta(seconds=IN_DOUBT_AGE_S)
+    rows = list(
+        Order.objects.filter(
+            status__in=["SUBMITTED", "PENDING_CANCEL", "PENDING_REPLACE"], updated_at__lt=cutoff
+        ).values_list("pk", "status")[:500]
+    )
+    for order_id, status in rows:
+        if status == "PENDING_CANCEL":
+            cancel_order.delay(order_id)  # idempotent; asks the venue if it is gone
+        else:
+            resolve_order.delay(order_id)
+    return len(rows)

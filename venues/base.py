@@ -201,7 +201,11 @@ class VenueAdapter(abc.ABC):
     ) -> VenueOrder:
         """Change quantity/price. Without native amend: cancel, then (only if the cancel
         succeeded, so the old order can no longer fill) place ``new_client_order_id``
-        for the remaining quantity. Returns the new order."""
+        for the remaining quantity. Returns the new order.
+
+        If the cancel succeeded but the new placement fails (or nothing is left to
+        place), the error is raised and the old order is already canceled: callers
+        must ask the venue about the old id before deciding the order's state."""
 
     @abc.abstractmethod
     def fetch_order(self, *, symbol: str, client_order_id: str) -> VenueOrder:
@@ -237,6 +241,10 @@ class VenueAdapter(abc.ABC):
             except VenueOrderNotFound:
                 continue
         return canceled
+
+    def last_used_weight(self) -> int | None:
+        """The venue's last reported request weight (for the rate limiter), if known."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

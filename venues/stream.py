@@ -1,0 +1,197 @@
+"""``oms venuestream``: follow each enabled venue's trades, order states and books.
+
+One thread per venue polls (the simulated exchange and ccxt's REST clients have no
+user-data stream here) with an interval that tightens while orders are working:
+
+* **trades** since a cursor kept in Redis, per symbol with working orders; each trade
+  of ours becomes a ``fill`` report on the ``oms.reports`` queue (the service dedupes on
+  ``(venue, trade id)``, so overlap between polls is harmless);
+* **open orders**: an order working in the OMS that the venue no longer lists is
+  handed to ``oms.recon.resolve_order``, which asks the venue for its final state;
+* **books**: best bid/ask per venue into Redis (``oms:book:<venue>:<symbol>``), the mid
+  as the mark price (``oms:mark:<symbol>``) and onto positions for unrealized P&L.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import close_old_connections
+from django.utils import timezone
+
+from venues.base import VenueAdapter, VenueError, VenueRateLimited
+
+log = logging.getLogger("oms.venuestream")
+
+FAST_POLL_S = 0.5  # while orders are working
+SLOW_POLL_S = 3.0  # idle
+BOOK_POLL_S = 1.0
+OPEN_ORDERS_POLL_S = 2.0
+TRADE_OVERLAP_MS = 5_000  # re-read a little before the cursor: late-published trades
+GRACE = timedelta(seconds=3)  # an order this young may not be listed yet
+
+
+@dataclass
+class Follower:
+    venue_id: int
+    name: str
+    adapter: VenueAdapter
+    redis: Any
+    seen_trades: set[str] = field(default_factory=set)
+    next_book: float = 0.0
+    next_open: float = 0.0
+    backoff_until: float = 0.0
+
+    def _cursor_key(self, symbol: str) -> str:
+        return f"oms:stream:{self.name}:{symbol}:since"
+
+    def step(self) -> float:
+        """One polling round; returns the seconds to wait before the next."""
+        from omsweb.celery import app
+        from orders.models import Order
+        from orders.services import find_order
+
+        now = time.monotonic()
+        if now < self.backoff_until:
+            return self.backoff_until - now
+        working = list(
+            Order.objects.filter(
+                venue_id=self.venue_id,
+                status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL",
+                            "PENDING_REPLACE"],
+            ).values_list("pk", "instrument__symbol", "venue_order_id", "updated_at")
+        )  # fmt: skip
+        symbols = sorted({row[1] for row in working})
+        try:
+            for symbol in symbols:
+                self._poll_trades(symbol, app, find_order)
+            if working and now >= self.next_open:
+                self.next_open = now + OPEN_ORDERS_POLL_S
+                self._poll_open_orders(symbols, working, app)
+            if now >= self.next_book:
+                self.next_book = now + BOOK_POLL_S
+                self._poll_books()
+        except VenueRateLimited as exc:
+            self.backoff_until = time.monotonic() + (exc.retry_after or 5.0)
+            log.warning("%s rate limited; pausing %.1fs", self.name, exc.retry_after or 5.0)
+        except VenueError as exc:
+            log.warning("%s poll failed: %s", self.name, exc.reason)
+            return SLOW_POLL_S
+        return FAST_POLL_S if working else SLOW_POLL_S
+
+    def _poll_trades(self, symbol: str, app: Any, find_order: Any) -> None:
+        from orders.reports import ExecutionReport, ReportKind
+
+        key = self._cursor_key(symbol)
+        raw = self.redis.get(key)
+        since = int(raw) - TRADE_OVERLAP_MS if raw else int((time.time() - 3600) * 1000)
+        trades = self.adapter.fetch_trades(symbol=symbol, since_ms=since)
+        newest = int(raw) if raw else since
+        for trade in trades:
+            ts = int(trade.timestamp.timestamp() * 1000) if trade.timestamp else newest
+            newest = max(newest, ts)
+            if trade.trade_id in self.seen_trades:
+                continue
+            order = find_order(venue_id=self.venue_id, venue_order_id=trade.venue_order_id)
+            if order is None:
+                continue  # not ours (or placed behind our back: reconciliation surfaces it)
+            report = ExecutionReport(
+                kind=ReportKind.FILL,
+                source="stream",
+                venue_order_id=trade.venue_order_id,
+                trade_id=trade.trade_id,
+                quantity=trade.quantity,
+                price=trade.price,
+                fee=trade.fee,
+                fee_currency=trade.fee_currency,
+                is_maker=trade.is_maker,
+                executed_at=trade.timestamp,
+            )
+            app.send_task("oms.reports.apply", args=(order.pk, report.to_payload()))
+            self.seen_trades.add(trade.trade_id)
+        if len(self.seen_trades) > 50_000:
+            self.seen_trades.clear()  # the service dedupes anyway
+        self.redis.set(key, newest)
+
+    def _poll_open_orders(self, symbols: list[str], working: list[tuple], app: Any) -> None:
+        open_ids: set[str] = set()
+        for symbol in symbols:
+            open_ids |= {o.venue_order_id for o in self.adapter.fetch_open_orders(symbol)}
+        cutoff = timezone.now() - GRACE
+        for pk, _symbol, venue_order_id, updated_at in working:
+            if venue_order_id and venue_order_id not in open_ids and updated_at < cutoff:
+                app.send_task("oms.recon.resolve_order", args=(pk,))
+
+    def _poll_books(self) -> None:
+        from orders.models import Instrument, Position
+
+        for symbol in Instrument.objects.filter(enabled=True).values_list("symbol", flat=True):
+            try:
+                book = self.adapter.fetch_order_book(symbol, 5)
+            except VenueError as exc:
+                log.debug("%s book %s: %s", self.name, symbol, exc.reason)
+                continue
+            if book.mid is None:
+                continue
+            data = {
+                "bid": str(book.best_bid),
+                "ask": str(book.best_ask),
+                "mid": str(book.mid),
+                "ts": time.time(),
+            }
+            self.redis.set(f"oms:book:{self.name}:{symbol}", json.dumps(data), ex=60)
+            self.redis.set(f"oms:mark:{symbol}", str(book.mid), ex=60)
+            Position.objects.filter(instrument__symbol=symbol).update(
+                mark_price=book.mid.quantize(book.mid.__class__("1e-12"))
+            )
+
+
+def _follow(venue: Any, stop: threading.Event) -> None:
+    from omsweb.redis_client import client
+    from venues.registry import adapter_for
+
+    follower = Follower(
+        venue_id=venue.pk, name=venue.name, adapter=adapter_for(venue), redis=client()
+    )
+    log.info("following %s", venue.name)
+    while not stop.is_set():
+        try:
+            delay = follower.step()
+        except Exception:  # keep following; a bad round must not stop the stream
+            log.exception("%s: poll round failed", venue.name)
+            delay = SLOW_POLL_S
+        finally:
+            close_old_connections()
+        stop.wait(delay)
+
+
+def main() -> None:
+    from venues.models import Venue
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    threads: dict[str, threading.Thread] = {}
+    while not stop.is_set():
+        for venue in Venue.objects.filter(enabled=True):
+            thread = threads.get(venue.name)
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(
+                    target=_follow, args=(venue, stop), name=f"follow-{venue.name}", daemon=True
+                )
+                thread.start()
+                threads[venue.name] = thread
+        close_old_connections()
+        stop.wait(10.0)
+    for thread in threads.values():
+        thread.join(timeout=5)
