@@ -87,8 +87,20 @@ def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[Execut
     if answer.status == VenueOrderStatus.CANCELED:
         reports.append(ExecutionReport(kind=ReportKind.CANCELED, source=source))
     elif answer.status == VenueOrderStatus.EXPIRED:
-        reason = "remainder expired" if order.time_in_force in ("IOC", "FOK") else "expired"
-        reports.append(ExecutionReport(kind=ReportKind.EXPIRED, source=source, reason=reason))
+        if order.time_in_force in ("IOC", "FOK"):
+            # Binance says EXPIRED for an IOC/FOK remainder; FIX (and a desk) says the
+            # remainder was canceled.
+            reports.append(
+                ExecutionReport(
+                    kind=ReportKind.CANCELED,
+                    source=source,
+                    reason=f"{order.time_in_force} remainder canceled",
+                )
+            )
+        else:
+            reports.append(
+                ExecutionReport(kind=ReportKind.EXPIRED, source=source, reason="expired")
+            )
     return reports
 
 
