@@ -98,11 +98,18 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
 def cmd_up(args: argparse.Namespace) -> int:
     from honcho.manager import Manager
 
+    from omsweb import embedded
+
+    home = _home()
+    # Embedded services this command starts are stopped when it stops (Ctrl-C); ones
+    # that were already running (`oms services`) are left running.
+    own_services = not os.environ.get("DATABASE_URL") and not embedded.running(home)
     home = _prepare_env()
     _django()
     from django.core.management import call_command
 
     call_command("migrate", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
     from omsweb.demo import load_demo
 
     created = load_demo(home)
@@ -133,7 +140,12 @@ def cmd_up(args: argparse.Namespace) -> int:
         procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
     for name, argv in procs.items():
         manager.add_process(name, shlex.join(argv), env=env)
-    manager.loop()
+    try:
+        manager.loop()
+    finally:
+        if own_services:
+            embedded.stop_services(home)
+            print("embedded PostgreSQL and Redis stopped", flush=True)
     return manager.returncode or 0
 
 

@@ -155,6 +155,13 @@ def ensure_environment(home: Path) -> None:
         os.environ["OMS_EMBEDDED_REDIS"] = "1"
 
 
+def running(home: Path) -> bool:
+    """True when the embedded PostgreSQL and Redis under ``home`` are both up."""
+    pidfile = home / "redis" / "redis.pid"
+    redis_up = pidfile.exists() and _pid_alive(int(pidfile.read_text().strip() or 0))
+    return redis_up and (home / "pg" / "postmaster.pid").exists()
+
+
 def stop_services(home: Path) -> None:
     """Stop the embedded PostgreSQL and Redis under ``home`` (if running)."""
     pidfile = home / "redis" / "redis.pid"
