@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import requests
+
+from omsweb.stack import Api, Proc, free_port, wait_for, wait_http  # noqa: F401 - re-exported
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.RequestException as exc:
-            last = exc
-            time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up: {last}")
 
 
 def test_database_env() -> dict[str, str]:
@@ -49,38 +28,6 @@ def test_database_env() -> dict[str, str]:
     env["DATABASE_URL"] = url
     env["PYTHONPATH"] = str(ROOT)
     return env
-
-
-class Proc:
-    """A process a test started; stopped by its PID only."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        self._fh = log.open("wb")
-        self.popen = subprocess.Popen(
-            argv, env=env, cwd=ROOT, stdout=self._fh, stderr=subprocess.STDOUT
-        )
-
-    def stop(self, timeout: float = 10.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self._fh.close()
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(5)
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return ""
 
 
 @pytest.fixture(scope="session")
@@ -132,23 +79,6 @@ def users(refdata):
     Account.objects.get(code="DEMO").members.add(User.objects.get(username="trader"))
     Account.objects.get(code="HEDGE").members.add(User.objects.get(username="outsider"))
     return tokens
-
-
-class Api:
-    def __init__(self, base: str, token: str | None) -> None:
-        self.base = base
-        self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Token {token}"
-
-    def get(self, path: str, **kw):
-        return self.session.get(self.base + path, timeout=10, **kw)
-
-    def post(self, path: str, json=None, **kw):  # noqa: A002
-        return self.session.post(self.base + path, json=json, timeout=10, **kw)
-
-    def patch(self, path: str, json=None, **kw):  # noqa: A002
-        return self.session.patch(self.base + path, json=json, timeout=10, **kw)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.system.conftest import order_status, wait_for
+from tests.system.conftest import SIM_KEY, SIM_SECRET, order_status, wait_for
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=False)]
 
@@ -171,7 +171,7 @@ def test_cancel_of_order_unknown_at_venue_then_canceled(stack):
 
     # the venue loses the order: canceled behind the OMS's back
 
-    ex = ccxt.binance({"apiKey": "system-test-key", "secret": "system-test-secret"})
+    ex = ccxt.binance({"apiKey": SIM_KEY, "secret": SIM_SECRET})
     ex.urls["api"] = {"public": stack.sim + "/api/v3", "private": stack.sim + "/api/v3"}
     ex.options.update({"fetchCurrencies": False, "fetchMargins": False})
     ex.options["fetchMarkets"] = {"types": ["spot"]}
