@@ -105,8 +105,8 @@ def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[Execut
 
 
 def apply_reports(order_id: int, reports: list[ExecutionReport]) -> None:
-    for report in reports:
-        services.execution_apply(order_id=order_id, report=report)
+    if reports:
+        services.execution_apply_batch(order_id=order_id, reports=reports)
 
 
 def _missing_trades(order: Order, answer: VenueOrder, adapter: base.VenueAdapter) -> VenueOrder:

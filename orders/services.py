@@ -284,12 +284,9 @@ def order_submit(
             "venue": venue.name if venue else None,
         }
     )
-    if client_order_id:
-        existing = Order.objects.filter(client_order_id=client_order_id).first()
-        if existing is not None:
-            return _replay(existing, fingerprint, user=user)
-    else:
-        client_order_id = new_client_order_id()
+    # No read-before-write: the unique index on client_order_id decides a replay (the
+    # IntegrityError path below), so a new order costs no extra round trip.
+    client_order_id = client_order_id or new_client_order_id()
 
     if not instrument.enabled:
         raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
@@ -315,23 +312,25 @@ def order_submit(
                 parent=parent,
                 created_by=user if getattr(user, "pk", None) else None,
                 request_fingerprint=fingerprint,
+                event_sequence=1,
+            )
+            OrderEvent.objects.create(
+                order=order,
+                sequence=1,
+                kind="OrderCreated",
+                source=source,
+                status=order.status,
+                payload={
+                    "quantity": _dec(quantity),
+                    "price": _dec(price),
+                    "venue": chosen.name,
+                    "routed": venue is None,
+                },
             )
             denial = _pre_trade_check(order)
             if denial:
                 _deny(order, denial)
             else:
-                _append_event(
-                    order,
-                    kind="OrderCreated",
-                    source=source,
-                    payload={
-                        "quantity": _dec(quantity),
-                        "price": _dec(price),
-                        "venue": chosen.name,
-                        "routed": venue is None,
-                    },
-                )
-                order.save(update_fields=["event_sequence"])
                 _on_commit_task("oms.orders.submit", order.pk)
                 _publish_order(order)
     except IntegrityError:
@@ -572,89 +571,101 @@ def execution_apply(*, order_id: int, report: ExecutionReport) -> ApplyResult:
     ack or cancel is a no-op. A report the state machine refuses is recorded as
     ``ReportIgnored`` and not applied (the venue's truth is restored by reconciliation).
     """
+    return execution_apply_batch(order_id=order_id, reports=[report])[0]
+
+
+def execution_apply_batch(*, order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
+    """Apply several reports about one order (ack, fills, cancel) under one lock and one
+    transaction: what a venue answer usually carries."""
     with transaction.atomic():
         order = _locked(order_id)
-        if (
-            report.kind == ReportKind.FILL
-            and Fill.objects.filter(
-                venue_id=order.venue_id, venue_trade_id=report.trade_id
-            ).exists()
-        ):
-            return ApplyResult(order=order, applied=False, duplicate=True)
-        event = _domain_event(order, report)
-        try:
-            transition = lc.apply(state_of(order), event)
-        except lc.LifecycleError as exc:
-            if report.kind == ReportKind.ACK:
-                return ApplyResult(order=order, applied=False, duplicate=True)  # late ack
-            _append_event(
-                order,
-                kind="ReportIgnored",
-                source=report.source,
-                payload={**report.to_payload(), "error": str(exc)},
-            )
-            order.save(update_fields=["event_sequence"])
-            log.warning("order %s: report %s ignored: %s", order.pk, report.kind, exc)
-            return ApplyResult(order=order, applied=False, detail=str(exc))
-        if transition.noop and report.kind != ReportKind.FILL:
-            if report.venue_order_id and not order.venue_order_id:
-                order.venue_order_id = report.venue_order_id
-                order.save(update_fields=["venue_order_id"])
-                _link_venue_order(order, report)
-            return ApplyResult(order=order, applied=False, duplicate=True)
+        return [_apply_locked(order, report) for report in reports]
 
-        extra: list[str] = []
-        if report.kind in (ReportKind.REJECT, ReportKind.CANCELED, ReportKind.EXPIRED):
-            if report.reason:
-                order.reason = report.reason
-                extra.append("reason")
-        if report.kind == ReportKind.REPLACED:
-            order.amend_count += 1
-            extra.append("amend_count")
-            if report.client_order_id:
-                order.venue_client_order_id = report.client_order_id
-                extra.append("venue_client_order_id")
-        changed = _write_state(order, transition.state)
+
+def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
+    if (
+        report.kind == ReportKind.FILL
+        and Fill.objects.filter(venue_id=order.venue_id, venue_trade_id=report.trade_id).exists()
+    ):
+        return ApplyResult(order=order, applied=False, duplicate=True)
+    event = _domain_event(order, report)
+    try:
+        transition = lc.apply(state_of(order), event)
+    except lc.LifecycleError as exc:
+        if report.kind == ReportKind.ACK:
+            return ApplyResult(order=order, applied=False, duplicate=True)  # late ack
         _append_event(
             order,
-            kind=event.kind,
+            kind="ReportIgnored",
             source=report.source,
-            payload=report.to_payload(),
-            late=transition.late,
+            payload={**report.to_payload(), "error": str(exc)},
         )
-        order.save(update_fields=[*changed, *extra, "event_sequence", "updated_at"])
-        if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
+        order.save(update_fields=["event_sequence"])
+        log.warning("order %s: report %s ignored: %s", order.pk, report.kind, exc)
+        return ApplyResult(order=order, applied=False, detail=str(exc))
+    if transition.noop and report.kind != ReportKind.FILL:
+        if report.venue_order_id and not order.venue_order_id:
+            order.venue_order_id = report.venue_order_id
+            order.save(update_fields=["venue_order_id"])
             _link_venue_order(order, report)
-        if report.kind == ReportKind.FILL:
-            fill = Fill.objects.create(
-                order=order,
-                venue_id=order.venue_id,
-                venue_trade_id=report.trade_id,
-                account_id=order.account_id,
-                instrument=order.instrument,
-                side=order.side,
-                quantity=report.quantity,
-                price=report.price,
-                fee=report.fee or ZERO,
-                fee_currency=report.fee_currency or "",
-                is_maker=report.is_maker,
-                late=transition.late,
-                executed_at=report.executed_at,
-            )
-            _apply_fill_to_position(fill)
-            realtime.publish_on_commit("fill.created", account_id=order.account_id, fill_id=fill.pk)
-        _publish_order(order)
-        return ApplyResult(order=order, applied=True, late=transition.late)
+        return ApplyResult(order=order, applied=False, duplicate=True)
+
+    extra: list[str] = []
+    if report.kind in (ReportKind.REJECT, ReportKind.CANCELED, ReportKind.EXPIRED):
+        if report.reason:
+            order.reason = report.reason
+            extra.append("reason")
+    if report.kind == ReportKind.REPLACED:
+        order.amend_count += 1
+        extra.append("amend_count")
+        if report.client_order_id:
+            order.venue_client_order_id = report.client_order_id
+            extra.append("venue_client_order_id")
+    changed = _write_state(order, transition.state)
+    _append_event(
+        order,
+        kind=event.kind,
+        source=report.source,
+        payload=report.to_payload(),
+        late=transition.late,
+    )
+    order.save(update_fields=[*changed, *extra, "event_sequence", "updated_at"])
+    if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
+        _link_venue_order(order, report)
+    if report.kind == ReportKind.FILL:
+        fill = Fill.objects.create(
+            order=order,
+            venue_id=order.venue_id,
+            venue_trade_id=report.trade_id,
+            account_id=order.account_id,
+            instrument=order.instrument,
+            side=order.side,
+            quantity=report.quantity,
+            price=report.price,
+            fee=report.fee or ZERO,
+            fee_currency=report.fee_currency or "",
+            is_maker=report.is_maker,
+            late=transition.late,
+            executed_at=report.executed_at,
+        )
+        _apply_fill_to_position(fill)
+        realtime.publish_on_commit("fill.created", account_id=order.account_id, fill_id=fill.pk)
+    _publish_order(order)
+    return ApplyResult(order=order, applied=True, late=transition.late)
 
 
 def _link_venue_order(order: Order, report: ExecutionReport) -> None:
-    VenueOrderRef.objects.get_or_create(
-        venue_id=order.venue_id,
-        venue_order_id=report.venue_order_id,
-        defaults={
-            "order": order,
-            "venue_client_order_id": report.client_order_id or order.venue_client_order_id,
-        },
+    # INSERT ... ON CONFLICT DO NOTHING: one round trip, and a repeated ack is harmless.
+    VenueOrderRef.objects.bulk_create(
+        [
+            VenueOrderRef(
+                order=order,
+                venue_id=order.venue_id,
+                venue_order_id=report.venue_order_id,
+                venue_client_order_id=report.client_order_id or order.venue_client_order_id,
+            )
+        ],
+        ignore_conflicts=True,
     )
 
 

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from omsweb.roles import visible_accounts
+from omsweb.roles import visible_account, visible_accounts
 from orders import services
 from orders.api import serializers as s
 from orders.models import Account, Fill, Instrument, Order, Position
@@ -67,13 +67,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = s.OrderCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        account = _lookup(
-            Account,
-            "code",
-            v["account"],
-            name="account",
-            queryset=visible_accounts(request.user),
-        )
+        account = visible_account(request.user, v["account"])
+        if account is None:
+            raise serializers.ValidationError({"account": [f"unknown account {v['account']!r}"]})
         instrument = _lookup(Instrument, "symbol", v["symbol"], name="symbol")
         venue = None
         if v.get("venue"):

@@ -1,0 +1,357 @@
+"""``make bench``: the numbers of DESIGN section 10, measured against floors taken in the
+same run on the same machine.
+
+It starts a throw-away OMS (embedded PostgreSQL and Redis under
+``OMS_HOME/bench/run``, or the servers named by ``DATABASE_URL``/``REDIS_URL`` with a
+database of its own), the simulated exchange, web, workers and venue stream, then
+measures:
+
+* floors: bare Redis round trip, bare Celery no-op round trip (a task to the order
+  queue and its result back), bare HTTP POST to the API (refused before any database
+  work);
+* ``submit_accept``: REST submit accepted (HTTP round trip: validation, risk, commit);
+* ``submit_ack``: submit to venue ack (order created -> OrderAccepted, timestamps taken
+  by the processes themselves, one order at a time);
+* ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* and whatever sections other parts provide (risk evaluation, kill switch, WebSocket).
+
+It prints a table and writes ``OMS_HOME/bench/latest.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def summary(name: str, values_ms: list[float]) -> dict[str, float]:
+    return {
+        f"{name}_p50_ms": round(pct(values_ms, 0.5), 3),
+        f"{name}_p99_ms": round(pct(values_ms, 0.99), 3),
+        f"{name}_n": len(values_ms),
+    }
+
+
+def timed(fn: Callable[[], Any], n: int, warmup: int = 20) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.results: dict[str, Any] = {}
+        self.home = Path(os.environ.get("OMS_HOME") or ROOT / ".oms").resolve()
+        self.run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._bench_dir()))
+        self.stack: Any = None
+        self.started_services = False
+
+    def _bench_dir(self) -> Path:
+        d = self.home / "bench"
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        from omsweb import embedded
+        from omsweb import stack as stack_mod
+
+        base = dict(os.environ)
+        if not base.get("DATABASE_URL") or not base.get("REDIS_URL"):
+            services = embedded.ensure_services(self.run_dir / "services")
+            self.started_services = True
+            base.setdefault("DATABASE_URL", services.database_url or "")
+            base.setdefault("REDIS_URL", services.redis_url or "")
+        env = stack_mod.isolated_env(base, db_name="oms_bench", redis_db=11)
+        env.update(OMS_HOME=str(self.run_dir), OMS_LOG_LEVEL="WARNING")
+        sim_port = stack_mod.free_port()
+        token = stack_mod.setup_database(env, sim_port, "bench-trader")
+        self.stack = stack_mod.launch(env, self.run_dir, token=token, sim_port=sim_port)
+        # this process talks to the same database and Redis as the stack
+        os.environ.update(
+            DATABASE_URL=env["DATABASE_URL"], REDIS_URL=env["REDIS_URL"], OMS_HOME=str(self.run_dir)
+        )
+        import django
+
+        django.setup()
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+        if self.started_services:
+            from omsweb import embedded
+
+            embedded.stop_services(self.run_dir / "services")
+        if not self.args.keep:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    # --- floors -----------------------------------------------------------------------
+
+    def floors(self) -> None:
+        import redis
+
+        from omsweb.celery import app
+
+        r = redis.Redis.from_url(os.environ["REDIS_URL"])
+        self.results.update(summary("redis_floor", timed(r.ping, 2000)))
+        ping = app.signature("oms.ping")
+        self.results.update(
+            summary("celery_floor", timed(lambda: ping.apply_async().get(timeout=10), 300))
+        )
+        session = requests.Session()
+        url = self.stack.web + "/api/v1/orders/"
+
+        def bare_post() -> None:
+            r = session.post(url, json={}, timeout=10)
+            assert r.status_code == 401
+
+        self.results.update(summary("http_post_floor", timed(bare_post, 500)))
+
+    # --- order path -------------------------------------------------------------------
+
+    def _price(self) -> Decimal:
+        book = self.stack.sim_get("/sim/state", depth=1)["books"]["BTCUSDT"]
+        return (Decimal(book["bids"][0][0]) * Decimal("0.9")).quantize(Decimal("0.01"))
+
+    def _order(self, i: int, price: Decimal, prefix: str) -> dict[str, Any]:
+        return {
+            "client_order_id": f"{prefix}-{i}",
+            "account": "DEMO",
+            "symbol": "BTC/USDT",
+            "side": "buy",
+            "type": "limit",
+            "quantity": "0.001",
+            "price": str(price),
+            # IOC away from the market: acked, then its remainder canceled, so nothing
+            # piles up at the venue (which caps open orders per symbol, as Binance does)
+            "time_in_force": "IOC",
+        }
+
+    def _ack_latencies(self, ids: list[int]) -> list[float]:
+        """Order created -> OrderAccepted, from the processes' own timestamps."""
+        from orders.models import Order, OrderEvent
+
+        created = dict(Order.objects.filter(pk__in=ids).values_list("pk", "created_at"))
+        acked = dict(
+            OrderEvent.objects.filter(order_id__in=ids, kind="OrderAccepted").values_list(
+                "order_id", "created_at"
+            )
+        )
+        return [(acked[i] - created[i]).total_seconds() * 1e3 for i in ids if i in acked]
+
+    def _wait_acked(self, ids: list[int], timeout: float) -> int:
+        from orders.models import Order
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            pending = Order.objects.filter(
+                pk__in=ids, status__in=["PENDING_NEW", "SUBMITTED"]
+            ).count()
+            if pending == 0:
+                return 0
+            time.sleep(0.02)
+        return pending
+
+    def _cancel_all(self) -> None:
+        api = self.stack.api()
+        api.post("/api/v1/orders/cancel-all/", {})
+        from orders.models import Order
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if not Order.objects.filter(
+                status__in=["PENDING_NEW", "SUBMITTED", "ACCEPTED", "PENDING_CANCEL"]
+            ).exists():
+                return
+            time.sleep(0.2)
+
+    def submit_latency(self) -> None:
+        api = self.stack.api()
+        price = self._price()
+        accept: list[float] = []
+        ids: list[int] = []
+        n = self.args.sequential
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            r = api.post("/api/v1/orders/", self._order(i, price, "seq"))
+            elapsed = (time.perf_counter() - t0) * 1e3
+            assert r.status_code == 201, r.text
+            order_id = r.json()["id"]
+            if self._wait_acked([order_id], 10):
+                raise RuntimeError(f"order {order_id} not acked:\n{self.stack.logs()}")
+            if i >= 20:  # warm-up: connections, market data, JIT-less caches
+                accept.append(elapsed)
+                ids.append(order_id)
+        self.results.update(summary("submit_accept", accept))
+        self.results.update(summary("submit_ack", self._ack_latencies(ids)))
+        self._cancel_all()
+
+    def throughput(self) -> None:
+        price = self._price()
+        n, clients = self.args.burst, self.args.clients
+        ids: list[int] = []
+        lock = threading.Lock()
+        errors: list[str] = []
+
+        def client(k: int) -> None:
+            api = self.stack.api()
+            for i in range(k, n, clients):
+                r = api.post("/api/v1/orders/", self._order(i, price, "burst"))
+                if r.status_code != 201:
+                    errors.append(r.text)
+                    continue
+                with lock:
+                    ids.append(r.json()["id"])
+
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        submitted_s = time.perf_counter() - t0
+        left = self._wait_acked(ids, 120)
+        total_s = time.perf_counter() - t0
+        lat = self._ack_latencies(ids)
+        self.results.update(
+            {
+                "orders_per_s": round(len(ids) / total_s, 1),
+                "burst_orders": len(ids),
+                "burst_errors": len(errors),
+                "burst_unacked": left,
+                "burst_api_accept_per_s": round(len(ids) / submitted_s, 1),
+                "burst_ack_p50_ms": round(pct(lat, 0.5), 2),
+                "burst_ack_p99_ms": round(pct(lat, 0.99), 2),
+            }
+        )
+        self._cancel_all()
+
+    # --- sections provided by other parts ---------------------------------------------
+
+    def extra_sections(self) -> None:
+        try:
+            from risk.bench import bench_risk_eval
+        except ImportError:
+            bench_risk_eval = None
+        if bench_risk_eval:
+            self.results.update(bench_risk_eval())
+        try:
+            from risk.bench import bench_killswitch
+        except ImportError:
+            bench_killswitch = None
+        if bench_killswitch:
+            self.results.update(bench_killswitch(self.stack))
+        try:
+            from orders.bench_ws import bench_ws
+        except ImportError:
+            bench_ws = None
+        if bench_ws:
+            self.results.update(bench_ws(self.stack))
+
+    # --- report -----------------------------------------------------------------------
+
+    def report(self) -> None:
+        r = self.results
+        if "celery_floor_p50_ms" in r and "submit_ack_p50_ms" in r:
+            r["ratio_submit_ack_vs_celery_floor"] = round(
+                r["submit_ack_p50_ms"] / r["celery_floor_p50_ms"], 2
+            )
+        r["machine"] = {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        }
+        r["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+        out = self._bench_dir() / "latest.json"
+        out.write_text(json.dumps(r, indent=2))
+        targets = {
+            "submit_accept_p50_ms": ("<=", 5),
+            "submit_accept_p99_ms": ("<=", 15),
+            "ratio_submit_ack_vs_celery_floor": ("<=", 2),
+            "orders_per_s": (">=", 300),
+            "risk_eval_p50_us": ("<=", 5),
+            "risk_eval_p99_us": ("<=", 20),
+            "killswitch_500_s": ("<=", 2),
+            "fill_to_ws_p50_ms": ("<=", 50),
+        }
+        print(f"\n{'metric':40s} {'value':>12s}   target")
+        for key, value in r.items():
+            if isinstance(value, dict):
+                continue
+            target = targets.get(key)
+            mark = ""
+            if target and isinstance(value, int | float):
+                op, limit = target
+                ok = value <= limit if op == "<=" else value >= limit
+                mark = f"{op} {limit}  {'ok' if ok else 'MISSED'}"
+            print(f"{key:40s} {value!s:>12s}   {mark}")
+        print(f"\nwritten to {out}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="oms bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--sequential", type=int, default=200, help="orders for latency")
+    parser.add_argument("--burst", type=int, default=2000, help="orders in the burst")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent API clients")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory")
+    parser.add_argument(
+        "--only", default="", help="comma list of sections: floors,latency,burst,extra"
+    )
+    args = parser.parse_args(argv)
+    only = set(filter(None, args.only.split(",")))
+    bench = Bench(args)
+    try:
+        bench.start()
+        for name, fn in (
+            ("floors", bench.floors),
+            ("latency", bench.submit_latency),
+            ("burst", bench.throughput),
+            ("extra", bench.extra_sections),
+        ):
+            if only and name not in only:
+                continue
+            print(f"== {name}", flush=True)
+            fn()
+    except Exception:
+        if bench.stack is not None:
+            print(bench.stack.logs(60), file=sys.stderr)
+        raise
+    finally:
+        bench.stop()
+    bench.report()
+
+
+if __name__ == "__main__":
+    main()
