@@ -189,6 +189,8 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     Venue.objects.filter(name="sim-a").update(
         base_url=f"http://127.0.0.1:{sim_port}", enabled=True, api_key_env="SIMEX_API_KEY",
         secret_env="SIMEX_API_SECRET",
+        # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
+        rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
     )  # fmt: skip
     Venue.objects.exclude(name="sim-a").update(enabled=False)
     user, _ = User.objects.get_or_create(username=username)

@@ -30,6 +30,7 @@ from venues.base import (
     VenueOrderStatus,
     VenueRateLimited,
     VenueRejected,
+    VenueUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -46,14 +47,20 @@ class Outcome:
 
 
 def _adapter(order: Order) -> base.VenueAdapter:
-    from venues.registry import adapter_for
+    """The order's venue, behind its cluster-wide rate limiter and circuit breaker."""
+    from venues.guard import guarded_adapter
 
     assert order.venue is not None
-    return adapter_for(order.venue)
+    return guarded_adapter(order.venue)
 
 
 def _load(order_id: int) -> Order:
     return Order.objects.select_related("instrument", "venue", "account").get(pk=order_id)
+
+
+def adapter_cooldown(adapter: base.VenueAdapter) -> float:
+    breaker = getattr(adapter, "breaker", None)
+    return breaker.config.cooldown_s if breaker is not None else 1.0
 
 
 def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[ExecutionReport]:
@@ -149,6 +156,13 @@ def send_to_venue(order: Order) -> Outcome:
     )
     try:
         answer = _adapter(order).submit_order(request)
+    except VenueUnavailable as exc:
+        # Never sent (breaker open): a definite, truthful rejection.
+        apply_reports(
+            order.pk,
+            [ExecutionReport(kind=ReportKind.REJECT, source="worker", reason=exc.reason)],
+        )
+        return Outcome(done=True, detail=exc.reason)
     except VenueRejected as exc:
         apply_reports(
             order.pk,
@@ -180,6 +194,8 @@ def cancel(order_id: int) -> Outcome:
     except VenueOrderNotFound:
         # Filled or canceled already, or never arrived: ask the venue what it knows.
         return sync_from_venue(order_id, not_found="canceled")
+    except VenueUnavailable as exc:
+        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
     except VenueRejected as exc:
         apply_reports(
             order_id,
@@ -213,6 +229,12 @@ def amend(order_id: int) -> Outcome:
             quantity=order.pending_quantity,
             price=order.pending_price,
         )
+    except VenueUnavailable as exc:
+        apply_reports(
+            order_id,
+            [ExecutionReport(kind=ReportKind.REPLACE_REJECTED, source="worker", reason=exc.reason)],
+        )
+        return Outcome(done=True, detail=exc.reason)
     except VenueRejected as exc:
         # The old order may be gone (cancel done, new placement refused): settle by
         # asking the venue about the old id.
@@ -271,6 +293,8 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
         return Outcome(done=True, detail="not found at venue", not_found=True)
     except VenueRateLimited as exc:
         return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except VenueUnavailable as exc:
+        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
     except (VenueInDoubt, VenueRejected) as exc:
         return Outcome(done=False, detail=exc.reason)
     answer = _missing_trades(order, answer, adapter)

@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 
 from omsweb import realtime
+from orders.blotter import payloads
 from orders.domain import lifecycle as lc
 from orders.domain.positions import PositionState, apply_fill
 from orders.models import (
@@ -188,7 +189,9 @@ def _transition(
 
 
 def _publish_order(order: Order) -> None:
-    realtime.publish_on_commit("order.updated", account_id=order.account_id, order_id=order.pk)
+    realtime.publish_on_commit(
+        "order.updated", account_id=order.account_id, **payloads.order_payload(order)
+    )
 
 
 def _locked(order_id: int) -> Order:
@@ -328,8 +331,19 @@ def order_submit(
                 },
             )
             denial = _pre_trade_check(order)
+            unavailable = None if denial else _venue_unavailable(chosen)
             if denial:
                 _deny(order, denial)
+            elif unavailable:
+                # Fail fast: the venue's breaker is open, so it is never sent.
+                order.reason = unavailable
+                _transition(
+                    order,
+                    lc.OrderRejected(reason=unavailable),
+                    source="worker",
+                    payload={"reason": unavailable},
+                    extra_fields=["reason"],
+                )
             else:
                 _on_commit_task("oms.orders.submit", order.pk)
                 _publish_order(order)
@@ -342,6 +356,16 @@ def order_submit(
     if denial:
         raise OrderRiskDenied("order denied by pre-trade risk", order=order, reasons=denial)
     return SubmitResult(order=order, created=True)
+
+
+def _venue_unavailable(venue: Venue) -> str | None:
+    """A reason when the venue's circuit breaker is open (new orders fail fast)."""
+    from omsweb.redis_client import client
+    from venues.breaker import OPEN, CircuitBreaker
+
+    if CircuitBreaker(client(), venue.name).state()["state"] == OPEN:
+        return f"VENUE_UNAVAILABLE: {venue.name} circuit breaker open"
+    return None
 
 
 def _replay(existing: Order, fingerprint: str, *, user: Any) -> SubmitResult:
@@ -529,8 +553,9 @@ def _apply_fill_to_position(fill: Fill) -> None:
     position.realized_pnl = state.realized_pnl
     position.fees = state.fees.quantize(DB_PLACES)
     position.save(update_fields=["quantity", "average_price", "realized_pnl", "fees", "updated_at"])
+    position.account, position.instrument = fill.account, fill.instrument  # loaded: no query
     realtime.publish_on_commit(
-        "position.updated", account_id=fill.account_id, position_id=position.pk
+        "position.updated", account_id=fill.account_id, **payloads.position_payload(position)
     )
 
 
@@ -635,9 +660,9 @@ def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
     if report.kind == ReportKind.FILL:
         fill = Fill.objects.create(
             order=order,
-            venue_id=order.venue_id,
+            venue=order.venue,  # the loaded rows, so the live payload needs no query
             venue_trade_id=report.trade_id,
-            account_id=order.account_id,
+            account=order.account,
             instrument=order.instrument,
             side=order.side,
             quantity=report.quantity,
@@ -649,7 +674,9 @@ def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
             executed_at=report.executed_at,
         )
         _apply_fill_to_position(fill)
-        realtime.publish_on_commit("fill.created", account_id=order.account_id, fill_id=fill.pk)
+        realtime.publish_on_commit(
+            "fill.created", account_id=order.account_id, **payloads.fill_payload(fill, order=order)
+        )
     _publish_order(order)
     return ApplyResult(order=order, applied=True, late=transition.late)
 

@@ -14,6 +14,7 @@ error                  meaning                                             what 
 ``VenueInDoubt``       timeout, 5xx, connection lost: it may have acted    ask the venue later
 ``VenueRateLimited``   429/418; ``retry_after`` seconds to wait             back off, retry
 ``VenueOrderNotFound``  the venue does not know the order                  depends on the call
+``VenueUnavailable``   not sent: the venue's circuit breaker is open       new orders REJECTED
 =====================  ==================================================  ====================
 
 Nothing here imports Django: adapters run in workers, in the venue stream process and
@@ -59,6 +60,10 @@ class VenueRateLimited(VenueError):
 
 class VenueOrderNotFound(VenueError):
     """The venue does not know this order (never received, or purged)."""
+
+
+class VenueUnavailable(VenueError):
+    """Not sent: the venue's circuit breaker is open. Safe to treat as never sent."""
 
 
 class VenueOrderStatus(StrEnum):

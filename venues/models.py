@@ -23,6 +23,12 @@ class Venue(models.Model):
     api_key_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     secret_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     enabled = models.BooleanField(default=True)
+    rate_limits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='token-bucket pools, e.g. {"weight": [5400, 60], "orders": [90, 10]} '
+        "(capacity, window seconds); empty = Binance spot limits with a margin",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -155,10 +155,10 @@ class Follower:
 
 def _follow(venue: Any, stop: threading.Event) -> None:
     from omsweb.redis_client import client
-    from venues.registry import adapter_for
+    from venues.guard import guarded_adapter
 
     follower = Follower(
-        venue_id=venue.pk, name=venue.name, adapter=adapter_for(venue), redis=client()
+        venue_id=venue.pk, name=venue.name, adapter=guarded_adapter(venue), redis=client()
     )
     log.info("following %s", venue.name)
     while not stop.is_set():

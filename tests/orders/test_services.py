@@ -150,7 +150,14 @@ def test_cancel_before_sent_then_canceled_and_submit_is_noop(
             quantity=D("1"),
             price=D("100.00"),
         ).order
-    assert len(callbacks) == 1  # the submit task, enqueued on commit only
+    import redis
+    from django.conf import settings
+
+    queue = redis.Redis.from_url(settings.REDIS_URL)
+    queue.delete("oms.orders")
+    for callback in callbacks:  # the submit task is enqueued by an on-commit hook only
+        callback()
+    assert any(str(order.pk).encode() in m for m in queue.lrange("oms.orders", 0, -1))
     services.order_cancel(order_id=order.pk)
     assert services.order_mark_submitted(order_id=order.pk) is None
     order.refresh_from_db()
