@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
@@ -40,6 +41,7 @@ app.conf.task_routes = ROUTES
 app.conf.beat_schedule = {
     "outbox-sweep": {"task": "oms.recon.sweep_outbox", "schedule": 2.0},
     "in-doubt-sweep": {"task": "oms.recon.sweep_in_doubt", "schedule": 10.0},
+    "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 
@@ -48,3 +50,11 @@ app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 def ping() -> str:
     """A no-op: the health check and the benchmarks' Celery floor."""
     return "pong"
+
+
+@worker_ready.connect
+def _reconcile_on_startup(sender=None, **kwargs) -> None:  # noqa: ANN001
+    """A worker consuming the recon queue reconciles every venue when it starts."""
+    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()} if sender else set()
+    if "oms.recon" in queues:
+        sender.app.send_task("oms.recon.reconcile_all", args=("startup",))

@@ -113,7 +113,7 @@ class Order(models.Model):
             models.Index(
                 fields=["status", "updated_at"],
                 name="order_working_idx",
-                condition=~models.Q(status__in=[s.value for s in TERMINAL_STATUSES]),
+                condition=~models.Q(status__in=sorted(s.value for s in TERMINAL_STATUSES)),
             ),
         ]
         constraints = [
@@ -236,3 +236,65 @@ class VenueOrderRef(models.Model):
 
     def __str__(self) -> str:
         return f"{self.venue_id}:{self.venue_order_id} -> {self.order_id}"
+
+
+class ReconciliationRun(models.Model):
+    """One comparison of a venue's view with ours: what was found and what was fixed."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule"
+        STARTUP = "startup"
+        RECOVERY = "recovery"  # the venue came back (breaker closed)
+        MANUAL = "manual"
+
+    venue = models.ForeignKey("venues.Venue", on_delete=models.CASCADE, related_name="recon_runs")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, default="running")  # running | ok | failed
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    found = models.JSONField(default=dict)
+    fixed = models.JSONField(default=dict)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id} {self.trigger} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UnknownVenueOrder(models.Model):
+    """An order working at a venue that the OMS did not place (or cannot match):
+    surfaced by reconciliation for an operator to cancel or adopt."""
+
+    class State(models.TextChoices):
+        OPEN = "OPEN"  # still working at the venue
+        GONE = "GONE"  # no longer open at the venue
+        CANCELED = "CANCELED"  # canceled by an operator through the OMS
+        ADOPTED = "ADOPTED"  # taken into the OMS as an order
+
+    venue = models.ForeignKey("venues.Venue", on_delete=models.CASCADE, related_name="unknown")
+    venue_order_id = models.CharField(max_length=64)
+    client_order_id = models.CharField(max_length=64, blank=True, default="")
+    symbol = models.CharField(max_length=32)
+    side = models.CharField(max_length=4)
+    type = models.CharField(max_length=16)
+    quantity = models.DecimalField(**QTY)
+    price = models.DecimalField(**QTY, null=True, blank=True)
+    filled_quantity = models.DecimalField(**QTY, default=ZERO)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OPEN)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    adopted_order = models.ForeignKey(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["venue", "venue_order_id"], name="unknown_venue_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id}:{self.venue_order_id} {self.side} {self.quantity} {self.symbol}"

@@ -35,6 +35,11 @@ from venues.base import (
 
 log = logging.getLogger(__name__)
 
+# An order the venue says it never received is re-sent only this long after it was last
+# sent: past the venue's receive window (recvWindow) a delayed copy of the first send
+# is refused by the venue, so the re-send cannot make a second execution.
+RESEND_MIN_AGE_S = 7.0
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -289,7 +294,12 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
             )
             return Outcome(done=True, detail="not found at venue: closed")
         if not_found == "resend" and order.status == OrderStatus.SUBMITTED.value:
-            return send_to_venue(order)
+            claimed = services.order_mark_resend(order_id=order_id, min_age_s=RESEND_MIN_AGE_S)
+            if claimed is None:
+                age = (timezone.now() - order.updated_at).total_seconds()
+                wait = max(0.5, RESEND_MIN_AGE_S - age)
+                return Outcome(done=False, retry_after=wait, detail="resend not yet safe")
+            return send_to_venue(claimed)
         return Outcome(done=True, detail="not found at venue", not_found=True)
     except VenueRateLimited as exc:
         return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)

@@ -190,3 +190,24 @@ def sweep_in_doubt() -> int:
         else:
             resolve_order.delay(order_id)
     return len(rows)
+
+
+@shared_task(name="oms.recon.reconcile_venue", acks_late=True, time_limit=120, expires=60)
+def reconcile_venue(venue_id: int, trigger: str = "recovery") -> str:
+    """Reconcile one venue (see orders/reconcile.py). Idempotent: every fix it applies
+    is itself idempotent (fills dedupe, states re-read under lock)."""
+    from orders.reconcile import reconcile_venue as run
+
+    result = run(venue_id, trigger=trigger)
+    return f"{result.status}: {result.found} {result.fixed}"
+
+
+@shared_task(name="oms.recon.reconcile_all", acks_late=True, time_limit=30, expires=60)
+def reconcile_all(trigger: str = "schedule") -> int:
+    """Enqueue a reconciliation of every enabled venue."""
+    from venues.models import Venue
+
+    ids = list(Venue.objects.filter(enabled=True).values_list("pk", flat=True))
+    for venue_id in ids:
+        reconcile_venue.delay(venue_id, trigger)
+    return len(ids)

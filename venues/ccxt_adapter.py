@@ -126,7 +126,13 @@ BINANCE_SPOT_OPTIONS: dict[str, Any] = {
     "createOrder": {"quoteOrderQty": False},
     # FULL: the placement answer carries the fills (ccxt's default, pinned here)
     "newOrderRespType": {"market": "FULL", "limit": "FULL"},
+    # A signed request the venue receives more than recvWindow after its timestamp is
+    # refused. That bounds how long an in-doubt submit can still execute: after
+    # RECV_WINDOW_MS (plus clock margin) the OMS may re-send an order the venue says
+    # it never received (orders/pipeline.py) without risking a double execution.
+    "recvWindow": 5000,
 }
+RECV_WINDOW_MS = 5000
 
 # The ``urls['api']`` keys the spot endpoints are declared under in binance.py's
 # ``api`` section: ``public`` (exchangeInfo, depth, ticker/24hr, time, ping) and

@@ -1,0 +1,95 @@
+"""``/api/v1/venues/``: venue rows (admins write) with their live status: circuit breaker
+and rate-limit use, read from Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import mixins, permissions, serializers, viewsets
+
+from omsweb.roles import ADMIN, has_role
+from venues.models import Venue
+
+
+def venue_status(venue: Venue) -> dict[str, Any]:
+    from omsweb.redis_client import client
+    from venues.breaker import CircuitBreaker
+    from venues.guard import pools_for
+    from venues.ratelimit import RateLimiter
+
+    redis = client()
+    breaker = CircuitBreaker(redis, venue.name).state()
+    limiter = RateLimiter(redis, venue.name, pools_for(venue.rate_limits))
+    status = "disabled" if not venue.enabled else ("up" if breaker["state"] == "closed" else "down")
+    return {
+        "status": status,
+        "breaker": breaker,
+        "rate_limit": {"usage": limiter.usage(), "paused_for_s": round(limiter.paused_for(), 3)},
+    }
+
+
+class VenueSerializer(serializers.ModelSerializer):
+    status = serializers.SerializerMethodField()
+    breaker = serializers.SerializerMethodField()
+    rate_limit = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Venue
+        fields = [
+            "id", "name", "driver", "exchange_id", "base_url", "api_key_env", "secret_env",
+            "enabled", "rate_limits", "status", "breaker", "rate_limit",
+        ]  # fmt: skip
+
+    def _status(self, venue: Venue) -> dict[str, Any]:
+        cache = self.context.setdefault("_status", {})
+        if venue.pk not in cache:
+            cache[venue.pk] = venue_status(venue)
+        return cache[venue.pk]
+
+    def get_status(self, venue: Venue) -> str:
+        return self._status(venue)["status"]
+
+    def get_breaker(self, venue: Venue) -> dict[str, Any]:
+        return self._status(venue)["breaker"]
+
+    def get_rate_limit(self, venue: Venue) -> dict[str, Any]:
+        return self._status(venue)["rate_limit"]
+
+    def validate_rate_limits(self, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("an object of pool: [capacity, window_s]")
+        for name, spec in value.items():
+            ok = (
+                isinstance(spec, list | tuple)
+                and len(spec) == 2
+                and all(isinstance(x, int | float) and x > 0 for x in spec)
+            )
+            if not ok:
+                raise serializers.ValidationError(f"{name}: expected [capacity > 0, window_s > 0]")
+        return value
+
+
+class AdminWrites(permissions.BasePermission):
+    def has_permission(self, request, view) -> bool:  # noqa: ANN001
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return has_role(request.user, ADMIN)
+
+
+class VenueViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    serializer_class = VenueSerializer
+    permission_classes = [permissions.IsAuthenticated, AdminWrites]
+    queryset = Venue.objects.order_by("name")
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def perform_update(self, serializer: VenueSerializer) -> None:
+        from venues.registry import reset_adapters
+
+        serializer.save()
+        reset_adapters()  # this process; workers rebuild theirs when the key changes
