@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from orders.models import Account, Fill, Instrument, Order, OrderEvent, Position
+from orders.models import (
+    Account,
+    Fill,
+    Instrument,
+    Order,
+    OrderEvent,
+    Position,
+    ReconciliationRun,
+    UnknownVenueOrder,
+)
 
 
 @admin.register(Account)
@@ -113,3 +122,50 @@ class PositionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     )
     list_filter = ("account", "instrument")
     list_select_related = ("account", "instrument")
+
+
+@admin.register(ReconciliationRun)
+class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ("id", "venue", "trigger", "status", "started_at", "finished_at", "summary")
+    list_filter = ("venue", "trigger", "status")
+    readonly_fields = ("venue", "trigger", "status", "started_at", "finished_at", "found",
+                       "fixed", "error")  # fmt: skip
+
+    @admin.display(description="found / fixed")
+    def summary(self, run: ReconciliationRun) -> str:
+        f, x = run.found or {}, run.fixed or {}
+        return (
+            f"open@venue {f.get('open_at_venue', 0)}, missing {len(f.get('missing_at_venue', []))}"
+            f", unknown {len(f.get('unknown_at_oms', []))} / fills {x.get('missed_fills', 0)}"
+            f", settled {len(x.get('settled', []))}"
+        )
+
+    def has_change_permission(self, request, obj=None):  # noqa: ANN001
+        return request.method in ("GET", "HEAD") and request.user.is_staff
+
+
+@admin.register(UnknownVenueOrder)
+class UnknownVenueOrderAdmin(admin.ModelAdmin):
+    list_display = ("id", "venue", "venue_order_id", "client_order_id", "symbol", "side",
+                    "quantity", "price", "filled_quantity", "state", "last_seen")  # fmt: skip
+    list_filter = ("venue", "state", "symbol")
+    search_fields = ("venue_order_id", "client_order_id")
+    actions = ("cancel_at_venue",)
+    readonly_fields = [f.name for f in UnknownVenueOrder._meta.fields]
+
+    def has_add_permission(self, request, obj=None):  # noqa: ANN001
+        return False
+
+    @admin.action(description="Cancel selected orders at the venue")
+    def cancel_at_venue(self, request, queryset):  # noqa: ANN001
+        from orders.reconcile import unknown_cancel
+        from orders.services import OrderError
+
+        done = 0
+        for unknown in queryset.filter(state=UnknownVenueOrder.State.OPEN):
+            try:
+                unknown_cancel(unknown_id=unknown.pk, user=request.user.username)
+                done += 1
+            except OrderError as exc:
+                self.message_user(request, f"{unknown}: {exc.message}", level="error")
+        self.message_user(request, f"{done} order(s) canceled at the venue")

@@ -387,6 +387,26 @@ def _pre_trade_check(order: Order) -> list[dict[str, Any]]:
     return check(order) if check else []
 
 
+def _pre_amend_check(
+    order: Order, *, quantity: Decimal, price: Decimal | None
+) -> list[dict[str, Any]]:
+    """Risk hook for an amend: the order as it would be afterwards."""
+    try:
+        from risk.engine import check_amend
+    except ImportError:
+        return []
+    return check_amend(order, quantity=quantity, price=price)
+
+
+def _post_trade_check(*, position: Position, fill: Fill) -> None:
+    """Risk hook after a fill moved a position: a breach escalates the trading state."""
+    try:
+        from risk.engine import after_fill
+    except ImportError:
+        return
+    after_fill(position=position, fill=fill)
+
+
 def _deny(order: Order, reasons: list[dict[str, Any]]) -> None:
     codes = tuple(r.get("message") or r.get("check", "") for r in reasons)
     order.reason = "; ".join(codes)
@@ -402,7 +422,9 @@ def _deny(order: Order, reasons: list[dict[str, Any]]) -> None:
 # --- Cancel / amend -------------------------------------------------------------------
 
 
-def order_cancel(*, order_id: int, source: str = "api", reason: str = "") -> Order:
+def order_cancel(
+    *, order_id: int, source: str = "api", reason: str = "", send: bool = True
+) -> Order:
     """Request a cancel. Not yet sent: canceled at once. Working: PENDING_CANCEL and a
     cancel task on the urgent queue. Already canceled or cancel pending: unchanged."""
     with transaction.atomic():
@@ -429,7 +451,8 @@ def order_cancel(*, order_id: int, source: str = "api", reason: str = "") -> Ord
             )
             return order
         _transition(order, lc.OrderCancelRequested(), source=source, payload={"reason": reason})
-        _on_commit_task("oms.urgent.cancel", order.pk)
+        if send:  # False: the caller cancels at the venue itself (kill-switch cancel-all)
+            _on_commit_task("oms.urgent.cancel", order.pk)
         return order
 
 
@@ -484,14 +507,27 @@ def order_amend(
             )
         if new_qty == order.quantity and new_price == order.price:
             raise OrderValidationError("nothing to change", field="quantity")
-        _transition(
-            order,
-            lc.OrderReplaceRequested(quantity=new_qty, price=new_price),
-            source=source,
-            payload={"quantity": _dec(new_qty), "price": _dec(new_price)},
-        )
-        _on_commit_task("oms.orders.amend", order.pk)
-        return order
+        denial = _pre_amend_check(order, quantity=new_qty, price=new_price)
+        if denial:
+            # the order keeps working unchanged; the refused amend stays on its record
+            _append_event(
+                order,
+                kind="AmendDenied",
+                source="risk",
+                payload={"quantity": _dec(new_qty), "price": _dec(new_price), "reasons": denial},
+            )
+            order.save(update_fields=["event_sequence"])
+        else:
+            _transition(
+                order,
+                lc.OrderReplaceRequested(quantity=new_qty, price=new_price),
+                source=source,
+                payload={"quantity": _dec(new_qty), "price": _dec(new_price)},
+            )
+            _on_commit_task("oms.orders.amend", order.pk)
+    if denial:
+        raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
+    return order
 
 
 # --- Execution reports ----------------------------------------------------------------
@@ -557,6 +593,7 @@ def _apply_fill_to_position(fill: Fill) -> None:
     realtime.publish_on_commit(
         "position.updated", account_id=fill.account_id, **payloads.position_payload(position)
     )
+    _post_trade_check(position=position, fill=fill)
 
 
 def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
@@ -705,3 +742,39 @@ def order_mark_submitted(*, order_id: int) -> Order | None:
             return None
         _transition(order, lc.OrderSubmitted(), source="worker")
         return order
+
+
+def order_mark_resend(*, order_id: int, min_age_s: float) -> Order | None:
+    """Claim the right to send a SUBMITTED order again (the venue says it never received
+    it). Under the row lock: only if it is still SUBMITTED and was last sent at least
+    ``min_age_s`` ago, so two resolvers never both re-send, and a delayed first send can
+    no longer execute (it is past the venue's receive window). Records ``OrderResent``."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    with transaction.atomic():
+        order = _locked(order_id)
+        if order.status != lc.OrderStatus.SUBMITTED.value:
+            return None
+        if order.updated_at > timezone.now() - timedelta(seconds=min_age_s):
+            return None
+        _append_event(
+            order,
+            kind="OrderResent",
+            source="recon",
+            payload={"client_order_id": order.venue_client_order_id},
+        )
+        order.save(update_fields=["event_sequence", "updated_at"])
+        return order
+
+
+def record_adoption(*, order: Order, unknown_id: int, user: str) -> None:
+    """First event of an order adopted from the venue by reconciliation."""
+    _append_event(
+        order,
+        kind="OrderAdopted",
+        source="recon",
+        payload={"unknown_venue_order": unknown_id, "by": user},
+    )
+    order.save(update_fields=["event_sequence"])
