@@ -363,7 +363,12 @@ def _venue_unavailable(venue: Venue) -> str | None:
     from omsweb.redis_client import client
     from venues.breaker import OPEN, CircuitBreaker
 
-    if CircuitBreaker(client(), venue.name).state()["state"] == OPEN:
+    try:
+        state = CircuitBreaker(client(), venue.name).state()["state"]
+    except Exception:  # Redis down: let the order through; the worker checks again
+        log.warning("breaker state of %s unreadable", venue.name, exc_info=True)
+        return None
+    if state == OPEN:
         return f"VENUE_UNAVAILABLE: {venue.name} circuit breaker open"
     return None
 

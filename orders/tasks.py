@@ -145,6 +145,18 @@ def apply_report(order_id: int, report: dict) -> str:
 
 OUTBOX_AGE_S = 2.0
 IN_DOUBT_AGE_S = 10.0
+SWEEP_GUARD_S = 10  # a swept order is not swept again within this many seconds
+
+
+def _first_sweep(kind: str, order_ids: list[int]) -> list[int]:
+    """The ids not swept in the last SWEEP_GUARD_S seconds (SET NX per order), so a slow
+    queue does not collect a copy of the same task on every sweep."""
+    from omsweb.redis_client import client
+
+    pipe = client().pipeline(transaction=False)
+    for order_id in order_ids:
+        pipe.set(f"oms:sweep:{kind}:{order_id}", 1, nx=True, ex=SWEEP_GUARD_S)
+    return [i for i, fresh in zip(order_ids, pipe.execute(), strict=True) if fresh]
 
 
 @shared_task(name="oms.recon.sweep_outbox", acks_late=True, time_limit=30, expires=10)
@@ -164,6 +176,7 @@ def sweep_outbox() -> int:
         .order_by("id")
         .values_list("pk", flat=True)[:1000]
     )
+    ids = _first_sweep("outbox", ids)
     for order_id in ids:
         submit_order.delay(order_id)
     return len(ids)
@@ -184,6 +197,8 @@ def sweep_in_doubt() -> int:
             status__in=["SUBMITTED", "PENDING_CANCEL", "PENDING_REPLACE"], updated_at__lt=cutoff
         ).values_list("pk", "status")[:500]
     )
+    fresh = set(_first_sweep("in_doubt", [pk for pk, _ in rows]))
+    rows = [(pk, status) for pk, status in rows if pk in fresh]
     for order_id, status in rows:
         if status == "PENDING_CANCEL":
             cancel_order.delay(order_id)  # idempotent; asks the venue if it is gone
