@@ -41,6 +41,7 @@ app.conf.task_routes = ROUTES
 app.conf.beat_schedule = {
     "outbox-sweep": {"task": "oms.recon.sweep_outbox", "schedule": 2.0},
     "in-doubt-sweep": {"task": "oms.recon.sweep_in_doubt", "schedule": 10.0},
+    "risk-roll-day": {"task": "oms.recon.risk_roll_day", "schedule": 60.0},
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])

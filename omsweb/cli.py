@@ -7,6 +7,8 @@
     oms simex --name sim-a --port 8101
     oms venuestream                venue order/trade updates and books into the OMS
     oms manage ARGS...             any Django management command
+    oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
+                                   kill switch (see risk/management/commands/killswitch.py)
 
 Each part is a plain process, so an operator can run many of them on many machines
 against one PostgreSQL and one Redis.
@@ -220,6 +222,15 @@ def cmd_manage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_kill(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _django()
+    from django.core.management import call_command
+
+    call_command("killswitch", *args.kill_args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,11 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("manage", help="a Django management command")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_manage)
+
+    # options are parsed by the killswitch command; `oms kill --help` lists them
+    p = sub.add_parser("kill", help="engage/release the kill switch", add_help=False)
+    p.set_defaults(func=cmd_kill)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if args.command != "kill" and rest:
+        build_parser().parse_args(argv)  # the usual error for unknown arguments
+    args.kill_args = rest
     sys.exit(args.func(args))
 
 

@@ -52,6 +52,9 @@ def ensure_reference_data() -> None:
         )
     for role in (TRADER, RISK, ADMIN):
         Group.objects.get_or_create(name=role)
+    from risk.defaults import ensure_default_limits  # fail closed: no limits, no trading
+
+    ensure_default_limits()
 
 
 @transaction.atomic

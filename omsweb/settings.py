@@ -153,6 +153,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = OMS_HOME / "static"
+# Serve app static files (blotter CSS/JS, admin) straight from the apps when collectstatic
+# has not run (`oms web` from a checkout, the test stack); `oms up` still collects them.
+WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "/admin/login/"
 
 # Oversized bodies are refused before they are parsed.

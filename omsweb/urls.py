@@ -13,6 +13,7 @@ api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("health/", health.health, name="api-health"),
     path("", include("orders.api.urls")),
+    path("risk/", include("risk.api.urls")),
 ]
 
 urlpatterns = [
@@ -21,4 +22,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("orders.blotter.urls")),  # the blotter at /, /login/, /logout/
 ]

@@ -7,76 +7,137 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orders', '0001_initial'),
-        ('venues', '0002_venue_rate_limits'),
+        ("orders", "0001_initial"),
+        ("venues", "0002_venue_rate_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ReconciliationRun',
+            name="ReconciliationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('trigger', models.CharField(choices=[('schedule', 'Schedule'), ('startup', 'Startup'), ('recovery', 'Recovery'), ('manual', 'Manual')], max_length=16)),
-                ('status', models.CharField(default='running', max_length=16)),
-                ('started_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('found', models.JSONField(default=dict)),
-                ('fixed', models.JSONField(default=dict)),
-                ('error', models.TextField(blank=True, default='')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "trigger",
+                    models.CharField(
+                        choices=[
+                            ("schedule", "Schedule"),
+                            ("startup", "Startup"),
+                            ("recovery", "Recovery"),
+                            ("manual", "Manual"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("status", models.CharField(default="running", max_length=16)),
+                ("started_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("found", models.JSONField(default=dict)),
+                ("fixed", models.JSONField(default=dict)),
+                ("error", models.TextField(blank=True, default="")),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.CreateModel(
-            name='UnknownVenueOrder',
+            name="UnknownVenueOrder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('venue_order_id', models.CharField(max_length=64)),
-                ('client_order_id', models.CharField(blank=True, default='', max_length=64)),
-                ('symbol', models.CharField(max_length=32)),
-                ('side', models.CharField(max_length=4)),
-                ('type', models.CharField(max_length=16)),
-                ('quantity', models.DecimalField(decimal_places=12, max_digits=30)),
-                ('price', models.DecimalField(blank=True, decimal_places=12, max_digits=30, null=True)),
-                ('filled_quantity', models.DecimalField(decimal_places=12, default=Decimal('0'), max_digits=30)),
-                ('state', models.CharField(choices=[('OPEN', 'Open'), ('GONE', 'Gone'), ('CANCELED', 'Canceled'), ('ADOPTED', 'Adopted')], default='OPEN', max_length=10)),
-                ('first_seen', models.DateTimeField(auto_now_add=True)),
-                ('last_seen', models.DateTimeField(auto_now=True)),
-                ('resolved_by', models.CharField(blank=True, default='', max_length=150)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("venue_order_id", models.CharField(max_length=64)),
+                ("client_order_id", models.CharField(blank=True, default="", max_length=64)),
+                ("symbol", models.CharField(max_length=32)),
+                ("side", models.CharField(max_length=4)),
+                ("type", models.CharField(max_length=16)),
+                ("quantity", models.DecimalField(decimal_places=12, max_digits=30)),
+                (
+                    "price",
+                    models.DecimalField(blank=True, decimal_places=12, max_digits=30, null=True),
+                ),
+                (
+                    "filled_quantity",
+                    models.DecimalField(decimal_places=12, default=Decimal("0"), max_digits=30),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("OPEN", "Open"),
+                            ("GONE", "Gone"),
+                            ("CANCELED", "Canceled"),
+                            ("ADOPTED", "Adopted"),
+                        ],
+                        default="OPEN",
+                        max_length=10,
+                    ),
+                ),
+                ("first_seen", models.DateTimeField(auto_now_add=True)),
+                ("last_seen", models.DateTimeField(auto_now=True)),
+                ("resolved_by", models.CharField(blank=True, default="", max_length=150)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
         migrations.RemoveIndex(
-            model_name='order',
-            name='order_working_idx',
+            model_name="order",
+            name="order_working_idx",
         ),
         migrations.AddIndex(
-            model_name='order',
-            index=models.Index(condition=models.Q(('status__in', ['CANCELED', 'DENIED', 'EXPIRED', 'FILLED', 'REJECTED']), _negated=True), fields=['status', 'updated_at'], name='order_working_idx'),
+            model_name="order",
+            index=models.Index(
+                condition=models.Q(
+                    ("status__in", ["CANCELED", "DENIED", "EXPIRED", "FILLED", "REJECTED"]),
+                    _negated=True,
+                ),
+                fields=["status", "updated_at"],
+                name="order_working_idx",
+            ),
         ),
         migrations.AddField(
-            model_name='reconciliationrun',
-            name='venue',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='recon_runs', to='venues.venue'),
+            model_name="reconciliationrun",
+            name="venue",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="recon_runs",
+                to="venues.venue",
+            ),
         ),
         migrations.AddField(
-            model_name='unknownvenueorder',
-            name='adopted_order',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='orders.order'),
+            model_name="unknownvenueorder",
+            name="adopted_order",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="orders.order",
+            ),
         ),
         migrations.AddField(
-            model_name='unknownvenueorder',
-            name='venue',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='unknown', to='venues.venue'),
+            model_name="unknownvenueorder",
+            name="venue",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="unknown",
+                to="venues.venue",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='unknownvenueorder',
-            constraint=models.UniqueConstraint(fields=('venue', 'venue_order_id'), name='unknown_venue_order'),
+            model_name="unknownvenueorder",
+            constraint=models.UniqueConstraint(
+                fields=("venue", "venue_order_id"), name="unknown_venue_order"
+            ),
         ),
     ]

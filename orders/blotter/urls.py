@@ -1,0 +1,9 @@
+from django.urls import path
+
+from orders.blotter import views
+
+urlpatterns = [
+    path("", views.blotter, name="blotter"),
+    path("login/", views.login, name="login"),
+    path("logout/", views.logout, name="logout"),
+]

@@ -1,0 +1,234 @@
+"""The kill-switch sweep: cancel every working order in the scope of a HALTED state.
+
+Runs on the urgent queue (``oms.urgent.risk_kill_sweep``) right after the engagement
+commits; new orders in scope are already denied by then. In order:
+
+1. orders not sent yet (PENDING_NEW) are canceled in the OMS: their submit task finds
+   them canceled and sends nothing;
+2. per venue and symbol with working orders in scope, the venue's cancel-all (one
+   request) when the adapter has it and the scope covers every OMS order there (an
+   account-scope halt never cancels another account's orders this way);
+3. each working order is marked PENDING_CANCEL through ``orders.services.order_cancel``
+   (without its own cancel task), then the venue's answers are applied through
+   ``orders.services.execution_apply``: CANCELED, unless the venue reports more filled
+   than we know, in which case the per-order cancel task settles it with the trades;
+4. orders the cancel-all did not answer for (sent but not yet at the venue, venues
+   without cancel-all, account scope) get the per-order cancel task, urgent queue;
+5. a follow-up sweep two seconds later repeats this while the scope is still HALTED,
+   and cancels-all again where it did, to catch an order that reached the venue after
+   the first pass.
+
+The venue is asked first: the point of a kill switch is that nothing keeps working at
+the venue; the OMS's own bookkeeping follows within the same task.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+log = logging.getLogger(__name__)
+
+FOLLOW_UP_S = 2.0
+WORKING = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE")
+
+
+@dataclass
+class SweepResult:
+    pending_new_canceled: int = 0
+    cancel_all_calls: int = 0
+    canceled_at_venue: int = 0
+    marked_pending_cancel: int = 0
+    applied_canceled: int = 0
+    per_order_cancels: int = 0
+    errors: list[str] = field(default_factory=list)
+    groups: list[list[int]] = field(default_factory=list)  # [venue_id, instrument_id]
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _scope_filter(state: Any) -> dict[str, Any]:
+    flt: dict[str, Any] = {}
+    if state.venue_id:
+        flt["venue_id"] = state.venue_id
+    if state.account_id:
+        flt["account_id"] = state.account_id
+    if state.instrument_id:
+        flt["instrument_id"] = state.instrument_id
+    return flt
+
+
+def _send_cancel_task(order_id: int) -> None:
+    from omsweb.celery import app
+
+    app.send_task("oms.urgent.cancel", args=(order_id,))
+
+
+def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | None = None):
+    """Cancel every working order in the scope of the HALTED state of ``change_id``.
+
+    Idempotent: orders already canceled or pending cancel are left alone, a venue's
+    cancel-all with nothing open answers nothing, and a state no longer HALTED is not
+    swept at all.
+    """
+    from orders.models import Order
+    from orders.services import OrderStateConflict, order_cancel
+    from risk.models import State, TradingStateChange
+    from venues.models import Venue
+
+    started = time.monotonic()
+    result = SweepResult()
+    change = TradingStateChange.objects.select_related("trading_state").get(pk=change_id)
+    state = change.trading_state
+    if state is None or state.state != State.HALTED:
+        return {"skipped": "scope no longer HALTED"}
+    reason = f"kill switch: {state.label} HALTED ({state.reason})"
+    scope = _scope_filter(state)
+    in_scope = Order.objects.filter(**scope)
+
+    # 1. not sent yet: canceled here, never sent
+    for order_id in in_scope.filter(status="PENDING_NEW").values_list("pk", flat=True):
+        try:
+            order_cancel(order_id=order_id, source="risk", reason=reason)
+            result.pending_new_canceled += 1
+        except OrderStateConflict:
+            continue  # sent or finished meanwhile: handled below or nothing to do
+
+    # 2. working orders, by venue and symbol
+    rows = list(
+        in_scope.filter(status__in=WORKING).values_list(
+            "pk", "venue_id", "instrument_id", "instrument__symbol", "venue_order_id",
+            "venue_client_order_id", "client_order_id", "filled_quantity", "status",
+        )
+    )  # fmt: skip
+    by_group: dict[tuple[int, int], list[tuple[Any, ...]]] = defaultdict(list)
+    symbols: dict[int, str] = {}
+    for row in rows:
+        by_group[(row[1], row[2])].append(row)
+        symbols[row[2]] = row[3]
+    for venue_id, instrument_id in groups or []:
+        by_group.setdefault((venue_id, instrument_id), [])
+    if groups:
+        from orders.models import Instrument
+
+        symbols.update(
+            Instrument.objects.filter(pk__in=[g[1] for g in groups]).values_list("pk", "symbol")
+        )
+    venues = {v.pk: v for v in Venue.objects.filter(pk__in={g[0] for g in by_group})}
+
+    for (venue_id, instrument_id), items in by_group.items():
+        venue = venues.get(venue_id)
+        if venue is None:
+            continue
+        answers = _venue_cancel_all(venue, symbols[instrument_id], state, instrument_id, result)
+        if answers is not None:
+            result.groups.append([venue_id, instrument_id])
+        by_venue_id = {a.venue_order_id: a for a in answers or () if a.venue_order_id}
+        by_client_id = {
+            (a.client_order_id or "").split("/", 1)[0]: a
+            for a in answers or ()
+            if a.client_order_id
+        }
+        for pk, _v, _i, _s, venue_order_id, _vcid, cid, filled, status in items:
+            try:
+                order = order_cancel(order_id=pk, source="risk", reason=reason, send=False)
+            except OrderStateConflict:
+                continue  # terminal already, or an amend in flight: the follow-up retries
+            if order.status != "PENDING_CANCEL":
+                continue
+            if status != "PENDING_CANCEL":
+                result.marked_pending_cancel += 1
+            answer = by_venue_id.get(venue_order_id) if venue_order_id else None
+            answer = answer or by_client_id.get(cid)
+            if answer is not None and not answer.is_open and answer.filled_quantity <= filled:
+                _apply_canceled(pk, reason, result)
+            else:
+                # not answered for (not at the venue yet, no cancel-all, or more filled
+                # than we know): the per-order cancel asks the venue and settles it
+                _send_cancel_task(pk)
+                result.per_order_cancels += 1
+
+    result.seconds = round(time.monotonic() - started, 3)
+    if not follow_up:
+        from risk.tasks import kill_sweep
+
+        kill_sweep.apply_async(
+            (change_id,), {"follow_up": True, "groups": result.groups}, countdown=FOLLOW_UP_S
+        )
+    _record(change_id, result, follow_up)
+    log.warning("kill switch sweep (%s%s): %s", state.label, " follow-up" if follow_up else "",
+                result.as_dict())  # fmt: skip
+    return result.as_dict()
+
+
+def _covers_every_order_at(state: Any, venue_id: int, instrument_id: int) -> bool:
+    """A venue cancel-all cancels every order of ours on that symbol: only use it when
+    the scope covers them all (an account-scope halt with another account trading the
+    same symbol at the same venue must cancel one by one)."""
+    from orders.models import Order
+
+    if not state.account_id:
+        return True
+    return not (
+        Order.objects.filter(
+            venue_id=venue_id, instrument_id=instrument_id, status__in=("PENDING_NEW", *WORKING)
+        )
+        .exclude(account_id=state.account_id)
+        .exists()
+    )
+
+
+def _venue_cancel_all(
+    venue: Any, symbol: str, state: Any, instrument_id: int, result: SweepResult
+) -> list[Any] | None:
+    """The venue's cancel-all answer, or None when it was not (or could not be) used."""
+    from venues.base import VenueError
+    from venues.registry import adapter_for
+
+    try:
+        adapter = adapter_for(venue)
+        if not adapter.capabilities().cancel_all:
+            return None
+        if not _covers_every_order_at(state, venue.pk, instrument_id):
+            return None
+        result.cancel_all_calls += 1
+        answers = adapter.cancel_all(symbol)
+    except VenueError as exc:
+        result.errors.append(f"{venue.name} {symbol}: {exc.reason}")
+        log.warning("kill switch: cancel-all on %s %s failed: %s", venue.name, symbol, exc.reason)
+        return None
+    except Exception as exc:  # a venue we cannot build an adapter for: cancel one by one
+        result.errors.append(f"{venue.name} {symbol}: {exc!r}")
+        log.exception("kill switch: cancel-all on %s %s failed", venue.name, symbol)
+        return None
+    result.canceled_at_venue += sum(1 for a in answers if not a.is_open)
+    return answers
+
+
+def _apply_canceled(order_id: int, reason: str, result: SweepResult) -> None:
+    from orders.reports import ExecutionReport, ReportKind
+    from orders.services import execution_apply
+
+    outcome = execution_apply(
+        order_id=order_id,
+        report=ExecutionReport(kind=ReportKind.CANCELED, source="venue", reason=reason),
+    )
+    if outcome.applied:
+        result.applied_canceled += 1
+
+
+def _record(change_id: int, result: SweepResult, follow_up: bool) -> None:
+    from risk.models import TradingStateChange
+
+    with transaction.atomic():
+        change = TradingStateChange.objects.select_for_update().get(pk=change_id)
+        key = "follow_up_sweep" if follow_up else "sweep"
+        change.detail = {**change.detail, key: result.as_dict()}
+        change.save(update_fields=["detail"])
