@@ -42,6 +42,7 @@ app.conf.beat_schedule = {
     "outbox-sweep": {"task": "oms.recon.sweep_outbox", "schedule": 2.0},
     "in-doubt-sweep": {"task": "oms.recon.sweep_in_doubt", "schedule": 10.0},
     "risk-roll-day": {"task": "oms.recon.risk_roll_day", "schedule": 60.0},
+    "risk-warm-venues": {"task": "oms.urgent.risk_warm_venues", "schedule": 30.0},
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])

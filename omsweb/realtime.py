@@ -95,16 +95,7 @@ def publish_on_commit(event_type: str, *, account_id: int | None, **data: Any) -
 
 def publish(event_type: str, *, account_id: int | None, data: dict[str, Any]) -> None:
     """Queue an event now (callers inside a transaction use ``publish_on_commit``)."""
-    stream = stream_for(account_id)
-    event = {
-        "type": event_type,
-        "stream": stream,
-        "seq": 0,  # set by the sender, in send order
-        "ts": time.time(),
-        "account_id": account_id,
-        "data": data,
-    }
-    _sender().put(stream, event)
+    _sender().publish(event_type, account_id=account_id, data=data)
 
 
 def flush(timeout: float = 5.0) -> bool:
@@ -135,11 +126,14 @@ def _jsonable(value: Any) -> Any:
 # --- The sender thread -----------------------------------------------------------------
 
 
-class _Sender:
-    """One per process: a daemon thread with its own event loop that sends batches."""
+class Sender:
+    """A daemon thread with its own event loop that sends batches. The process has one
+    (``publish``), on the configured Redis and channel layer; a benchmark may make its own
+    against another Redis (``redis_url``) and layer."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, redis_url: str | None = None, layer: Any = None) -> None:
         self.pid = os.getpid()
+        self._redis_url = redis_url
         self.queue: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque()
         self.loop = asyncio.new_event_loop()
         self._wake = asyncio.Event()
@@ -149,11 +143,24 @@ class _Sender:
         self._done = 0  # last ticket sent (or given up on)
         self._done_cond = threading.Condition()
         self._redis: Any = None
-        self._layer: Any = None
+        self._layer: Any = layer
         self._last_error = 0.0
+        self._closing = False
         self.sent_events = 0
         self.thread = threading.Thread(target=self._run, name="oms-realtime", daemon=True)
         self.thread.start()
+
+    def publish(self, event_type: str, *, account_id: int | None, data: dict[str, Any]) -> None:
+        stream = stream_for(account_id)
+        event = {
+            "type": event_type,
+            "stream": stream,
+            "seq": 0,  # set by the sender, in send order
+            "ts": time.time(),
+            "account_id": account_id,
+            "data": data,
+        }
+        self.put(stream, event)
 
     def put(self, stream: str, event: dict[str, Any]) -> None:
         ticket = next(self._tickets)  # atomic under the GIL
@@ -168,12 +175,23 @@ class _Sender:
         with self._done_cond:
             return self._done_cond.wait_for(lambda: self._done >= target, timeout)
 
+    def close(self, timeout: float = 2.0) -> None:
+        """Send what is queued, then stop (a benchmark's own sender; the process's one
+        lives as long as the process)."""
+        self.flush(timeout)
+        self._closing = True
+        self.loop.call_soon_threadsafe(self._wake.set)
+        self.thread.join(timeout)
+
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._main())
+        try:
+            self.loop.run_until_complete(self._main())
+        finally:
+            self.loop.close()
 
     async def _main(self) -> None:
-        while True:
+        while not self._closing:
             await self._wake.wait()
             self._wake.clear()
             self._scheduled = False  # before draining: a later put() wakes us again
@@ -188,16 +206,18 @@ class _Sender:
                 with self._done_cond:
                     self._done = batch[-1][0]
                     self._done_cond.notify_all()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     async def _send(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
-        if self._layer is None:
+        if self._redis is None:
             from channels.layers import get_channel_layer
             from django.conf import settings
             from redis import asyncio as aioredis
 
-            self._layer = get_channel_layer()
+            self._layer = self._layer or get_channel_layer()
             self._redis = aioredis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+                self._redis_url or settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
             )
         if self._layer is None:
             return
@@ -227,18 +247,18 @@ class _Sender:
             log.exception("realtime: %d event(s) not sent; clients will resync", count)
 
 
-_SENDER: _Sender | None = None
+_SENDER: Sender | None = None
 _SENDER_LOCK = threading.Lock()
 
 
-def _sender() -> _Sender:
+def _sender() -> Sender:
     global _SENDER
     sender = _SENDER
     if sender is not None and sender.pid == os.getpid():
         return sender
     with _SENDER_LOCK:  # first use in this process (threads do not survive a fork)
         if _SENDER is None or _SENDER.pid != os.getpid():
-            _SENDER = _Sender()
+            _SENDER = Sender()
             _install_shutdown_flush()
         return _SENDER
 

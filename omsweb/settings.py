@@ -135,7 +135,14 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "oms:ch", "capacity": 5000, "expiry": 30},
+        "CONFIG": {
+            # redis-py 8 reads with a 5 s socket timeout by default, which cuts the layer's
+            # own 5 s BZPOPMIN wait short and kills every idle WebSocket consumer.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+            "prefix": "oms:ch",
+            "capacity": 5000,
+            "expiry": 30,
+        },
     }
 }
 

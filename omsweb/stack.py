@@ -175,6 +175,16 @@ def worker_argvs(suffix: str = "stack") -> dict[str, list[str]]:
     }
 
 
+def _beat_schedule_in(argv: list[str], logdir: Path) -> list[str]:
+    """Beat's schedule file in the stack's own directory: ``worker_argv`` puts it under
+    the *calling* process's OMS_HOME, which two stacks of one test run would share."""
+    if "-s" not in argv:
+        return argv
+    argv = list(argv)
+    argv[argv.index("-s") + 1] = str(logdir / "celerybeat-schedule")
+    return argv
+
+
 def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     """Reference data, the venue row pointed at our simulator, a trader's API token.
     Needs Django set up against the stack's database."""
@@ -231,7 +241,7 @@ def launch(
     stack.start("sim-a", stack.sim_argv)
     stack.start("web", web_argv("127.0.0.1", web_port))
     for name, argv in worker_argvs().items():
-        stack.start(name, argv)
+        stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
     try:
         stack.wait_healthy()

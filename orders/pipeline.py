@@ -32,13 +32,17 @@ from venues.base import (
     VenueRejected,
     VenueUnavailable,
 )
+from venues.ccxt_adapter import RECV_WINDOW_MS
+from venues.guard import MAX_WAIT_S as GUARD_MAX_WAIT_S
 
 log = logging.getLogger(__name__)
 
 # An order the venue says it never received is re-sent only this long after it was last
-# sent: past the venue's receive window (recvWindow) a delayed copy of the first send
-# is refused by the venue, so the re-send cannot make a second execution.
-RESEND_MIN_AGE_S = 7.0
+# marked sent: past the venue's receive window (recvWindow) a delayed copy of the first
+# send is refused by the venue, so the re-send cannot make a second execution. The
+# request is signed (its timestamp taken) up to the guard's rate-limit wait after the
+# mark, and the venue accepts timestamps up to 1 s behind its own clock: 5 + 2 + 1 s.
+RESEND_MIN_AGE_S = RECV_WINDOW_MS / 1000 + GUARD_MAX_WAIT_S + 1.0
 
 
 @dataclass(frozen=True)

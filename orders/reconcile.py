@@ -7,9 +7,9 @@ A run, per venue (on a schedule, at worker start-up, and when the venue comes ba
    skipped by the ``(venue, trade id)`` key, so re-reading is harmless.
 2. **Orders the OMS thinks are working but the venue does not list as open** are settled
    by asking the venue for their client order id (``pipeline.sync_from_venue``): filled,
-   canceled or expired states are applied; one the venue never received is re-sent with
-   the same id (only when SUBMITTED and past the receive window), one it no longer has
-   is closed.
+   canceled or expired states are applied; one the venue never received is handed to
+   the orders queue to be re-sent with the same id (only when SUBMITTED and past the
+   receive window), one it no longer has is closed.
 3. **Orders open at the venue that the OMS does not know** (placed behind its back) are
    stored as ``UnknownVenueOrder`` rows, shown in the admin and the API, where an
    operator cancels or adopts them; ones no longer open are marked GONE.
@@ -52,7 +52,12 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
     venue = Venue.objects.get(pk=venue_id)
     run = ReconciliationRun.objects.create(venue=venue, trigger=trigger)
     found: dict[str, Any] = {"open_at_venue": 0, "working_in_oms": 0, "missing_at_venue": []}
-    fixed: dict[str, Any] = {"missed_fills": 0, "settled": [], "unsettled": []}
+    fixed: dict[str, Any] = {
+        "missed_fills": 0,
+        "settled": [],
+        "unsettled": [],
+        "resend_queued": [],
+    }
     redis = client()
     try:
         adapter = guarded_adapter(venue)
@@ -77,9 +82,15 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
             if updated_at > cutoff:
                 continue  # in flight: its own task is settling it
             found["missing_at_venue"].append(pk)
-            not_found = "resend" if status == "SUBMITTED" else "canceled"
+            not_found = "keep" if status == "SUBMITTED" else "canceled"
             outcome = pipeline.sync_from_venue(pk, not_found=not_found)
-            (fixed["settled"] if outcome.done else fixed["unsettled"]).append(pk)
+            if outcome.not_found:
+                # Sent, never received: re-sent (same id) by the orders queue, which
+                # asks the venue once more first; a send is never made inside a run.
+                _queue_resend(pk)
+                fixed["resend_queued"].append(pk)
+            else:
+                (fixed["settled"] if outcome.done else fixed["unsettled"]).append(pk)
 
         found["unknown_at_oms"] = _surface_unknown(venue, open_at_venue)
         run.status = "ok"
@@ -91,6 +102,12 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
     run.found, run.fixed, run.finished_at = found, fixed, timezone.now()
     run.save(update_fields=["status", "error", "found", "fixed", "finished_at"])
     return run
+
+
+def _queue_resend(order_id: int) -> None:
+    from omsweb.celery import app
+
+    app.send_task("oms.orders.resend", args=(order_id,))
 
 
 def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> int:

@@ -118,11 +118,16 @@ def resolve_order(self, order_id: int) -> str:
     backoff. Idempotent: applying the venue's state twice changes nothing.
 
     A submit the venue still does not know after a few looks (so it was not merely
-    slow to arrive) was never received: it is sent again with the same client order
-    id, which the venue refuses if it did get the first one after all."""
-    resend = self.request.retries >= RESEND_AFTER_LOOKS
-    outcome = pipeline.sync_from_venue(order_id, not_found="resend" if resend else "keep")
-    if not outcome.done or (outcome.not_found and not resend):
+    slow to arrive) was never received: it is handed to ``resend_order`` on the orders
+    queue, which asks once more and sends it again with the same client order id (the
+    venue refuses it if it did get the first one after all). Sending is never done
+    here: a send that times out would hold the single reconciliation worker for the
+    venue's whole timeout."""
+    outcome = pipeline.sync_from_venue(order_id, not_found="keep")
+    if outcome.not_found and self.request.retries >= RESEND_AFTER_LOOKS:
+        resend_order.apply_async((order_id,), countdown=_backoff(0, 0.5))
+        return "not at venue: resend queued"
+    if not outcome.done or outcome.not_found:
         raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
     return outcome.detail or "done"
 

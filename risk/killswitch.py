@@ -6,12 +6,15 @@ commits; new orders in scope are already denied by then. In order:
 1. orders not sent yet (PENDING_NEW) are canceled in the OMS: their submit task finds
    them canceled and sends nothing;
 2. per venue and symbol with working orders in scope, the venue's cancel-all (one
-   request) when the adapter has it and the scope covers every OMS order there (an
-   account-scope halt never cancels another account's orders this way);
+   request, through the venue's rate limiter cancel lane and breaker) when the adapter
+   has it and the scope covers every OMS order there (an account-scope halt never
+   cancels another account's orders this way); all of these before any bookkeeping;
 3. each working order is marked PENDING_CANCEL through ``orders.services.order_cancel``
    (without its own cancel task), then the venue's answers are applied through
    ``orders.services.execution_apply``: CANCELED, unless the venue reports more filled
-   than we know, in which case the per-order cancel task settles it with the trades;
+   than we know, in which case the per-order cancel task settles it with the trades.
+   Batches of orders, one transaction each, a few batches at a time on their own
+   database connections;
 4. orders the cancel-all did not answer for (sent but not yet at the venue, venues
    without cancel-all, account scope) get the per-order cancel task, urgent queue;
 5. a follow-up sweep two seconds later repeats this while the scope is still HALTED,
@@ -27,6 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +39,8 @@ from django.db import transaction
 log = logging.getLogger(__name__)
 
 FOLLOW_UP_S = 2.0
+BATCH = 25  # orders per transaction in the bookkeeping pass
+BOOKKEEPING_THREADS = 4  # batches in flight at once (each waits mostly on the database)
 WORKING = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE")
 
 
@@ -48,6 +54,8 @@ class SweepResult:
     per_order_cancels: int = 0
     errors: list[str] = field(default_factory=list)
     groups: list[list[int]] = field(default_factory=list)  # [venue_id, instrument_id]
+    venue_seconds: float = 0.0  # until every cancel-all was answered
+    venue_calls: list[dict[str, Any]] = field(default_factory=list)  # each cancel-all, timed
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -123,37 +131,44 @@ def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | 
         )
     venues = {v.pk: v for v in Venue.objects.filter(pk__in={g[0] for g in by_group})}
 
-    for (venue_id, instrument_id), items in by_group.items():
+    # 2a. the venue first: one cancel-all per venue and symbol, before any bookkeeping
+    answers_by_group: dict[tuple[int, int], list[Any] | None] = {}
+    for venue_id, instrument_id in by_group:
         venue = venues.get(venue_id)
-        if venue is None:
-            continue
-        answers = _venue_cancel_all(venue, symbols[instrument_id], state, instrument_id, result)
+        answers = None
+        if venue is not None:
+            answers = _venue_cancel_all(venue, symbols[instrument_id], state, instrument_id, result)
         if answers is not None:
             result.groups.append([venue_id, instrument_id])
-        by_venue_id = {a.venue_order_id: a for a in answers or () if a.venue_order_id}
+        answers_by_group[(venue_id, instrument_id)] = answers
+    result.venue_seconds = round(time.monotonic() - started, 3)
+
+    # 2b. then the OMS: PENDING_CANCEL and the venue's answer, in batches of one commit
+    # each, a few batches at a time (each order is its own row lock: they are independent)
+    work = []
+    for group, items in by_group.items():
+        answers = answers_by_group[group] or []
+        by_venue_id = {a.venue_order_id: a for a in answers if a.venue_order_id}
         by_client_id = {
-            (a.client_order_id or "").split("/", 1)[0]: a
-            for a in answers or ()
-            if a.client_order_id
+            (a.client_order_id or "").split("/", 1)[0]: a for a in answers if a.client_order_id
         }
         for pk, _v, _i, _s, venue_order_id, _vcid, cid, filled, status in items:
-            try:
-                order = order_cancel(order_id=pk, source="risk", reason=reason, send=False)
-            except OrderStateConflict:
-                continue  # terminal already, or an amend in flight: the follow-up retries
-            if order.status != "PENDING_CANCEL":
-                continue
-            if status != "PENDING_CANCEL":
-                result.marked_pending_cancel += 1
             answer = by_venue_id.get(venue_order_id) if venue_order_id else None
             answer = answer or by_client_id.get(cid)
-            if answer is not None and not answer.is_open and answer.filled_quantity <= filled:
-                _apply_canceled(pk, reason, result)
-            else:
-                # not answered for (not at the venue yet, no cancel-all, or more filled
-                # than we know): the per-order cancel asks the venue and settles it
-                _send_cancel_task(pk)
-                result.per_order_cancels += 1
+            settled = answer is not None and not answer.is_open and answer.filled_quantity <= filled
+            work.append((pk, status, settled))
+    batches = [work[i : i + BATCH] for i in range(0, len(work), BATCH)]
+    if transaction.get_connection().in_atomic_block or len(batches) < 2:
+        outcomes = [_book(batch, reason) for batch in batches]  # inside a caller's transaction
+    else:
+        with ThreadPoolExecutor(max_workers=BOOKKEEPING_THREADS) as pool:
+            outcomes = list(pool.map(lambda b: _in_thread(_book, b, reason), batches))
+    for marked, applied, to_ask in outcomes:
+        result.marked_pending_cancel += marked
+        result.applied_canceled += applied
+        for pk in to_ask:  # after the commit: the task must see PENDING_CANCEL
+            _send_cancel_task(pk)
+            result.per_order_cancels += 1
 
     result.seconds = round(time.monotonic() - started, 3)
     if not follow_up:
@@ -190,16 +205,21 @@ def _venue_cancel_all(
 ) -> list[Any] | None:
     """The venue's cancel-all answer, or None when it was not (or could not be) used."""
     from venues.base import VenueError
-    from venues.registry import adapter_for
+    from venues.guard import guarded_adapter  # the venue's rate limiter (cancel lane), breaker
 
     try:
-        adapter = adapter_for(venue)
+        adapter = guarded_adapter(venue)
         if not adapter.capabilities().cancel_all:
             return None
         if not _covers_every_order_at(state, venue.pk, instrument_id):
             return None
         result.cancel_all_calls += 1
+        started = time.monotonic()
         answers = adapter.cancel_all(symbol)
+        result.venue_calls.append(
+            {"venue": venue.name, "symbol": symbol, "answered": len(answers),
+             "seconds": round(time.monotonic() - started, 3)}
+        )  # fmt: skip
     except VenueError as exc:
         result.errors.append(f"{venue.name} {symbol}: {exc.reason}")
         log.warning("kill switch: cancel-all on %s %s failed: %s", venue.name, symbol, exc.reason)
@@ -212,16 +232,41 @@ def _venue_cancel_all(
     return answers
 
 
-def _apply_canceled(order_id: int, reason: str, result: SweepResult) -> None:
+def _book(batch: list[tuple[int, str, bool]], reason: str) -> tuple[int, int, list[int]]:
+    """One transaction: mark each order PENDING_CANCEL (no cancel task of its own), then
+    apply the venue's CANCELED where it answered; return (marked, applied, to ask)."""
     from orders.reports import ExecutionReport, ReportKind
-    from orders.services import execution_apply
+    from orders.services import OrderStateConflict, execution_apply, order_cancel
 
-    outcome = execution_apply(
-        order_id=order_id,
-        report=ExecutionReport(kind=ReportKind.CANCELED, source="venue", reason=reason),
-    )
-    if outcome.applied:
-        result.applied_canceled += 1
+    marked = applied = 0
+    to_ask: list[int] = []
+    with transaction.atomic():
+        for pk, status, settled in batch:
+            try:
+                order = order_cancel(order_id=pk, source="risk", reason=reason, send=False)
+            except OrderStateConflict:
+                continue  # terminal already, or an amend in flight: the follow-up retries
+            if order.status != "PENDING_CANCEL":
+                continue
+            marked += status != "PENDING_CANCEL"
+            if not settled:
+                # not answered for (not at the venue yet, no cancel-all, more filled than
+                # we know): the per-order cancel asks the venue and settles it
+                to_ask.append(pk)
+                continue
+            report = ExecutionReport(kind=ReportKind.CANCELED, source="venue", reason=reason)
+            applied += execution_apply(order_id=pk, report=report).applied
+    return marked, applied, to_ask
+
+
+def _in_thread(fn: Any, *args: Any) -> Any:
+    """Run ``fn`` in a pool thread with its own database connection, closed after."""
+    from django.db import connections
+
+    try:
+        return fn(*args)
+    finally:
+        connections.close_all()
 
 
 def _record(change_id: int, result: SweepResult, follow_up: bool) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 
 @shared_task(
@@ -37,3 +38,33 @@ def roll_day() -> int:
     from risk.services import roll_trading_day
 
     return roll_trading_day()
+
+
+@shared_task(name="oms.urgent.risk_warm_venues", acks_late=True, time_limit=60, expires=25)
+def warm_venues() -> list[str]:
+    """Build every enabled venue's adapter and load its markets in this urgent worker, so
+    a kill switch's first cancel-all is not delayed by that (seconds on a busy machine).
+    Idempotent and cheap when warm; a venue that is down is skipped."""
+    import logging
+
+    from venues.guard import guarded_adapter
+    from venues.models import Venue
+
+    warm = []
+    for venue in Venue.objects.filter(enabled=True):
+        try:
+            guarded_adapter(venue).capabilities()
+            warm.append(venue.name)
+        except Exception as exc:  # down or misconfigured: the sweep falls back per order
+            logging.getLogger(__name__).warning("warming %s failed: %s", venue.name, exc)
+    return warm
+
+
+@worker_ready.connect
+def _warm_on_start(sender: Any = None, **kwargs: Any) -> None:
+    """An urgent worker warms its venue adapters as soon as it starts."""
+    if sender is None:
+        return
+    queues = {q.name for q in sender.app.amqp.queues.consume_from.values()}
+    if "oms.urgent" in queues:
+        sender.app.send_task("oms.urgent.risk_warm_venues")

@@ -49,6 +49,23 @@ def web_server(django_db_setup, django_db_blocker, tmp_path_factory):
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """The whole OMS as real processes (``omsweb/stack.py``) on a database and Redis db
+    of its own, started once per session and shared by tests/system and tests/browser."""
+    from omsweb import stack as stack_mod
+
+    logdir = tmp_path_factory.mktemp("stack")
+    sim_port = free_port()
+    redis_db = int(os.environ.get("OMS_TEST_REDIS_DB", "15")) - 2
+    env = stack_mod.isolated_env(dict(os.environ), db_name="test_oms_stack", redis_db=redis_db)
+    env.update(OMS_HOME=str(logdir), OMS_LOG_LEVEL="INFO")
+    token = stack_mod.setup_database(env, sim_port, "sys-trader")
+    running = stack_mod.launch(env, logdir, token=token, sim_port=sim_port)
+    yield running
+    running.stop()
+
+
 @pytest.fixture
 def refdata(transactional_db):
     from omsweb.demo import ensure_reference_data

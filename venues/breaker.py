@@ -2,19 +2,32 @@
 
 States: ``closed`` (calls go through), ``open`` (calls fail fast until the cool-down
 ends), ``half_open`` (after the cool-down exactly one caller, the probe, goes through;
-its success closes the breaker, its failure opens it again). It opens after
-``threshold`` failures (timeouts, 5xx, dropped connections; never a definite
-rejection) within ``window_s`` seconds, or at once for a ban (HTTP 418) until the ban
-ends. Every transition is one atomic Lua call.
+its success closes the breaker, its failure opens it again). Failures are timeouts,
+5xx and dropped connections, never a definite rejection. It opens when
+
+* within a window of ``window_s`` seconds at least ``threshold`` calls failed *and*
+  they are at least ``failure_ratio`` of the calls made in that window, or
+* ``streak`` calls in a row failed (a venue that went down after a busy, healthy
+  window: its successes must not hold the breaker closed until the window ends), or
+* at once for a ban (HTTP 418), until the ban ends.
+
+Counting successes matters: a busy venue answering the odd 5xx (0.5% of 100 calls a
+second is 5 failures in 10 s) is up, not down. Every transition is one atomic Lua call.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+UNKNOWN = "unknown"  # state() only: Redis could not be read
 
 # KEYS[1] breaker hash. ARGV: now (ms). Returns {allowed (0/1), state}.
 _ALLOW = """
@@ -30,21 +43,28 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(
 return {1, 'half_open'}
 """
 
-# KEYS[1] breaker hash. ARGV: now, threshold, window ms, cool-down ms, force (1 = open now).
-# Returns the new state.
+# KEYS[1] breaker hash. ARGV: now, threshold, window ms, cool-down ms, force (1 = open
+# now), failure ratio, streak. Returns the new state.
 _FAILURE = """
 local now = tonumber(ARGV[1])
 local threshold = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local cooldown = tonumber(ARGV[4])
 local force = tonumber(ARGV[5])
+local ratio = tonumber(ARGV[6])
+local streak_max = tonumber(ARGV[7])
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 local since = tonumber(redis.call('HGET', KEYS[1], 'window_start') or '0')
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
-if now - since > window then failures = 0; since = now end
+local successes = tonumber(redis.call('HGET', KEYS[1], 'successes') or '0')
+local streak = tonumber(redis.call('HGET', KEYS[1], 'streak') or '0') + 1
+if now - since > window then failures = 0; successes = 0; since = now end
 failures = failures + 1
-redis.call('HSET', KEYS[1], 'failures', failures, 'window_start', since, 'last_failure', now)
-if force == 1 or state == 'half_open' or failures >= threshold then
+redis.call('HSET', KEYS[1], 'failures', failures, 'successes', successes, 'streak', streak,
+           'window_start', since, 'last_failure', now)
+local tripped = (failures >= threshold and failures >= ratio * (failures + successes))
+  or streak >= streak_max
+if force == 1 or state == 'half_open' or tripped then
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + cooldown,
              'opened_at', now, 'probe_until', 0)
   return 'open'
@@ -52,11 +72,23 @@ end
 return state
 """
 
-# KEYS[1] breaker hash. Returns the previous state.
+# KEYS[1] breaker hash. ARGV: now, window ms. Counts the success in the window (closed),
+# or closes the breaker with a fresh window. Returns the previous state.
 _SUCCESS = """
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
 if state ~= 'closed' then
-  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'probe_until', 0)
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'successes', 0, 'streak', 0,
+             'window_start', now, 'probe_until', 0)
+  return state
+end
+local since = tonumber(redis.call('HGET', KEYS[1], 'window_start') or '0')
+if now - since > window then
+  redis.call('HSET', KEYS[1], 'failures', 0, 'successes', 1, 'streak', 0, 'window_start', now)
+else
+  redis.call('HINCRBY', KEYS[1], 'successes', 1)
+  redis.call('HSET', KEYS[1], 'streak', 0)
 end
 return state
 """
@@ -64,8 +96,10 @@ return state
 
 @dataclass(frozen=True)
 class BreakerConfig:
-    threshold: int = 5  # failures within the window that open it
+    threshold: int = 5  # failures within the window that open it...
     window_s: float = 10.0
+    failure_ratio: float = 0.5  # ...when they are at least this share of its calls
+    streak: int = 10  # or this many failures in a row
     cooldown_s: float = 5.0  # open -> half-open after this
     probe_timeout_s: float = 10.0  # a probe that never reports back frees the slot
 
@@ -101,18 +135,30 @@ class CircuitBreaker:
                 int(self.config.window_s * 1000),
                 int(cooldown * 1000),
                 1 if open_for_s is not None else 0,
+                self.config.failure_ratio,
+                self.config.streak,
             ],
         )
         return state.decode() if isinstance(state, bytes) else str(state)
 
     def record_success(self) -> str:
-        """Close the breaker; returns the state it was in (so callers can tell it just
-        came back and reconcile)."""
-        previous = self._success(keys=[self.key])
+        """Count a success (closing the breaker if it was not closed); returns the state
+        it was in (so callers can tell it just came back and reconcile)."""
+        previous = self._success(
+            keys=[self.key], args=[self._now(), int(self.config.window_s * 1000)]
+        )
         return previous.decode() if isinstance(previous, bytes) else str(previous)
 
     def state(self) -> dict[str, Any]:
-        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(self.key).items()}
+        """The breaker as readers see it. Redis unreachable: ``unknown`` (not ``open``:
+        readers such as routing and the API's fail-fast let orders through, and the
+        worker asks the breaker again before it sends anything)."""
+        try:
+            items = self.redis.hgetall(self.key).items()
+        except RedisError:
+            log.warning("breaker of %s unreadable (Redis down)", self.venue)
+            return {"state": UNKNOWN, "failures": 0, "open_until": None}
+        raw = {k.decode(): v.decode() for k, v in items}
         state = raw.get("state", CLOSED)
         open_until = int(raw.get("open_until", 0) or 0)
         if state == OPEN and self._now() >= open_until:

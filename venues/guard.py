@@ -23,6 +23,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from venues.base import (
     Balance,
     Capabilities,
@@ -40,6 +42,20 @@ from venues.ratelimit import BINANCE_POOLS, Pool, RateLimiter
 
 log = logging.getLogger(__name__)
 
+# The longest a call waits for rate-limit tokens before it is sent (else it is not sent
+# and the caller retries later). It delays the signing of a request after the order was
+# marked SUBMITTED, so the pipeline's re-send rule counts it (RESEND_MIN_AGE_S).
+MAX_WAIT_S = 2.0
+
+
+def _best_effort(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a Redis (or broker) bookkeeping call; None if it failed."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception:  # Redis or the broker down: the venue's answer still counts
+        log.warning("%s failed", getattr(fn, "__name__", fn), exc_info=True)
+        return None
+
 
 class GuardedAdapter(VenueAdapter):
     def __init__(
@@ -50,7 +66,7 @@ class GuardedAdapter(VenueAdapter):
         limiter: RateLimiter,
         breaker: CircuitBreaker,
         on_recover: Callable[[int], None] | None = None,
-        max_wait_s: float = 2.0,
+        max_wait_s: float = MAX_WAIT_S,
     ) -> None:
         self.inner = inner
         self.name = inner.name
@@ -61,11 +77,21 @@ class GuardedAdapter(VenueAdapter):
         self.max_wait_s = max_wait_s
 
     def _call(self, call: str, fn: Callable[[], Any], *, cancel: bool = False) -> Any:
-        if not self.breaker.allow():
+        try:
+            allowed = self.breaker.allow()
+            wait = 0.0
+            if allowed:
+                wait = self.limiter.acquire(call, cancel=cancel, max_wait=self.max_wait_s)
+        except RedisError as exc:
+            # No shared limiter, no breaker: do not send (a venue-wide limit we cannot
+            # see could get us banned); the caller retries later, nothing was sent.
+            raise VenueRateLimited(
+                f"{self.name}: rate limiter unavailable ({exc}); not sent", retry_after=1.0
+            ) from exc
+        if not allowed:
             raise VenueUnavailable(
                 f"VENUE_UNAVAILABLE: {self.name} circuit breaker open", code="VENUE_UNAVAILABLE"
             )
-        wait = self.limiter.acquire(call, cancel=cancel, max_wait=self.max_wait_s)
         if wait:
             raise VenueRateLimited(
                 f"{self.name} rate limit: retry in {wait:.2f}s (not sent)", retry_after=wait
@@ -74,14 +100,13 @@ class GuardedAdapter(VenueAdapter):
             result = fn()
         except VenueRateLimited as exc:
             retry = exc.retry_after or 1.0
-            self.limiter.pause(retry)
+            _best_effort(self.limiter.pause, retry)
             if exc.banned:
-                self.breaker.record_failure(open_for_s=retry)
+                _best_effort(self.breaker.record_failure, open_for_s=retry)
             log.warning("%s: %s; paused %.1fs for every worker", self.name, exc.reason, retry)
             raise
         except VenueInDoubt:
-            state = self.breaker.record_failure()
-            if state == "open":
+            if _best_effort(self.breaker.record_failure) == "open":
                 log.warning("%s circuit breaker open", self.name)
             raise
         except Exception:
@@ -91,13 +116,15 @@ class GuardedAdapter(VenueAdapter):
             self._venue_answered()
             return result
         finally:
-            self.limiter.observe_used(self.inner.last_used_weight())
+            # Bookkeeping after the venue answered must never turn its answer into an
+            # error (the order would look in doubt although we hold the answer).
+            _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
 
     def _venue_answered(self) -> None:
-        previous = self.breaker.record_success()
-        if previous != CLOSED and self.on_recover is not None:
+        previous = _best_effort(self.breaker.record_success)
+        if previous not in (None, CLOSED) and self.on_recover is not None:
             log.info("%s is back (breaker was %s)", self.name, previous)
-            self.on_recover(self.venue_id)
+            _best_effort(self.on_recover, self.venue_id)
 
     # --- the contract, each call guarded ------------------------------------------------
 

@@ -195,7 +195,11 @@ def trading_state(account_ids: list[int]) -> list[dict[str, Any]] | None:
         Q(account__isnull=True) | Q(account_id__in=account_ids)
     )
     try:
-        return [trading_state_row(row) for row in rows]
+        from risk.services import state_to_dict as to_dict  # the REST and event shape
+    except ImportError:
+        to_dict = trading_state_row
+    try:
+        return [to_dict(row) for row in rows]
     except DatabaseError:  # the risk app's tables are not migrated (yet)
         log.warning("trading state unavailable", exc_info=True)
         return None

@@ -494,7 +494,7 @@
     const status = el("td");
     status.appendChild(el("span", o.status.replace("_", " ").replace("_", " "), "status st-" + o.status));
     if (o.reason && (TERMINAL.has(o.status) || o.status === "ACCEPTED")) {
-      status.appendChild(el("span", o.reason, "reason"));
+      status.appendChild(el("span", o.reason, "reason", o.reason));
     }
     const actions = el("td", null, "actions-cell");
     if (AMENDABLE.has(o.status)) actions.appendChild(button("Amend", "amend", o.id));
@@ -505,17 +505,22 @@
       el("td", o.account),
       el("td", o.symbol),
       el("td", o.side, o.side === "buy" ? "buy-text" : "sell-text"),
-      el("td", o.type),
+      typeCell(o),
       num(fmtQty(o.symbol, o.quantity)),
       num(o.price === null ? "mkt" : fmtPx(o.symbol, o.price)),
       num(fmtQty(o.symbol, o.filled_quantity)),
       num(o.average_price ? fmtAvg(o.symbol, o.average_price) : ""),
       num(fmtQty(o.symbol, o.leaves_quantity)),
-      el("td", o.time_in_force),
       el("td", o.venue || "auto"),
       status,
       actions,
     );
+  }
+
+  function typeCell(o) {
+    const td = el("td", o.type);
+    td.appendChild(el("span", o.time_in_force, "tif"));
+    return td;
   }
 
   function button(text, action, id) {
@@ -534,6 +539,7 @@
     renderKeyed($("#fills tbody"), fillRows, shown, (f) => f.id, (f) => f.id, (tr, f) => {
       tr.dataset.fillId = f.id;
       tr.dataset.orderId = f.order_id;
+      tr.title = "fee " + (f.fee || "0") + " " + (f.fee_currency || "") + (f.is_maker ? " · maker" : f.is_maker === false ? " · taker" : "") + (f.late ? " · late (after a terminal state)" : "");
       tr.replaceChildren(
         el("td", fmtTime(f.executed_at || f.created_at), null, f.executed_at || f.created_at),
         el("td", f.account),
@@ -541,7 +547,6 @@
         el("td", f.side, f.side === "buy" ? "buy-text" : "sell-text"),
         num(fmtQty(f.symbol, f.quantity)),
         num(fmtPx(f.symbol, f.price)),
-        num(f.fee && f.fee !== "0" ? fmtDec(dec(f.fee), 6).replace(/0+$/, "").replace(/\.$/, "") + " " + (f.fee_currency || "") : ""),
         el("td", f.venue),
         el("td", f.client_order_id || "#" + f.order_id, "cid", f.venue_trade_id ? "trade " + f.venue_trade_id : ""),
       );
@@ -609,22 +614,26 @@
     for (const key of flashes.positions) { const row = posRows.get(key); if (row) flash(row.tr, "rgba(76,154,255,0.4)"); }
     flashes.positions.clear();
   }
-  const pnlClass = (d) => (decSign(d) > 0 ? "pos" : decSign(d) < 0 ? "neg" : "");
+  /** Colour by the sign of what is shown (a P&L that rounds to 0.00 is neutral). */
+  const pnlClass = (d) => {
+    const shown = d ? fmtDec(d, 2) : "";
+    if (!shown || /^-?[0.,]+$/.test(shown)) return "";
+    return shown.startsWith("-") ? "neg" : "pos";
+  };
 
   function renderVenues() {
     const rows = state.venues.map((v) => {
       const tr = el("tr", null, "vs-" + (v.status || "up"));
       tr.dataset.venue = v.venue;
-      const name = el("td");
-      name.append(el("span", null, "dot"), document.createTextNode(v.venue));
+      const name = el("td", null, null, v.detail || "");
+      name.append(el("span", null, "dot"), document.createTextNode(v.venue), el("span", v.status || "", "vstatus"));
       const usage = (v.rate_limit && v.rate_limit.usage) || {};
       const top = Object.entries(usage).sort((a, b) => b[1] - a[1])[0];
       const paused = v.rate_limit && v.rate_limit.paused_for_s;
-      const rate = paused ? "paused " + paused + "s" : top ? Math.round(top[1] * 100) + "% " + top[0] : "";
+      const rate = paused ? "paused " + paused + "s" : top ? Math.round(top[1] * 100) + "%" : "";
       const breaker = v.breaker ? v.breaker.replace("_", "-") + (v.breaker_failures ? " (" + v.breaker_failures + ")" : "") : "";
       tr.append(
         name,
-        el("td", v.status || "", null, v.detail || ""),
         el("td", breaker, v.breaker === "open" ? "neg" : ""),
         num(rate, null),
         num(v.book_age_s === null || v.book_age_s === undefined ? "-" : v.book_age_s + " s"),
@@ -778,6 +787,7 @@
     const r = await api("POST", "orders/", body);
     submit.disabled = false;
     const o = r.data && (r.data.order || r.data);
+    out.dataset.clientOrderId = (o && o.client_order_id) || "";
     if (r.ok) {
       result(out, "ok", "Order " + o.client_order_id + " " + o.status + ": " + o.side + " " + fmtQty(o.symbol, o.quantity) + " " + o.symbol + (o.price ? " @ " + fmtPx(o.symbol, o.price) : " at market"));
     } else if (r.status === 422 && r.data && r.data.error) {

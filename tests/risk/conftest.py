@@ -1,0 +1,133 @@
+"""Fixtures for the risk tests: reference data with the default limits, market data in
+Redis, and helpers to set limits and submit orders through the services."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal as D
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_market_data():
+    """Each risk test starts without books or marks in Redis (other tests leave some
+    behind, with a TTL): reference prices change what the checks decide."""
+    from omsweb.redis_client import client
+
+    r = client()
+    stale = list(r.scan_iter("oms:book:*")) + list(r.scan_iter("oms:mark:*"))
+    if stale:
+        r.delete(*stale)
+
+
+@pytest.fixture
+def market():
+    """Write books/marks into Redis like ``oms venuestream`` does; removed afterwards."""
+    from omsweb.redis_client import client
+
+    r = client()
+    keys: list[str] = []
+
+    class Market:
+        def book(self, symbol: str, mid: str, *, venue: str = "sim-a", age_s: float = 0.0):
+            data = {"bid": mid, "ask": mid, "mid": mid, "ts": time.time() - age_s}
+            key = f"oms:book:{venue}:{symbol}"
+            r.set(key, json.dumps(data))
+            keys.append(key)
+            self.mark(symbol, mid)
+
+        def mark(self, symbol: str, mid: str):
+            key = f"oms:mark:{symbol}"
+            r.set(key, mid)
+            keys.append(key)
+
+        def clear(self):
+            if keys:
+                r.delete(*keys)
+
+    m = Market()
+    yield m
+    m.clear()
+
+
+@pytest.fixture
+def ref(db):
+    from omsweb.demo import ensure_reference_data
+    from orders.models import Account, Instrument
+    from venues.models import Venue
+
+    ensure_reference_data()
+    return {
+        "demo": Account.objects.get(code="DEMO"),
+        "hedge": Account.objects.get(code="HEDGE"),
+        "btc": Instrument.objects.get(symbol="BTC/USDT"),
+        "eth": Instrument.objects.get(symbol="ETH/USDT"),
+        "sim_a": Venue.objects.get(name="sim-a"),
+        "sim_b": Venue.objects.get(name="sim-b"),
+    }
+
+
+@pytest.fixture
+def set_limit(ref):
+    """``set_limit("max_position", "1", account=..., instrument=...)``: create or change."""
+    from risk import services
+    from risk.models import RiskLimit
+
+    actor = services.operator("test")
+
+    def set_(kind: str, value, *, account=None, instrument=None, breach_action=None):
+        existing = RiskLimit.objects.filter(
+            kind=kind, account=account, instrument=instrument
+        ).first()
+        if existing:
+            return services.limit_update(
+                actor=actor,
+                limit_id=existing.pk,
+                value=D(str(value)),
+                breach_action=breach_action,
+                reason="test",
+            )
+        return services.limit_create(
+            actor=actor,
+            kind=kind,
+            value=D(str(value)),
+            account=account,
+            instrument=instrument,
+            breach_action=breach_action or "",
+            reason="test",
+        )
+
+    return set_
+
+
+@pytest.fixture
+def submit(ref):
+    """Submit through ``order_submit``; returns ``(order, reasons)`` (reasons [] when it
+    went through)."""
+    from orders import services
+    from orders.services import OrderRiskDenied
+
+    def submit_(**kw):
+        args = {
+            "user": None,
+            "account": ref["demo"],
+            "instrument": ref["btc"],
+            "side": "buy",
+            "type": "limit",
+            "quantity": D("0.01"),
+            "price": D("60000.00"),
+            "venue": ref["sim_a"],
+        }
+        args.update(kw)
+        try:
+            return services.order_submit(**args).order, []
+        except OrderRiskDenied as exc:
+            return exc.order, exc.reasons
+
+    return submit_
+
+
+def checks_of(reasons) -> list[str]:
+    return [r["check"] for r in reasons]
