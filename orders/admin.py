@@ -1,8 +1,15 @@
-"""Admin: reference data is editable; orders, events and fills are read-only history."""
+"""Admin: reference data is editable; orders, events and fills are read-only history.
+
+The order page reads as a timeline: the order's fields grouped, then every event in
+sequence (payloads pretty-printed), then its fills. "View site" opens the blotter.
+"""
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
+from django.utils.html import format_html
 
 from orders.models import (
     Account,
@@ -14,6 +21,31 @@ from orders.models import (
     ReconciliationRun,
     UnknownVenueOrder,
 )
+
+admin.site.site_header = "OMS administration"
+admin.site.site_title = "OMS admin"
+admin.site.index_title = "Accounts, instruments, venues, limits and order history"
+admin.site.site_url = "/"  # "View site": the blotter
+
+STATUS_COLOURS = {
+    "FILLED": "#1a7f37",
+    "PARTIALLY_FILLED": "#2da44e",
+    "ACCEPTED": "#0969da",
+    "CANCELED": "#6e7781",
+    "EXPIRED": "#6e7781",
+    "DENIED": "#cf222e",
+    "REJECTED": "#cf222e",
+}
+
+
+def status_badge(status: str):  # noqa: ANN201 - SafeString
+    colour = STATUS_COLOURS.get(status, "#9a6700")
+    return format_html(
+        '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;'
+        'font-size:11px;font-weight:600">{}</span>',
+        colour,
+        status,
+    )
 
 
 @admin.register(Account)
@@ -45,15 +77,36 @@ class OrderEventInline(ReadOnlyMixin, admin.TabularInline):
     model = OrderEvent
     extra = 0
     ordering = ("sequence",)
-    fields = ("sequence", "created_at", "kind", "source", "status", "late", "payload")
+    verbose_name_plural = "events (timeline)"
+    fields = ("sequence", "created_at", "kind", "source", "status_after", "late", "details")
     readonly_fields = fields
+
+    @admin.display(description="status")
+    def status_after(self, event: OrderEvent):  # noqa: ANN201
+        return status_badge(event.status)
+
+    @admin.display(description="payload")
+    def details(self, event: OrderEvent):  # noqa: ANN201
+        if not event.payload:
+            return ""
+        text = json.dumps(event.payload, indent=1, sort_keys=True, default=str)
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
 class FillInline(ReadOnlyMixin, admin.TabularInline):
     model = Fill
     fk_name = "order"
     extra = 0
-    fields = ("venue_trade_id", "executed_at", "quantity", "price", "fee", "fee_currency", "late")
+    fields = (
+        "venue_trade_id",
+        "executed_at",
+        "quantity",
+        "price",
+        "fee",
+        "fee_currency",
+        "is_maker",
+        "late",
+    )
     readonly_fields = fields
 
 
@@ -69,15 +122,63 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "quantity",
         "price",
         "filled_quantity",
-        "status",
+        "average_price",
+        "status_colour",
         "venue",
         "created_at",
     )
-    list_filter = ("status", "account", "venue", "instrument", "side", "type")
-    search_fields = ("client_order_id", "venue_order_id", "venue_client_order_id")
+    list_filter = ("status", "account", "venue", "instrument", "side", "type", "time_in_force")
+    search_fields = (
+        "=id",
+        "client_order_id",
+        "venue_order_id",
+        "venue_client_order_id",
+        "reason",
+    )
     date_hierarchy = "created_at"
     list_select_related = ("account", "instrument", "venue")
+    list_per_page = 50
+    show_full_result_count = False  # no COUNT(*) over the whole order history
     inlines = (OrderEventInline, FillInline)
+    fieldsets = (
+        (
+            "Order",
+            {
+                "fields": (
+                    ("client_order_id", "parent"),
+                    ("account", "instrument"),
+                    ("side", "type", "time_in_force"),
+                    ("quantity", "price"),
+                    ("status", "prior_status"),
+                    "reason",
+                )
+            },
+        ),
+        (
+            "Execution",
+            {
+                "fields": (
+                    ("filled_quantity", "average_price", "filled_notional"),
+                    ("venue", "venue_order_id", "venue_client_order_id"),
+                    ("pending_quantity", "pending_price", "amend_count"),
+                )
+            },
+        ),
+        (
+            "Audit",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    ("created_by", "created_at", "updated_at"),
+                    ("event_sequence", "request_fingerprint"),
+                ),
+            },
+        ),
+    )
+
+    @admin.display(description="status", ordering="status")
+    def status_colour(self, order: Order):  # noqa: ANN201
+        return status_badge(order.status)
 
     def get_readonly_fields(self, request, obj=None):  # noqa: ANN001
         return [f.name for f in Order._meta.fields]
@@ -103,9 +204,12 @@ class FillAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "late",
         "executed_at",
     )
-    list_filter = ("venue", "account", "instrument", "side", "late")
-    search_fields = ("venue_trade_id", "order__client_order_id")
+    list_filter = ("venue", "account", "instrument", "side", "is_maker", "late")
+    search_fields = ("venue_trade_id", "order__client_order_id", "order__venue_order_id")
     list_select_related = ("order", "account", "instrument", "venue")
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    show_full_result_count = False
 
 
 @admin.register(Position)
@@ -116,12 +220,19 @@ class PositionAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "quantity",
         "average_price",
         "realized_pnl",
+        "unrealized",
         "fees",
         "mark_price",
         "updated_at",
     )
     list_filter = ("account", "instrument")
+    search_fields = ("account__code", "instrument__symbol")
     list_select_related = ("account", "instrument")
+
+    @admin.display(description="unrealized P&L")
+    def unrealized(self, position: Position):  # noqa: ANN201
+        value = position.unrealized_pnl
+        return "" if value is None else value.quantize(value.__class__("0.01"))
 
 
 @admin.register(ReconciliationRun)

@@ -283,6 +283,10 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
     if order.status in {s.value for s in (OrderStatus.PENDING_NEW,)}:
         return Outcome(done=True, detail="not sent yet")
     adapter = _adapter(order)
+    if order.status == OrderStatus.PENDING_REPLACE.value:
+        replaced = _sync_replacement(order, adapter)
+        if replaced is not None:
+            return replaced
     client_id = order.venue_client_order_id or order.client_order_id
     try:
         answer = adapter.fetch_order(symbol=order.instrument.symbol, client_order_id=client_id)
@@ -318,6 +322,40 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
         return Outcome(done=False, retry_after=0.5, detail="still open at venue")
     apply_reports(order_id, reports)
     return Outcome(done=True)
+
+
+def _sync_replacement(order: Order, adapter: base.VenueAdapter) -> Outcome | None:
+    """An amend in doubt (cancel-replace): if the venue holds the replacement (the
+    amend's new client order id), the order was replaced: apply that, with the new
+    order's state. None when the venue does not have it: settle by the old id.
+
+    Asked first because the old id alone would say CANCELED (its cancel is the first
+    half of the amend) and leave the live replacement unknown to the OMS."""
+    new_id = f"{order.client_order_id}/{order.amend_count + 1}"
+    try:
+        answer = adapter.fetch_order(symbol=order.instrument.symbol, client_order_id=new_id)
+    except VenueOrderNotFound:
+        return None
+    except VenueRateLimited as exc:
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    except VenueUnavailable as exc:
+        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
+    except (VenueInDoubt, VenueRejected) as exc:
+        return Outcome(done=False, detail=exc.reason)
+    answer = _missing_trades(order, answer, adapter)
+    reports = [
+        ExecutionReport(
+            kind=ReportKind.REPLACED,
+            source="recon",
+            venue_order_id=answer.venue_order_id,
+            client_order_id=new_id,
+            quantity=order.pending_quantity,
+            price=order.pending_price,
+        )
+    ]
+    reports += [r for r in reports_for(order, answer, source="recon") if r.kind != ReportKind.ACK]
+    apply_reports(order.pk, reports)
+    return Outcome(done=True, detail="replacement found at venue")
 
 
 def stale_submitted(age: timedelta) -> list[int]:

@@ -145,13 +145,17 @@ def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> 
 
 def _surface_unknown(venue: Venue, open_at_venue: dict[str, VenueOrder]) -> list[str]:
     unknown = []
+    working = {s.value for s in WORKING_STATUSES}
     for venue_order_id, order in open_at_venue.items():
         known = services.find_order(
             venue_id=venue.pk, venue_order_id=venue_order_id, client_order_id=None
-        ) or (
-            order.client_order_id
-            and services.find_order(venue_id=venue.pk, client_order_id=order.client_order_id)
         )
+        if known is None and order.client_order_id:
+            # Matched by client order id only (not yet acknowledged, or an amend's
+            # replacement): ours while the OMS order is working. An OMS order that is
+            # closed cannot own a live venue order: surface it (an orphan) to an operator.
+            by_id = services.find_order(venue_id=venue.pk, client_order_id=order.client_order_id)
+            known = by_id if by_id is not None and by_id.status in working else None
         if known:
             continue
         unknown.append(venue_order_id)

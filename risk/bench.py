@@ -360,6 +360,34 @@ def bench_killswitch(stack: Any) -> dict[str, Any]:
     }
 
 
+def allow_load_test(account: str = "DEMO") -> None:
+    """Raise the per-account limits a benchmark burst trips by design (order rate, open
+    orders, identical orders: its orders are all alike), recorded like any change.
+    Call with Django set up against the stack's database before the burst."""
+    from orders.models import Account
+    from risk import services
+    from risk.models import RiskLimit
+
+    acc = Account.objects.get(code=account)
+    actor = services.operator("bench")
+    for kind, value in (
+        ("max_open_orders", "100000"),
+        ("max_orders_per_second", "100000"),
+        ("max_duplicate_orders", "100000"),
+        ("max_gross_exposure", "1000000000"),
+        ("max_position", "100000"),
+    ):
+        limit = RiskLimit.objects.filter(kind=kind, account=acc, instrument=None).first()
+        if limit is None:
+            services.limit_create(
+                actor=actor, kind=kind, value=value, account=acc, reason="benchmark load"
+            )
+        else:
+            services.limit_update(
+                actor=actor, limit_id=limit.pk, value=value, reason="benchmark load"
+            )
+
+
 # --- command line: the drill's venue and its data ----------------------------------------
 
 

@@ -7,12 +7,13 @@ Pre-trade (``check_new_order``, ``check_amend``) runs inside the order's transac
    the same account waits here until the first commits, then sees it as working, so two
    concurrent orders cannot both pass a position, exposure or open-order limit that
    only one of them fits;
-2. read the limits, trading states and restrictions that apply (from the database, on
-   every order: a change made anywhere applies to the very next order everywhere);
-3. read the account's working and recent orders (plus our resting orders on the other
-   side of the book at the same venue), and its positions, in two queries;
-4. read reference prices and marks from Redis (written by ``oms venuestream``);
-5. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
+2. in one statement (``_GATHER_SQL``), read the limits, trading states and restriction
+   that apply (from the database, on every order: a change made anywhere applies to the
+   very next order everywhere), the account's positions, its working orders summed per
+   symbol and side, its recent orders (rate, duplicates), and our resting orders on the
+   other side at the same venue (self-trade);
+3. read reference prices and marks from Redis (written by ``oms venuestream``);
+4. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
 
 Post-trade (``after_fill``) runs in the fill's transaction: a position beyond the max
 position, or a day's loss beyond the daily loss limit, moves the scope to REDUCING or
@@ -26,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +41,6 @@ from risk.checks import LimitKind, LimitRow, Limits, Snapshot, StateRow
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-ONE_SECOND = timedelta(seconds=1)
 LIVE_STATUSES = (
     "PENDING_NEW",
     "SUBMITTED",
@@ -49,7 +49,6 @@ LIVE_STATUSES = (
     "PENDING_CANCEL",
     "PENDING_REPLACE",
 )
-_LIVE = frozenset(LIVE_STATUSES)
 
 # The engine's clocks; tests replace them.
 clock: Callable[[], datetime] = timezone.now
@@ -115,15 +114,42 @@ def read_market_data(venue_name: str | None, symbol: str, symbols: Iterable[str]
 # --- Gathering --------------------------------------------------------------------------
 
 
-def lock_account(account_id: int) -> Any:
-    """The account's risk row, locked until the transaction ends (created if missing)."""
+@dataclass(frozen=True)
+class DayStart:
+    """Where the account's trading day began (from its locked ``AccountRisk`` row)."""
+
+    pnl_day: date | None
+    day_start_pnl: Decimal
+
+
+_LOCK_SQL = "SELECT pnl_day, day_start_pnl FROM risk_accountrisk WHERE account_id = %s FOR UPDATE"
+
+
+def lock_account(account_id: int) -> DayStart:
+    """Lock the account's risk row until the transaction ends (created if missing)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL, [account_id])
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute(
+                "INSERT INTO risk_accountrisk (account_id, day_start_pnl, updated_at) "
+                "VALUES (%s, 0, now()) ON CONFLICT DO NOTHING",
+                [account_id],
+            )
+            cursor.execute(_LOCK_SQL, [account_id])
+            row = cursor.fetchone()
+    return DayStart(pnl_day=row[0], day_start_pnl=row[1])
+
+
+def start_day(account_id: int, day: date, pnl: Decimal) -> None:
+    """Record that the account's trading day ``day`` began at ``pnl`` (row locked)."""
     from risk.models import AccountRisk
 
-    row = AccountRisk.objects.select_for_update().filter(account_id=account_id).first()
-    if row is None:
-        AccountRisk.objects.bulk_create([AccountRisk(account_id=account_id)], ignore_conflicts=True)
-        row = AccountRisk.objects.select_for_update().get(account_id=account_id)
-    return row
+    AccountRisk.objects.filter(account_id=account_id).update(
+        pnl_day=day, day_start_pnl=pnl, updated_at=timezone.now()
+    )
 
 
 def applicable_limits(
@@ -146,56 +172,6 @@ def applicable_limits(
         )
         for pk, kind, value, acc, ins, action in rows
     )
-
-
-def applicable_states(
-    *,
-    account_id: int,
-    account_code: str,
-    instrument_id: int,
-    symbol: str,
-    venue_id: int | None,
-    venue_name: str | None,
-) -> list[StateRow]:
-    from risk.models import TradingState
-
-    rows = (
-        TradingState.objects.filter(
-            Q(scope="global")
-            | Q(scope="venue", venue_id=venue_id)
-            | Q(scope="symbol", instrument_id=instrument_id)
-            | Q(scope="account", account_id=account_id, instrument__isnull=True)
-            | Q(scope="account", account_id=account_id, instrument_id=instrument_id)
-        )
-        .exclude(state="ACTIVE")
-        .values_list("scope", "state", "reason", "instrument_id")
-    )
-    out = []
-    for scope, state, reason, ins in rows:
-        if scope == "global":
-            label, rank = "global", 0
-        elif scope == "venue":
-            label, rank = f"venue {venue_name}", 1
-        elif scope == "symbol":
-            label, rank = f"symbol {symbol}", 1
-        elif ins is None:
-            label, rank = f"account {account_code}", 2
-        else:
-            label, rank = f"account {account_code} {symbol}", 3
-        out.append(StateRow(state=state, label=label, reason=reason, specificity=rank))
-    return out
-
-
-def restriction_reason(*, account_id: int, instrument_id: int) -> str:
-    from risk.models import Restriction
-
-    reason = (
-        Restriction.objects.filter(instrument_id=instrument_id)
-        .filter(Q(account__isnull=True) | Q(account_id=account_id))
-        .values_list("reason", flat=True)
-        .first()
-    )
-    return "" if reason is None else (reason or "restricted")
 
 
 def _positions(account_id: int) -> list[tuple[Any, ...]]:
@@ -254,121 +230,173 @@ class OrderTerms:
     is_amend: bool
 
 
+# One statement reads everything after the lock: a round trip instead of six, no ORM
+# query compilation on the order path. Every branch yields the same nine text columns;
+# the first says what the row is. Parameters: a (account), i (instrument), v (venue),
+# o (the order itself, excluded), side/opp/type/q/p (the terms), now, live (statuses).
+_GATHER_SQL = """
+SELECT 'L', kind, value::text, (account_id IS NOT NULL)::text,
+       (instrument_id IS NOT NULL)::text, breach_action, id::text, NULL, NULL
+  FROM risk_risklimit
+ WHERE (account_id = %(a)s OR account_id IS NULL)
+   AND (instrument_id = %(i)s OR instrument_id IS NULL)
+UNION ALL
+SELECT 'S', scope, state, reason, (instrument_id IS NOT NULL)::text, NULL, NULL, NULL, NULL
+  FROM risk_tradingstate
+ WHERE state <> 'ACTIVE'
+   AND (scope = 'global'
+        OR (scope = 'venue' AND venue_id = %(v)s)
+        OR (scope = 'symbol' AND instrument_id = %(i)s)
+        OR (scope = 'account' AND account_id = %(a)s
+            AND (instrument_id IS NULL OR instrument_id = %(i)s)))
+UNION ALL
+(SELECT 'R', reason, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+   FROM risk_restriction
+  WHERE instrument_id = %(i)s AND (account_id IS NULL OR account_id = %(a)s)
+  LIMIT 1)
+UNION ALL
+SELECT 'P', s.symbol, p.quantity::text, p.average_price::text, p.realized_pnl::text,
+       p.fees::text, p.mark_price::text, (p.instrument_id = %(i)s)::text, NULL
+  FROM orders_position p JOIN orders_instrument s ON s.id = p.instrument_id
+ WHERE p.account_id = %(a)s
+UNION ALL
+SELECT 'W', s.symbol, o.side, sum(o.quantity - o.filled_quantity)::text,
+       sum((o.quantity - o.filled_quantity) * o.price)::text,
+       sum(CASE WHEN o.price IS NULL THEN o.quantity - o.filled_quantity END)::text,
+       count(*)::text, (o.instrument_id = %(i)s)::text, NULL
+  FROM orders_order o JOIN orders_instrument s ON s.id = o.instrument_id
+ WHERE o.account_id = %(a)s AND o.status = ANY(%(live)s) AND o.id <> %(o)s
+ GROUP BY s.symbol, o.side, o.instrument_id
+UNION ALL
+SELECT 'X', min(o.price)::text, max(o.price)::text,
+       coalesce(bool_or(o.price IS NULL), false)::text, NULL, NULL, NULL, NULL, NULL
+  FROM orders_order o
+ WHERE o.venue_id = %(v)s AND o.instrument_id = %(i)s AND o.side = %(opp)s
+   AND o.status = ANY(%(live)s) AND o.id <> %(o)s
+UNION ALL
+SELECT 'N', extract(epoch FROM %(now)s - o.created_at)::text,
+       (o.instrument_id = %(i)s AND o.side = %(side)s AND o.type = %(type)s
+        AND o.quantity = %(q)s AND o.price IS NOT DISTINCT FROM %(p)s)::text,
+       NULL, NULL, NULL, NULL, NULL, NULL
+  FROM orders_order o
+ WHERE o.account_id = %(a)s AND o.status <> 'DENIED' AND o.id <> %(o)s
+   AND o.created_at >= %(now)s - make_interval(secs => greatest(1.0, coalesce((
+         SELECT max(value) FROM risk_risklimit
+          WHERE kind = 'duplicate_window_s'
+            AND (account_id = %(a)s OR account_id IS NULL)
+            AND (instrument_id = %(i)s OR instrument_id IS NULL)), 0))::float8)
+"""
+
+
+def _dec_or_none(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
 def gather(order: Any, terms: OrderTerms) -> Snapshot:
     """Read everything the checks need for ``order`` (a row: new, or being amended) and
     sum it into a ``Snapshot``. Must run in the order's transaction: it takes the
-    account's risk lock."""
-    from orders.models import Order
+    account's risk lock first, so what it reads includes every order of the account
+    committed before (READ COMMITTED: the reads are statements after the lock)."""
+    from django.db import connection
 
     account = order.account
     instrument = order.instrument
     venue = order.venue
     account_id, instrument_id = account.pk, instrument.pk
-    symbol = instrument.symbol
+    symbol, code = instrument.symbol, account.code
     venue_name = venue.name if venue is not None else None
     now = clock()
+    buy = terms.side == "buy"
 
     risk_row = lock_account(account_id)
-    resolved = applicable_limits(
-        account_id=account_id, account_code=account.code, instrument_id=instrument_id, symbol=symbol
-    )
-    limits = Limits.from_resolved(resolved)
-    state = checks.effective_state(
-        applicable_states(
-            account_id=account_id,
-            account_code=account.code,
-            instrument_id=instrument_id,
-            symbol=symbol,
-            venue_id=order.venue_id,
-            venue_name=venue_name,
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _GATHER_SQL,
+            {
+                "a": account_id,
+                "i": instrument_id,
+                "v": order.venue_id,
+                "o": order.pk,
+                "side": terms.side,
+                "opp": "sell" if buy else "buy",
+                "type": terms.type,
+                "q": terms.quantity,
+                "p": terms.price,
+                "now": now,
+                "live": list(LIVE_STATUSES),
+            },
         )
-    )
-    restricted = restriction_reason(account_id=account_id, instrument_id=instrument_id)
+        rows = cursor.fetchall()
 
-    dup_window = limits.duplicate_window_s or ZERO
-    dup_cutoff = now - timedelta(seconds=float(dup_window))
-    rate_cutoff = now - ONE_SECOND
-    recent_cutoff = min(dup_cutoff, rate_cutoff)
-    opposite = "sell" if terms.side == "buy" else "buy"
-    rows = (
-        Order.objects.filter(
-            Q(account_id=account_id, status__in=LIVE_STATUSES)
-            | Q(account_id=account_id, created_at__gte=recent_cutoff)
-            | Q(
-                venue_id=order.venue_id,
-                instrument_id=instrument_id,
-                side=opposite,
-                status__in=LIVE_STATUSES,
+    limit_rows: list[LimitRow] = []
+    states: list[StateRow] = []
+    restricted = ""
+    positions: list[tuple[Any, ...]] = []
+    working: list[tuple[str, str, Decimal, Decimal, Decimal, int, bool]] = []
+    recent: list[tuple[float, bool]] = []
+    own_best: Decimal | None = None
+    own_market = False
+    for kind, c1, c2, c3, c4, c5, c6, c7, _c8 in rows:
+        if kind == "L":
+            limit_rows.append(
+                LimitRow(
+                    kind=c1,
+                    value=Decimal(c2),
+                    account=code if c3 == "true" else None,
+                    symbol=symbol if c4 == "true" else None,
+                    breach_action=c5 or "",
+                    limit_id=int(c6),
+                )
             )
-        )
-        .exclude(pk=order.pk)
-        .values_list(
-            "account_id",
-            "instrument_id",
-            "instrument__symbol",
-            "venue_id",
-            "side",
-            "type",
-            "quantity",
-            "filled_quantity",
-            "price",
-            "status",
-            "created_at",
-        )
-    )
-    positions = _positions(account_id)
-    symbols = {row[1] for row in positions if row[2]}
-    rows = list(rows)
-    symbols.update(r[2] for r in rows if r[0] == account_id and r[9] in _LIVE)
+        elif kind == "S":
+            states.append(_state_row(c1, c2, c3 or "", c4 == "true", code, symbol, venue_name))
+        elif kind == "R":
+            restricted = c1 or "restricted"
+        elif kind == "P":
+            # (this instrument?, symbol, quantity, average, realized, fees, last mark)
+            positions.append(
+                (c7 == "true", c1, Decimal(c2), _dec_or_none(c3), Decimal(c4), Decimal(c5),
+                 _dec_or_none(c6))
+            )  # fmt: skip
+        elif kind == "W":
+            working.append(
+                (c1, c2, Decimal(c3), Decimal(c4 or 0), Decimal(c5 or 0), int(c6), c7 == "true")
+            )
+        elif kind == "X":
+            own_best = _dec_or_none(c1 if buy else c2)
+            own_market = c3 == "true"
+        elif kind == "N":
+            recent.append((float(c1), c2 == "true"))
+    limits = Limits.from_resolved(checks.resolve_limits(limit_rows))
+    state = checks.effective_state(states)
+    symbols = {row[1] for row in positions if row[2]} | {row[0] for row in working if row[5]}
     market = read_market_data(venue_name, symbol, symbols)
     marks = market.marks
 
-    open_orders = orders_last_second = duplicates = 0
+    open_orders = 0
     working_same_side = exposure = ZERO
-    own_best: Decimal | None = None
-    own_market = False
-    buy = terms.side == "buy"
-    for acc, ins, sym, ven, side, typ, qty, filled, price, status, created in rows:
-        live = status in _LIVE
-        if acc == account_id:
-            if live:
-                open_orders += 1
-                leaves = qty - filled
-                exposure += leaves * (price if price is not None else marks.get(sym, ZERO))
-                if ins == instrument_id and side == terms.side:
-                    working_same_side += leaves
-            if status != "DENIED":
-                if created >= rate_cutoff:
-                    orders_last_second += 1
-                if (
-                    created >= dup_cutoff
-                    and ins == instrument_id
-                    and side == terms.side
-                    and typ == terms.type
-                    and qty == terms.quantity
-                    and price == terms.price
-                ):
-                    duplicates += 1
-        if live and ven == order.venue_id and ins == instrument_id and side == opposite:
-            if typ == "market" or price is None:
-                own_market = True
-            elif own_best is None or (price < own_best if buy else price > own_best):
-                own_best = price
-
+    for sym, side, leaves, priced, unpriced, count, this_instrument in working:
+        open_orders += count
+        exposure += priced + unpriced * marks.get(sym, ZERO)
+        if this_instrument and side == terms.side:
+            working_same_side += leaves
     position = ZERO
-    for iid, sym, qty, avg, _realized, _fees, mark_price in positions:
-        if iid == instrument_id:
+    for this_instrument, sym, qty, avg, _realized, _fees, mark_price in positions:
+        if this_instrument:
             position = qty
         if qty:
             exposure += abs(qty) * _value_at(sym, marks, mark_price, avg)
+
+    window = float(limits.duplicate_window_s or ZERO)
+    orders_last_second = sum(1 for age, _same in recent if age <= 1.0)
+    duplicates = sum(1 for age, same in recent if same and age <= window)
 
     pnl = pnl_of(positions, marks)
     today = now.date()
     if risk_row.pnl_day != today:
         # the first look at this account today: its day's P&L starts here
-        risk_row.pnl_day = today
-        risk_row.day_start_pnl = pnl
-        risk_row.save(update_fields=["pnl_day", "day_start_pnl", "updated_at"])
+        start_day(account_id, today, pnl)
+        risk_row = DayStart(pnl_day=today, day_start_pnl=pnl)
 
     return Snapshot.build(
         symbol=symbol,
@@ -385,7 +413,7 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
         restricted=restricted,
         trading_state=state,
         limits=limits,
-        limit_scope=f"{account.code} {symbol}",
+        limit_scope=f"{code} {symbol}",
         reference_price=market.reference_price,
         reference_age_s=market.reference_age_s,
         position=position,
@@ -398,6 +426,28 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
         own_opposite_market=own_market,
         daily_pnl=pnl - risk_row.day_start_pnl,
     )
+
+
+def _state_row(
+    scope: str,
+    state: str,
+    reason: str,
+    narrowed: bool,
+    account_code: str,
+    symbol: str,
+    venue_name: str | None,
+) -> StateRow:
+    if scope == "global":
+        label, rank = "global", 0
+    elif scope == "venue":
+        label, rank = f"venue {venue_name}", 1
+    elif scope == "symbol":
+        label, rank = f"symbol {symbol}", 1
+    elif not narrowed:
+        label, rank = f"account {account_code}", 2
+    else:
+        label, rank = f"account {account_code} {symbol}", 3
+    return StateRow(state=state, label=label, reason=reason, specificity=rank)
 
 
 # --- Entry points -----------------------------------------------------------------------

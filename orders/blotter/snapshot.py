@@ -264,3 +264,20 @@ def build(user: Any, *, account_ids: list[int], redis: Any) -> dict[str, Any]:
             "fills": RECENT_FILLS,
         },
     }
+
+
+def publish_venue_status(venue: Venue, *, detail: str = "") -> dict[str, Any]:
+    """Push a ``venue.status`` event to every blotter now (call it when a venue's
+    breaker opens or closes, a rate-limit pause starts, or the row is enabled or
+    disabled); returns the payload. Clients also refresh venue state every second from
+    the tick, so a missed call only delays the news by a second."""
+    from omsweb.redis_client import client
+
+    row = {"name": venue.name, "driver": venue.driver, "enabled": venue.enabled,
+           "rate_limits": getattr(venue, "rate_limits", None)}  # fmt: skip
+    symbols = list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
+    state = venue_states(client(), [row], symbols)[0]
+    if detail:
+        state["detail"] = detail
+    realtime.publish_on_commit("venue.status", account_id=None, **state)
+    return state

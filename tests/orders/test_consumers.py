@@ -15,7 +15,12 @@ from websockets.sync.client import connect
 
 from omsweb import realtime
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.filterwarnings(
+        "ignore:No directory at:UserWarning"
+    ),  # WhiteNoise, no collectstatic
+]
 
 
 @pytest.fixture

@@ -204,6 +204,7 @@ class Burst:
     finished: float = 0.0
 
     def __post_init__(self) -> None:
+        self._retries0 = getattr(self.api, "retries", 0)
         self._lock = threading.Lock()
         self._done = 0
         self._thread: threading.Thread | None = None
@@ -211,6 +212,11 @@ class Burst:
     @property
     def sent(self) -> int:
         return self._done
+
+    @property
+    def retries(self) -> int:
+        """Requests the API client had to retry (5xx) since this burst began."""
+        return getattr(self.api, "retries", 0) - self._retries0
 
     def _one(self, i: int) -> None:
         cid = f"{self.prefix}-{i:04d}"
@@ -254,6 +260,44 @@ class Burst:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "burst did not finish"
         return self
+
+
+class PatientApi(Api):
+    """The API client of the fault tests: a 5xx or a broken connection is retried, as a
+    careful client does. That is safe for every request the tests make: reads, and
+    writes that are idempotent (an order carries its client order id, and the API
+    answers the order it already holds; cancels and amends act on a state).
+
+    The tests poll through outages of the services under the web, and the web answers
+    500 when PostgreSQL runs out of connections (see docs/RELIABILITY.md, known limits).
+    """
+
+    def __init__(self, base: str, token: str | None) -> None:
+        super().__init__(base, token)
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def _patient(self, call: Callable[[], requests.Response]) -> requests.Response:
+        for attempt in range(6):
+            try:
+                r = call()
+                if r.status_code < 500:
+                    return r
+            except requests.RequestException:
+                if attempt == 5:
+                    raise
+            if attempt == 5:
+                return r
+            with self._lock:
+                self.retries += 1
+            time.sleep(0.3 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self._patient(lambda: Api.get(self, path, **kw))
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self._patient(lambda: Api.post(self, path, json, **kw))
 
 
 # --- Settling against the venue's truth ------------------------------------------------
