@@ -233,12 +233,15 @@ class Sender:
             first = int(last) - len(events) + 1
             for offset, event in enumerate(events):
                 event["seq"] = first + offset
-            for start in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
-                chunk = events[start : start + MAX_EVENTS_PER_MESSAGE]
-                message = {"type": GROUP_MESSAGE_TYPE, "stream": stream, "events": chunk}
-                sends.append(self._layer.group_send(group_for(stream), message))
-        await asyncio.gather(*sends)
+            sends.append(self._send_stream(stream, events))
+        await asyncio.gather(*sends)  # streams in parallel, each stream in order
         self.sent_events += len(batch)
+
+    async def _send_stream(self, stream: str, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
+            chunk = events[start : start + MAX_EVENTS_PER_MESSAGE]
+            message = {"type": GROUP_MESSAGE_TYPE, "stream": stream, "events": chunk}
+            await self._layer.group_send(group_for(stream), message)
 
     def _log_failure(self, count: int) -> None:
         now = time.monotonic()

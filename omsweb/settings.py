@@ -116,8 +116,16 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+        os.environ["DATABASE_URL"], conn_max_age=0, conn_health_checks=False
     )
+}
+# A psycopg connection pool per process instead of persistent connections: under ASGI
+# each request may run on another thread, and CONN_MAX_AGE would leave one connection
+# open per thread (Django's docs advise against it); the pool keeps a few warm ones.
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": 8,
+    "timeout": 10,
 }
 DATABASES["default"]["TEST"] = {"NAME": "test_oms"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

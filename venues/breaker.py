@@ -157,7 +157,7 @@ class CircuitBreaker:
             items = self.redis.hgetall(self.key).items()
         except RedisError:
             log.warning("breaker of %s unreadable (Redis down)", self.venue)
-            return {"state": UNKNOWN, "failures": 0, "open_until": None}
+            return {"state": UNKNOWN, "failures": 0, "streak": 0, "open_until": None}
         raw = {k.decode(): v.decode() for k, v in items}
         state = raw.get("state", CLOSED)
         open_until = int(raw.get("open_until", 0) or 0)
@@ -166,6 +166,7 @@ class CircuitBreaker:
         return {
             "state": state,
             "failures": int(raw.get("failures", 0) or 0),
+            "streak": int(raw.get("streak", 0) or 0),
             "open_until": open_until / 1000 if open_until else None,
         }
 

@@ -48,16 +48,27 @@ def browser_problem() -> str | None:
     return None
 
 
-@pytest.fixture(scope="package")
-def browser():
+def _skip_or_fail() -> None:
     problem = browser_problem()
     if problem:
         if os.environ.get("OMS_REQUIRE_BROWSER") == "1":
             pytest.fail(
                 f"browser tests required (OMS_REQUIRE_BROWSER=1) but {problem}", pytrace=False
             )
-        _skipped.append(problem)
+        if not _skipped:
+            _skipped.append(problem)
         pytest.skip(f"browser tests skipped: {problem}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Before any fixture is set up (the session's stack would start first): skip or fail."""
+    _skip_or_fail()
+
+
+@pytest.fixture(scope="package")
+def browser():
+    _skip_or_fail()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

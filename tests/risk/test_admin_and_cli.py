@@ -116,3 +116,26 @@ def test_oms_kill_subcommand_passes_its_options_through():
     )
     assert args.command == "kill" and rest == ["--scope", "account", "--target", "DEMO",
                                                "--reason", "why"]  # fmt: skip
+
+
+def test_admin_add_state_for_a_new_scope_engages_it_and_checks_the_scope(client, people, ref):
+    client.force_login(people["risk"])
+    r = client.post(
+        "/admin/risk/tradingstate/add/",
+        {"scope": "venue", "state": "HALTED", "change_reason": "no target"},
+    )
+    assert r.status_code == 200 and b"needs a target" in r.content  # form error, nothing saved
+    assert not TradingState.objects.exists()
+    r = client.post(
+        "/admin/risk/tradingstate/add/",
+        {
+            "scope": "account",
+            "account": ref["demo"].pk,
+            "state": "HALTED",
+            "change_reason": "desk review",
+        },
+    )
+    assert r.status_code == 302, r.content[:1500]
+    state = TradingState.objects.get(scope="account", account=ref["demo"])
+    assert state.state == "HALTED" and state.reason == "desk review"
+    assert TradingStateChange.objects.get(trading_state=state).source == "admin"
