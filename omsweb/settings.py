@@ -171,7 +171,7 @@ STATIC_ROOT = OMS_HOME / "static"
 # Serve app static files (blotter CSS/JS, admin) straight from the apps when collectstatic
 # has not run (`oms web` from a checkout, the test stack); `oms up` still collects them.
 WHITENOISE_USE_FINDERS = True
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/login/"
 
 # Oversized bodies are refused before they are parsed.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024

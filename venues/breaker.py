@@ -6,7 +6,9 @@ its success closes the breaker, its failure opens it again). Failures are timeou
 5xx and dropped connections, never a definite rejection. It opens when
 
 * within a window of ``window_s`` seconds at least ``threshold`` calls failed *and*
-  they are at least ``failure_ratio`` of the calls made in that window, or
+  they are at least ``failure_ratio`` of the calls made (counting the previous window,
+  weighted by how much of it still overlaps the last ``window_s`` seconds: a fresh
+  window's first few calls are not judged alone), or
 * ``streak`` calls in a row failed (a venue that went down after a busy, healthy
   window: its successes must not hold the breaker closed until the window ends), or
 * at once for a ban (HTTP 418), until the ban ends.
@@ -43,9 +45,29 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(
 return {1, 'half_open'}
 """
 
+# The window's counts, rolled over: a window that ended less than a window ago becomes
+# the previous one, weighted down as the current one fills (a sliding estimate, so a
+# fresh window's first calls are not judged alone). Shared by _FAILURE and _SUCCESS.
+_ROLL = """
+local h = redis.call('HMGET', KEYS[1], 'state', 'window_start', 'failures', 'successes',
+                     'prev_failures', 'prev_successes', 'streak')
+local state = h[1] or 'closed'
+local since = tonumber(h[2] or '0')
+local f = tonumber(h[3] or '0')
+local s = tonumber(h[4] or '0')
+local pf = tonumber(h[5] or '0')
+local ps = tonumber(h[6] or '0')
+local streak = tonumber(h[7] or '0')
+if now - since > window then
+  if now - since > 2 * window then pf = 0; ps = 0 else pf = f; ps = s end
+  f = 0; s = 0; since = now
+end
+"""
+
 # KEYS[1] breaker hash. ARGV: now, threshold, window ms, cool-down ms, force (1 = open
 # now), failure ratio, streak. Returns the new state.
-_FAILURE = """
+_FAILURE = (
+    """
 local now = tonumber(ARGV[1])
 local threshold = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
@@ -53,17 +75,18 @@ local cooldown = tonumber(ARGV[4])
 local force = tonumber(ARGV[5])
 local ratio = tonumber(ARGV[6])
 local streak_max = tonumber(ARGV[7])
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-local since = tonumber(redis.call('HGET', KEYS[1], 'window_start') or '0')
-local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
-local successes = tonumber(redis.call('HGET', KEYS[1], 'successes') or '0')
-local streak = tonumber(redis.call('HGET', KEYS[1], 'streak') or '0') + 1
-if now - since > window then failures = 0; successes = 0; since = now end
-failures = failures + 1
-redis.call('HSET', KEYS[1], 'failures', failures, 'successes', successes, 'streak', streak,
-           'window_start', since, 'last_failure', now)
-local tripped = (failures >= threshold and failures >= ratio * (failures + successes))
-  or streak >= streak_max
+"""
+    + _ROLL
+    + """
+f = f + 1
+streak = streak + 1
+redis.call('HSET', KEYS[1], 'failures', f, 'successes', s, 'prev_failures', pf,
+           'prev_successes', ps, 'streak', streak, 'window_start', since, 'last_failure', now)
+local weight = 1 - (now - since) / window
+if weight < 0 then weight = 0 end
+local failed = f + pf * weight
+local calls = f + s + (pf + ps) * weight
+local tripped = (f >= threshold and failed >= ratio * calls) or streak >= streak_max
 if force == 1 or state == 'half_open' or tripped then
   redis.call('HSET', KEYS[1], 'state', 'open', 'open_until', now + cooldown,
              'opened_at', now, 'probe_until', 0)
@@ -71,27 +94,28 @@ if force == 1 or state == 'half_open' or tripped then
 end
 return state
 """
+)
 
-# KEYS[1] breaker hash. ARGV: now, window ms. Counts the success in the window (closed),
-# or closes the breaker with a fresh window. Returns the previous state.
-_SUCCESS = """
+# KEYS[1] breaker hash. ARGV: now, window ms. Counts the success (closed), or closes the
+# breaker with fresh counts. Returns the previous state.
+_SUCCESS = (
+    """
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+"""
+    + _ROLL
+    + """
 if state ~= 'closed' then
-  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'successes', 0, 'streak', 0,
+  redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'successes', 0,
+             'prev_failures', 0, 'prev_successes', 0, 'streak', 0,
              'window_start', now, 'probe_until', 0)
   return state
 end
-local since = tonumber(redis.call('HGET', KEYS[1], 'window_start') or '0')
-if now - since > window then
-  redis.call('HSET', KEYS[1], 'failures', 0, 'successes', 1, 'streak', 0, 'window_start', now)
-else
-  redis.call('HINCRBY', KEYS[1], 'successes', 1)
-  redis.call('HSET', KEYS[1], 'streak', 0)
-end
+redis.call('HSET', KEYS[1], 'failures', f, 'successes', s + 1, 'prev_failures', pf,
+           'prev_successes', ps, 'streak', 0, 'window_start', since)
 return state
 """
+)
 
 
 @dataclass(frozen=True)

@@ -283,10 +283,6 @@ def test_screenshot_with_live_data(new_page, stack, web_users, tmp_path):
     page.set_viewport_size({"width": 1366, "height": 768})
     page.wait_for_timeout(200)
     page.screenshot(path=str(tmp_path / "blotter-1366.png"))
-    if os.environ.get("OMS_WRITE_SCREENSHOT") == "1":
-        (ROOT / "docs" / "img" / "blotter-1366.png").write_bytes(
-            (tmp_path / "blotter-1366.png").read_bytes()
-        )
     button = page.query_selector("#orders button[data-action=cancel]")
     assert button is not None and button.is_visible()
     box = button.bounding_box()

@@ -123,6 +123,35 @@ def test_failures_outside_the_window_are_forgotten(make, clock):
     assert breaker.state()["failures"] == 1
 
 
+def test_a_fresh_windows_first_failures_are_judged_with_the_last_windows_calls(make, clock):
+    """30 % of calls failing, and the new window's first calls happen to fail more: the
+    previous window's calls still count (weighted), so the breaker stays closed."""
+    breaker = make()
+    succeed(breaker, 14)
+    fail(breaker, 4)
+    clock.advance(10.5)
+    for _ in range(5):
+        assert breaker.record_failure() == CLOSED  # 5 of the new window's first 6 calls
+        if breaker.state()["failures"] == 3:
+            succeed(breaker, 1)
+
+
+def test_the_last_window_weighs_less_as_the_new_one_fills(make, clock):
+    breaker = make()
+    succeed(breaker, 10)
+    clock.advance(10.5)
+    assert breaker.record_failure() == CLOSED  # a new window begins
+    clock.advance(9.0)  # the last window now weighs 10 %
+    assert fail(breaker, 4) == OPEN  # 5 failures against 5 + 10 * 0.1 calls
+
+
+def test_a_window_older_than_two_windows_is_forgotten(make, clock):
+    breaker = make()
+    succeed(breaker, 100)
+    clock.advance(20.5)
+    assert fail(breaker, 5) == OPEN
+
+
 def test_cooldown_then_one_probe_whose_success_closes_it(make, clock):
     breaker, other = make(), None
     fail(breaker, 5)

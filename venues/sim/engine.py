@@ -313,6 +313,7 @@ class MatchingEngine:
         clock: Clock,
         maker_fee: Decimal = Decimal("0.001"),
         taker_fee: Decimal = Decimal("0.001"),
+        first_id: int = 1,
     ) -> None:
         self.clock = clock
         self.maker_fee = maker_fee
@@ -330,8 +331,8 @@ class MatchingEngine:
         self.account_trades: dict[tuple[str, str], list[Trade]] = {}
         self.account_orders: dict[tuple[str, str], list[Order]] = {}
         self.tape: dict[str, deque[PublicTrade]] = {s: deque() for s in self.instruments}
-        self._next_order_id = 1
-        self._next_trade_id = 1
+        self._next_order_id = first_id
+        self._next_trade_id = first_id
         self.add_account(FEE_ACCOUNT, {})
 
     # ------------------------------------------------------------------ accounts

@@ -599,6 +599,9 @@ class SimExchange:
             self.clock,
             maker_fee=cfg.maker_fee,
             taker_fee=cfg.taker_fee,
+            # ids keep growing across restarts and resets, as a real venue's do: an OMS
+            # that outlives the simulator must never see a trade id twice
+            first_id=int(time.time() * 1000) * 10,
         )
         for acct in cfg.accounts:
             self.engine.add_account(acct.name, dict(acct.balances))
