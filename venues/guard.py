@@ -108,6 +108,7 @@ class GuardedAdapter(VenueAdapter):
         except VenueInDoubt:
             if _best_effort(self.breaker.record_failure) == "open":
                 log.warning("%s circuit breaker open", self.name)
+                _best_effort(_publish_status, self.venue_id, "circuit breaker open")
             raise
         except Exception:
             self._venue_answered()  # a rejection or not-found is an answer: the venue is up
@@ -192,6 +193,26 @@ def _reconcile_on_recover(venue_id: int) -> None:
     from omsweb.celery import app
 
     app.send_task("oms.recon.reconcile_venue", args=(venue_id,))
+    _best_effort(_publish_status, venue_id, "venue back: breaker closed", force=True)
+
+
+_last_published: dict[int, float] = {}
+
+
+def _publish_status(venue_id: int, detail: str, *, force: bool = False) -> None:
+    """Tell the blotters a venue's breaker changed (at most once a second per process)."""
+    import time
+
+    from orders.blotter.snapshot import publish_venue_status
+    from venues.models import Venue
+
+    now = time.monotonic()
+    if not force and now - _last_published.get(venue_id, 0.0) < 1.0:
+        return
+    _last_published[venue_id] = now
+    venue = Venue.objects.filter(pk=venue_id).first()
+    if venue is not None:
+        publish_venue_status(venue, detail=detail)
 
 
 @functools.cache
