@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from decimal import Decimal as D
 from pathlib import Path
@@ -40,6 +41,7 @@ pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Results()
+CURRENT: list[FaultStack] = []  # the module's stack, for the per-case notes
 SETTLE_TIMEOUT = 60.0  # every case must settle well within this (docs/RELIABILITY.md)
 
 
@@ -64,6 +66,31 @@ class FaultStack:
         self.api = PatientApi(stack.web, stack.token)
         self.admin = PatientApi(stack.web, admin_token)
         self.venue = Venue(stack.sim)
+        self.supervised = True
+        self.restarts: list[str] = []
+        self.lock = threading.Lock()  # held by whoever starts or stops processes
+        self._stop = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+        self._supervisor.start()
+
+    def _supervise(self) -> None:
+        """What systemd's Restart=always (or Kubernetes) does in production: a worker
+        process that exits on its own is started again. (A Celery worker can exit on a
+        broker restart: kombu raises AttributeError acking a message on the connection
+        it replaced, and the worker stops with "Unrecoverable error".) The tests that
+        stop or kill workers on purpose turn this off while they do."""
+        while not self._stop.wait(0.5):
+            with self.lock:
+                if not self.supervised:
+                    continue
+                for name, proc in list(self.stack.procs.items()):
+                    if name.startswith("worker-") and not proc.alive():
+                        self.restarts.append(f"{name} exited {proc.popen.returncode}")
+                        self.stack.restart(name)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._supervisor.join(5)
 
     def faults(self, **changes) -> dict:
         return self.stack.sim_post("/sim/faults", changes)
@@ -82,11 +109,12 @@ class FaultStack:
 
     def ensure_running(self) -> None:
         """Every process up (a failed test may have left one stopped)."""
-        if self.redis.proc is None or self.redis.proc.poll() is not None:
-            self.redis.start()
-        for name, proc in list(self.stack.procs.items()):
-            if not proc.alive():
-                self.stack.restart(name)
+        with self.lock:
+            if self.redis.proc is None or self.redis.proc.poll() is not None:
+                self.redis.start()
+            for name, proc in list(self.stack.procs.items()):
+                if not proc.alive():
+                    self.stack.restart(name)
         self.stack.wait_healthy()
 
 
@@ -115,7 +143,9 @@ def fs(request):
         raise
     if not request.config.pluginmanager.has_plugin("fault-results"):
         request.config.pluginmanager.register(_Summary(), "fault-results")
-    yield FaultStack(running, redis_server, admin)
+    faults = FaultStack(running, redis_server, admin)
+    yield faults
+    faults.close()
     running.stop()
     redis_server.stop()
     if RESULTS.rows:
@@ -137,11 +167,15 @@ class _Summary:
 def fresh(fs):
     """Each case starts from a healthy stack and a venue without faults; the venue's
     request log is read from here on."""
+    CURRENT[:] = [fs]
+    fs.supervised = True
     fs.ensure_running()
     fs.stack.sim_post("/sim/faults", {"reset": True})
     fs.venue.mark()
+    fs.restarts.clear()
     wait_for(lambda: fs.breaker()["breaker"]["state"] == "closed", timeout=30, interval=0.3)
     yield
+    fs.supervised = True
     fs.stack.sim_post("/sim/faults", {"reset": True})
 
 
@@ -155,6 +189,8 @@ def _result(case, burst, settled, counts, *, lost_ok: int = 0, **extra) -> CaseR
         lat = sorted(burst.latencies)
         extra["api_ms_p50"] = round(1000 * lat[len(lat) // 2], 1)
         extra["api_ms_max"] = round(1000 * lat[-1], 1)
+    if CURRENT and CURRENT[0].restarts:
+        extra["worker_exits_restarted"] = "; ".join(CURRENT[0].restarts)
     seconds = settled.order_seconds()
     if seconds:
         extra["order_s_p50"] = round(seconds[len(seconds) // 2], 2)
@@ -204,11 +240,14 @@ def _check(fs: FaultStack, settled, counts) -> None:
 def test_kill9_order_worker_mid_burst_then_nothing_lost_nothing_doubled(fs):
     burst = Burst(fs.api, "k9", 200, ioc_bodies(fs.stack)).start()
     burst.wait_sent(70)
-    fs.stack.procs["worker-orders"].kill()  # SIGKILL: its children die with it
+    with fs.lock:
+        fs.supervised = False
+        fs.stack.procs["worker-orders"].kill()  # SIGKILL: its children die with it
     killed_at = burst.sent
     in_flight = _in_flight(fs, burst)
     time.sleep(1.0)
     fs.stack.restart("worker-orders")
+    fs.supervised = True
     burst.join()
     done = time.monotonic()
     settled = settle(fs.api, fs.venue, list(burst.accepted), since=done, timeout=SETTLE_TIMEOUT)
@@ -595,6 +634,8 @@ WORKERS_DOWN_S = 30.0
 
 def test_workers_stopped_30s_then_every_order_goes_out(fs):
     workers = [n for n in fs.stack.procs if n.startswith("worker-")]
+    with fs.lock:
+        fs.supervised = False
     for name in workers:
         fs.stack.procs[name].stop()
     stopped = time.monotonic()
@@ -608,6 +649,7 @@ def test_workers_stopped_30s_then_every_order_goes_out(fs):
     assert not fs.venue.new_order_log("wd-"), "nothing may reach the venue without workers"
     for name in workers:
         fs.stack.restart(name)
+    fs.supervised = True
     back = time.monotonic()
     settled = settle(fs.api, fs.venue, list(burst.accepted), since=back, timeout=SETTLE_TIMEOUT)
     counts = venue_counts(fs.venue, "wd-", list(burst.accepted))
