@@ -361,14 +361,9 @@ def order_submit(
 def _venue_unavailable(venue: Venue) -> str | None:
     """A reason when the venue's circuit breaker is open (new orders fail fast)."""
     from omsweb.redis_client import client
-    from venues.breaker import OPEN, CircuitBreaker
+    from venues.breaker import is_open
 
-    try:
-        state = CircuitBreaker(client(), venue.name).state()["state"]
-    except Exception:  # Redis down: let the order through; the worker checks again
-        log.warning("breaker state of %s unreadable", venue.name, exc_info=True)
-        return None
-    if state == OPEN:
+    if is_open(client(), venue.name):
         return f"VENUE_UNAVAILABLE: {venue.name} circuit breaker open"
     return None
 

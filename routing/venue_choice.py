@@ -13,11 +13,11 @@ from typing import Any
 def choose_venue(*, instrument: Any) -> Any:
     """The first enabled venue whose circuit breaker is not open (else the first)."""
     from omsweb.redis_client import client
-    from venues.breaker import OPEN, CircuitBreaker
+    from venues.breaker import is_open
     from venues.models import Venue
 
     venues = list(Venue.objects.filter(enabled=True).order_by("name"))
     for venue in venues:
-        if CircuitBreaker(client(), venue.name).state()["state"] != OPEN:
+        if not is_open(client(), venue.name):
             return venue
     return venues[0] if venues else None

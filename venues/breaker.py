@@ -196,3 +196,9 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         self.redis.delete(self.key)
+
+
+def is_open(redis: Any, venue: str) -> bool:
+    """Whether new orders to ``venue`` should fail fast now (routing, the API). Tolerates
+    Redis being down (not open: the worker asks the breaker again before sending)."""
+    return CircuitBreaker(redis, venue).state()["state"] == OPEN
