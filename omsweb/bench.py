@@ -8,10 +8,13 @@ measures:
 
 * floors: bare Redis round trip, bare Celery no-op round trip (a task to the order
   queue and its result back), bare HTTP POST to the API (refused before any database
-  work);
+  work); the Celery and HTTP floors twice: back to back (``*_hot``) and interleaved
+  with the one-at-a-time orders, after the same idle pause (what the ratios use);
 * ``submit_accept``: REST submit accepted (HTTP round trip: validation, risk, commit);
-* ``submit_ack``: submit to venue ack (order created -> OrderAccepted, timestamps taken
-  by the processes themselves, one order at a time);
+* ``submit_ack``: submit to venue ack, one order at a time: from the submit task's
+  hand-off to the broker (after the order's commit) to ``OrderAccepted``, timestamps
+  taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
+  order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
 * and whatever sections other parts provide (risk evaluation, kill switch, WebSocket).
 
@@ -38,6 +41,8 @@ from typing import Any
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# Idle pause before each measured call of the one-at-a-time section (and the ack poll).
+PACE = 0.02
 
 
 def pct(values: list[float], q: float) -> float:
@@ -125,6 +130,8 @@ class Bench:
     # --- floors -----------------------------------------------------------------------
 
     def floors(self) -> None:
+        """Back to back (``*_hot``): what the machine does with everything warm. The
+        ratios use the same floors measured between the orders (``submit_latency``)."""
         import redis
 
         from omsweb.celery import app
@@ -133,16 +140,16 @@ class Bench:
         self.results.update(summary("redis_floor", timed(r.ping, 2000)))
         ping = app.signature("oms.ping")
         self.results.update(
-            summary("celery_floor", timed(lambda: ping.apply_async().get(timeout=10), 300))
+            summary("celery_floor_hot", timed(lambda: ping.apply_async().get(timeout=10), 300))
         )
-        session = requests.Session()
-        url = self.stack.web + "/api/v1/orders/"
+        self.results.update(summary("http_post_floor_hot", timed(self._bare_post, 500)))
 
-        def bare_post() -> None:
-            r = session.post(url, json={}, timeout=10)
-            assert r.status_code == 401
-
-        self.results.update(summary("http_post_floor", timed(bare_post, 500)))
+    def _bare_post(self) -> None:
+        """A POST to the order API refused before any database work (no credentials)."""
+        session = getattr(self, "_bare_session", None) or requests.Session()
+        self._bare_session = session
+        r = session.post(self.stack.web + "/api/v1/orders/", json={}, timeout=10)
+        assert r.status_code == 401
 
     # --- order path -------------------------------------------------------------------
 
@@ -164,17 +171,47 @@ class Bench:
             "time_in_force": "IOC",
         }
 
-    def _ack_latencies(self, ids: list[int]) -> list[float]:
-        """Order created -> OrderAccepted, from the processes' own timestamps."""
+    def _ack_latencies(self, ids: list[int]) -> dict[str, list[float]]:
+        """Per order, from the processes' own timestamps (ms):
+
+        * ``submit_ack``: queued -> acked. *queued* is when the web process handed the
+          submit task to the broker, after the order's commit (``enqueued_at`` in the
+          ``OrderSubmitted`` event); *acked* is the ``OrderAccepted`` event's time, in
+          the statement that records the venue's answer. The Celery floor's scope (a
+          task through the broker to a worker) plus the order's own work;
+        * ``submit_ack_pickup``: queued -> marked sent (broker, worker, the mark);
+        * ``submit_ack_venue``: marked sent -> acked (the venue call, applying it);
+        * ``submit_ack_from_created``: the order's creation in the API -> acked (adds
+          the risk check and the commit)."""
+        from datetime import UTC, datetime
+
         from orders.models import Order, OrderEvent
 
         created = dict(Order.objects.filter(pk__in=ids).values_list("pk", "created_at"))
-        acked = dict(
-            OrderEvent.objects.filter(order_id__in=ids, kind="OrderAccepted").values_list(
-                "order_id", "created_at"
-            )
-        )
-        return [(acked[i] - created[i]).total_seconds() * 1e3 for i in ids if i in acked]
+        events = OrderEvent.objects.filter(
+            order_id__in=ids, kind__in=["OrderSubmitted", "OrderAccepted"]
+        ).values_list("order_id", "kind", "payload", "created_at")
+        queued: dict[int, datetime] = {}
+        sent: dict[int, datetime] = {}
+        acked: dict[int, datetime] = {}
+        for order_id, kind, payload, at in events:
+            if kind == "OrderAccepted":
+                acked[order_id] = at
+            elif (payload or {}).get("enqueued_at") and order_id not in queued:
+                queued[order_id] = datetime.fromtimestamp(payload["enqueued_at"], UTC)
+                sent[order_id] = at
+
+        def ms(start: dict[int, datetime], end: dict[int, datetime]) -> list[float]:
+            return [
+                (end[i] - start[i]).total_seconds() * 1e3 for i in ids if i in start and i in end
+            ]
+
+        return {
+            "submit_ack": ms(queued, acked),
+            "submit_ack_pickup": ms(queued, sent),
+            "submit_ack_venue": ms(sent, acked),
+            "submit_ack_from_created": ms(created, acked),
+        }
 
     def _wait_acked(self, ids: list[int], timeout: float) -> int:
         from orders.models import Order
@@ -186,7 +223,7 @@ class Bench:
             ).count()
             if pending == 0:
                 return 0
-            time.sleep(0.02)
+            time.sleep(PACE)
         return pending
 
     def _cancel_all(self) -> None:
@@ -203,12 +240,33 @@ class Bench:
             time.sleep(0.2)
 
     def submit_latency(self) -> None:
+        """One order at a time, each followed by its ack; between them, one bare Celery
+        round trip and one bare POST, each after the same idle pause (PACE) as the order.
+
+        Interleaving matters on this machine: a call made after ~20 ms of idleness costs
+        two to three times what the same call costs back to back (caches, a vCPU woken
+        up), so floors measured in a tight loop would be compared with orders measured
+        one at a time. Here the floors and the orders see the same conditions."""
+        from omsweb.celery import app
+
         api = self.stack.api()
         price = self._price()
+        ping = app.signature("oms.ping")
         accept: list[float] = []
+        celery: list[float] = []
+        http: list[float] = []
         ids: list[int] = []
         n = self.args.sequential
         for i in range(n + 20):
+            time.sleep(PACE)
+            t0 = time.perf_counter()
+            ping.apply_async().get(timeout=10)
+            celery_ms = (time.perf_counter() - t0) * 1e3
+            time.sleep(PACE)
+            t0 = time.perf_counter()
+            self._bare_post()
+            http_ms = (time.perf_counter() - t0) * 1e3
+            time.sleep(PACE)
             t0 = time.perf_counter()
             r = api.post("/api/v1/orders/", self._order(i, price, "seq"))
             elapsed = (time.perf_counter() - t0) * 1e3
@@ -218,9 +276,14 @@ class Bench:
                 raise RuntimeError(f"order {order_id} not acked:\n{self.stack.logs()}")
             if i >= 20:  # warm-up: connections, market data, JIT-less caches
                 accept.append(elapsed)
+                celery.append(celery_ms)
+                http.append(http_ms)
                 ids.append(order_id)
+        self.results.update(summary("celery_floor", celery))
+        self.results.update(summary("http_post_floor", http))
         self.results.update(summary("submit_accept", accept))
-        self.results.update(summary("submit_ack", self._ack_latencies(ids)))
+        for name, values in self._ack_latencies(ids).items():
+            self.results.update(summary(name, values))
         self._cancel_all()
 
     def throughput(self) -> None:
@@ -249,7 +312,7 @@ class Bench:
         submitted_s = time.perf_counter() - t0
         left = self._wait_acked(ids, 120)
         total_s = time.perf_counter() - t0
-        lat = self._ack_latencies(ids)
+        lat = self._ack_latencies(ids)["submit_ack"]
         self.results.update(
             {
                 "orders_per_s": round(len(ids) / total_s, 1),

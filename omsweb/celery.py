@@ -19,7 +19,7 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
@@ -64,6 +64,36 @@ app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 def ping() -> str:
     """A no-op: the health check and the benchmarks' Celery floor."""
     return "pong"
+
+
+@worker_init.connect
+def _persistent_db_connections(**kwargs: Any) -> None:
+    """Workers use one persistent database connection per process, not the pool (see
+    ``WORKER_CONN_MAX_AGE`` in settings). Before any child is forked."""
+    from django.conf import settings
+    from django.db import connections
+
+    for alias in connections:
+        db = connections.settings[alias]
+        db.get("OPTIONS", {}).pop("pool", None)
+        db["CONN_MAX_AGE"] = settings.WORKER_CONN_MAX_AGE
+        # No health check (a SELECT 1 before each task's first query: a round trip on
+        # the order path). A connection the server dropped fails that task's first
+        # query; it is closed after the task (Django's errors rule) and the order tasks
+        # retry at once on a fresh one (orders/tasks.py).
+        db["CONN_HEALTH_CHECKS"] = False
+    connections.close_all()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _db_connection_per_task(**kwargs: Any) -> None:
+    """What Django does around a request, around a task: close the connection if it
+    broke or is too old (a failed transaction, a restarted server); reuse it otherwise."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        conn.close_if_unusable_or_obsolete()
 
 
 @worker_ready.connect

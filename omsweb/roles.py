@@ -33,20 +33,3 @@ def visible_accounts(user: Any) -> QuerySet:
     if sees_all_accounts(user):
         return Account.objects.all()
     return Account.objects.filter(members=user)
-
-
-def visible_account(user: Any, code: str):  # noqa: ANN201 - Account | None
-    """The account ``code`` if ``user`` may trade it, in one query (hot path)."""
-    from django.contrib.auth.models import User
-    from django.db.models import Exists, OuterRef, Q
-
-    from orders.models import Account
-
-    qs = Account.objects.filter(code=code)
-    if not user.is_superuser:
-        oversees = User.groups.through.objects.filter(
-            user_id=user.pk, group__name__in=(RISK, ADMIN)
-        )
-        member = Account.members.through.objects.filter(account_id=OuterRef("pk"), user_id=user.pk)
-        qs = qs.filter(Q(Exists(member)) | Q(Exists(oversees)))
-    return qs.first()

@@ -25,6 +25,7 @@ ENV_VARS = {
     "OMS_ALLOWED_HOSTS": "comma-separated host names; default localhost,127.0.0.1",
     "OMS_WEB_HOST": "web bind address; default 127.0.0.1",
     "OMS_WEB_PORT": "web port; default 8000",
+    "OMS_WEB_WORKERS": "web server processes (uvicorn --workers); default 1 (omsweb/cli.py)",
     "OMS_LOG_LEVEL": "log level; default INFO",
     "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
 }
@@ -128,6 +129,15 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "timeout": 10,
 }
 DATABASES["default"]["TEST"] = {"NAME": "test_oms"}
+# Celery workers are different: a prefork child runs one task at a time on one thread,
+# and psycopg's pool does not survive the fork (its threads do not), so Django would
+# open it again for every task. Workers keep one persistent connection per process
+# instead (omsweb/celery.py applies this at worker start).
+WORKER_CONN_MAX_AGE = 600
+# Celery's Django fix-up closes every connection before and after each task unless this
+# is set; with it (practically never reached) the connection is kept and Django's own
+# rules decide per task, as per request (max age, health check, errors: omsweb/celery.py).
+CELERY_DB_REUSE_MAX = 10**9
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ["REDIS_URL"]
@@ -178,7 +188,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "omsweb.token_auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -10,6 +10,7 @@ venue for the client order id, never by sending again blindly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -145,9 +146,9 @@ def _missing_trades(order: Order, answer: VenueOrder, adapter: base.VenueAdapter
     return VenueOrder(**{**answer.__dict__, "trades": (*answer.trades, *trades)})
 
 
-def submit(order_id: int) -> Outcome:
+def submit(order_id: int, *, enqueued_at: float | None = None) -> Outcome:
     """Send a PENDING_NEW order. Idempotent: anything past PENDING_NEW is left alone."""
-    order = services.order_mark_submitted(order_id=order_id)
+    order = services.order_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
     if order is None:
         return Outcome(done=True, detail="not pending new")
     return send_to_venue(order)
@@ -163,8 +164,21 @@ def send_to_venue(order: Order) -> Outcome:
         price=order.price,
         time_in_force=order.time_in_force,
     )
+    adapter = _adapter(order)
+    # the venue's answer is applied before the guard's bookkeeping of it (one round trip
+    # less between the answer and the order's ack)
+    with _answers_counted_after(adapter):
+        return _send(order, adapter, request)
+
+
+def _answers_counted_after(adapter: base.VenueAdapter) -> contextlib.AbstractContextManager:
+    later = getattr(adapter, "answers_counted_after", None)
+    return later() if later is not None else contextlib.nullcontext()
+
+
+def _send(order: Order, adapter: base.VenueAdapter, request: OrderRequest) -> Outcome:
     try:
-        answer = _adapter(order).submit_order(request)
+        answer = adapter.submit_order(request)
     except VenueUnavailable as exc:
         # Never sent (breaker open): a definite, truthful rejection.
         apply_reports(
@@ -184,7 +198,8 @@ def send_to_venue(order: Order) -> Outcome:
     except VenueInDoubt as exc:
         log.warning("order %s submit in doubt: %s", order.pk, exc.reason)
         return Outcome(done=False, detail=f"in doubt: {exc.reason}")
-    apply_reports(order.pk, reports_for(order, answer, source="venue"))
+    # the order as the mark left it: applied by compare-and-set, without a lock
+    services.execution_apply_answer(order=order, reports=reports_for(order, answer, source="venue"))
     return Outcome(done=True)
 
 

@@ -8,9 +8,12 @@ the ``OrderEvent`` and schedules side effects (tasks, live pushes) on commit.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,8 +22,10 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from omsweb import realtime
+from orders import rows
 from orders.blotter import payloads
 from orders.domain import lifecycle as lc
 from orders.domain.positions import PositionState, apply_fill
@@ -195,11 +200,11 @@ def _publish_order(order: Order) -> None:
 
 
 def _locked(order_id: int) -> Order:
-    return (
-        Order.objects.select_for_update(of=("self",))
-        .select_related("instrument", "account", "venue")
-        .get(pk=order_id)
-    )
+    """The order with its instrument, account and venue, locked (one statement)."""
+    return rows.lock_order(order_id)
+
+
+ENQUEUED_AT_HEADER = "oms_enqueued_at"
 
 
 def _on_commit_task(task_path: str, *args: Any) -> None:
@@ -209,7 +214,9 @@ def _on_commit_task(task_path: str, *args: Any) -> None:
         from omsweb.celery import app
 
         try:
-            app.send_task(task_path, args=args)
+            # the time it was queued rides along (``oms_enqueued_at`` header): the worker
+            # records it, so queueing delay is visible per order
+            app.send_task(task_path, args=args, headers={ENQUEUED_AT_HEADER: time.time()})
         except Exception:  # broker down: the outbox sweep re-sends it, nothing is lost
             log.exception("enqueue %s%s failed; the sweep will retry", task_path, args)
 
@@ -297,10 +304,13 @@ def order_submit(
         raise OrderValidationError(f"venue {venue.name} is disabled", field="venue")
     _check_increments(instrument, quantity=quantity, price=price)
     chosen = venue or _choose_venue(instrument)
+    # Read before the transaction: the account's risk lock (taken in the pre-trade
+    # check) is then held for as short a time as possible.
+    unavailable = _venue_unavailable(chosen)
 
     try:
         with transaction.atomic():
-            order = Order.objects.create(
+            order = Order(
                 client_order_id=client_order_id,
                 venue_client_order_id=client_order_id,
                 account=account,
@@ -317,7 +327,7 @@ def order_submit(
                 request_fingerprint=fingerprint,
                 event_sequence=1,
             )
-            OrderEvent.objects.create(
+            created = OrderEvent(
                 order=order,
                 sequence=1,
                 kind="OrderCreated",
@@ -330,8 +340,8 @@ def order_submit(
                     "routed": venue is None,
                 },
             )
+            rows.insert_order_with_event(order, created)  # one statement for both rows
             denial = _pre_trade_check(order)
-            unavailable = None if denial else _venue_unavailable(chosen)
             if denial:
                 _deny(order, denial)
             elif unavailable:
@@ -638,13 +648,125 @@ def execution_apply(*, order_id: int, report: ExecutionReport) -> ApplyResult:
 
 def execution_apply_batch(*, order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
     """Apply several reports about one order (ack, fills, cancel) under one lock and one
-    transaction: what a venue answer usually carries."""
+    transaction: what a venue answer usually carries. The order's events, its row and
+    its venue ids are written once at the end (three statements for any number of
+    reports), and before any fill, so fills and positions see the order as it is."""
     with transaction.atomic():
         order = _locked(order_id)
-        return [_apply_locked(order, report) for report in reports]
+        writes = _Writes(order)
+        results = [_apply_locked(order, report, writes) for report in reports]
+        writes.flush()
+        return results
 
 
-def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
+def execution_apply_answer(*, order: Order, reports: list[ExecutionReport]) -> list[ApplyResult]:
+    """Apply a venue's answer to the order this worker just sent (``order`` as
+    ``order_mark_submitted`` returned it), without taking the lock first: the new state
+    is computed from that copy and written in one compare-and-set statement, which
+    succeeds only if nothing changed the order since (its event sequence is the same).
+    Otherwise (a cancel request, the venue stream's report got there first), or for
+    answers carrying fills (positions, risk), it goes through ``execution_apply_batch``
+    under the lock. Both give the same result; this one costs one round trip."""
+    if (
+        not reports
+        or any(r.kind == ReportKind.FILL for r in reports)
+        or transaction.get_connection().in_atomic_block
+    ):
+        return execution_apply_batch(order_id=order.pk, reports=reports)
+    mine = copy.copy(order)  # the caller's instance stays as it was
+    writes = _Writes(mine)
+    results = [_apply_locked(mine, report, writes) for report in reports]
+    if writes.commit_if_unchanged(expected_sequence=order.event_sequence):
+        return results
+    return execution_apply_batch(order_id=order.pk, reports=reports)
+
+
+class _Writes:
+    """The rows applying reports to one order adds or changes, and the live updates to
+    publish once they are committed: sent together, under the lock (``flush``) or as a
+    compare-and-set (``commit_if_unchanged``)."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        self.events: list[OrderEvent] = []
+        self.fields: set[str] = set()
+        self.refs: dict[str, VenueOrderRef] = {}
+        self.updates: list[Order] = []
+
+    def publish_order(self) -> None:
+        """Push the order as it is now, once written (a snapshot: the payload is built
+        after the write, off the path to the ack)."""
+        self.updates.append(copy.copy(self.order))
+
+    def _publish(self) -> None:
+        for snapshot in self.updates:
+            realtime.publish_on_commit(
+                "order.updated", account_id=snapshot.account_id, **payloads.order_payload(snapshot)
+            )
+        self.updates = []
+
+    def commit_if_unchanged(self, *, expected_sequence: int) -> bool:
+        """Write everything in one statement if the order is still at
+        ``expected_sequence``; False (nothing written, nothing published) otherwise, or
+        when there is nothing to write (the answer changed nothing in the state read:
+        the caller checks again under the lock)."""
+        if not self.fields:
+            return False
+        done = rows.write_if_unchanged(
+            self.order,
+            expected_sequence=expected_sequence,
+            fields=sorted(self.fields),
+            events=self.events,
+            refs=list(self.refs.values()),
+        )
+        if done:
+            self._publish()
+        return done
+
+    def event(self, *, kind: str, source: str, payload: dict[str, Any], late: bool = False) -> None:
+        order = self.order
+        order.event_sequence += 1
+        self.events.append(
+            OrderEvent(
+                order=order,
+                sequence=order.event_sequence,
+                kind=kind,
+                source=source,
+                status=order.status,
+                payload=payload,
+                late=late,
+            )
+        )
+        self.fields.add("event_sequence")
+
+    def save(self, *fields: str) -> None:
+        if "updated_at" in fields:  # as the live payload shows it; the save sets it again
+            self.order.updated_at = timezone.now()
+        self.fields.update(fields)
+
+    def link(self, report: ExecutionReport) -> None:
+        """Remember a venue order id the venue gave this order (``VenueOrderRef``)."""
+        order = self.order
+        self.refs[report.venue_order_id] = VenueOrderRef(
+            order=order,
+            venue_id=order.venue_id,
+            venue_order_id=report.venue_order_id,
+            venue_client_order_id=report.client_order_id or order.venue_client_order_id,
+        )
+
+    def flush(self) -> None:
+        if self.events:
+            OrderEvent.objects.bulk_create(self.events)
+        if self.fields:
+            self.order.save(update_fields=sorted(self.fields))
+        if self.refs:
+            # ON CONFLICT DO NOTHING: a repeated ack is harmless
+            VenueOrderRef.objects.bulk_create(list(self.refs.values()), ignore_conflicts=True)
+        self.events, self.fields, self.refs = [], set(), {}
+        self._publish()  # on commit
+
+
+def _apply_locked(order: Order, report: ExecutionReport, writes: _Writes) -> ApplyResult:
     if (
         report.kind == ReportKind.FILL
         and Fill.objects.filter(venue_id=order.venue_id, venue_trade_id=report.trade_id).exists()
@@ -656,20 +778,18 @@ def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
     except lc.LifecycleError as exc:
         if report.kind == ReportKind.ACK:
             return ApplyResult(order=order, applied=False, duplicate=True)  # late ack
-        _append_event(
-            order,
+        writes.event(
             kind="ReportIgnored",
             source=report.source,
             payload={**report.to_payload(), "error": str(exc)},
         )
-        order.save(update_fields=["event_sequence"])
         log.warning("order %s: report %s ignored: %s", order.pk, report.kind, exc)
         return ApplyResult(order=order, applied=False, detail=str(exc))
     if transition.noop and report.kind != ReportKind.FILL:
         if report.venue_order_id and not order.venue_order_id:
             order.venue_order_id = report.venue_order_id
-            order.save(update_fields=["venue_order_id"])
-            _link_venue_order(order, report)
+            writes.save("venue_order_id")
+            writes.link(report)
         return ApplyResult(order=order, applied=False, duplicate=True)
 
     extra: list[str] = []
@@ -684,17 +804,17 @@ def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
             order.venue_client_order_id = report.client_order_id
             extra.append("venue_client_order_id")
     changed = _write_state(order, transition.state)
-    _append_event(
-        order,
+    writes.event(
         kind=event.kind,
         source=report.source,
         payload=report.to_payload(),
         late=transition.late,
     )
-    order.save(update_fields=[*changed, *extra, "event_sequence", "updated_at"])
+    writes.save(*changed, *extra, "updated_at")
     if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
-        _link_venue_order(order, report)
+        writes.link(report)
     if report.kind == ReportKind.FILL:
+        writes.flush()  # the fill, the position and the risk hook see the order as it is
         fill = Fill.objects.create(
             order=order,
             venue=order.venue,  # the loaded rows, so the live payload needs no query
@@ -714,34 +834,46 @@ def _apply_locked(order: Order, report: ExecutionReport) -> ApplyResult:
         realtime.publish_on_commit(
             "fill.created", account_id=order.account_id, **payloads.fill_payload(fill, order=order)
         )
-    _publish_order(order)
+    writes.publish_order()
     return ApplyResult(order=order, applied=True, late=transition.late)
 
 
-def _link_venue_order(order: Order, report: ExecutionReport) -> None:
-    # INSERT ... ON CONFLICT DO NOTHING: one round trip, and a repeated ack is harmless.
-    VenueOrderRef.objects.bulk_create(
-        [
-            VenueOrderRef(
-                order=order,
-                venue_id=order.venue_id,
-                venue_order_id=report.venue_order_id,
-                venue_client_order_id=report.client_order_id or order.venue_client_order_id,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+def _submitted_status() -> str:
+    """What the lifecycle makes of a PENDING_NEW order that is sent: SUBMITTED, with no
+    other field changed (``order_mark_submitted`` writes just the status)."""
+    before = lc.OrderState(status=lc.OrderStatus.PENDING_NEW, quantity=Decimal(1), price=None)
+    after = lc.apply(before, lc.OrderSubmitted()).state
+    assert dataclasses.replace(after, status=before.status) == before, after
+    return after.status.value
 
 
-def order_mark_submitted(*, order_id: int) -> Order | None:
+_SUBMITTED = _submitted_status()
+
+
+def order_mark_submitted(*, order_id: int, enqueued_at: float | None = None) -> Order | None:
     """PENDING_NEW -> SUBMITTED before the venue call. None if it is past PENDING_NEW
-    (already submitted by another delivery of the task, canceled, denied)."""
-    with transaction.atomic():
-        order = _locked(order_id)
-        if order.status != lc.OrderStatus.PENDING_NEW.value:
-            return None
-        _transition(order, lc.OrderSubmitted(), source="worker")
-        return order
+    (already submitted by another delivery of the task, canceled, denied).
+
+    One statement (the order path's busiest write): the status change and its
+    ``OrderSubmitted`` event. ``enqueued_at`` (epoch seconds, when the
+    submit task was queued) is recorded in the event, so queueing delay is visible."""
+    payload: dict[str, Any] = {}
+    if enqueued_at is not None:
+        payload["enqueued_at"] = enqueued_at
+    # No transaction.atomic(): its BEGIN and COMMIT would be two more round trips. The
+    # statement is its own transaction (or joins the caller's, if one is open).
+    order = rows.mark_submitted(
+        order_id,
+        from_status=lc.OrderStatus.PENDING_NEW.value,
+        to_status=_SUBMITTED,
+        kind=lc.OrderSubmitted.kind,
+        source="worker",
+        payload=payload,
+        now=timezone.now(),
+    )
+    if order is not None:
+        _publish_order(order)  # at once when committed, else on the caller's commit
+    return order
 
 
 def order_mark_resend(*, order_id: int, min_age_s: float) -> Order | None:

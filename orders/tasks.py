@@ -10,8 +10,15 @@ from __future__ import annotations
 import random
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from orders import pipeline
+from orders.services import ENQUEUED_AT_HEADER
+
+# The worker's database connection was dropped by the server (a restart): the failed
+# task's connection is closed after it, so a retry at once gets a fresh one.
+DB_GONE = (InterfaceError, OperationalError)
+DB_RETRY_S = 0.05
 
 # Exponential backoff with full jitter, capped well under the broker visibility timeout.
 MAX_COUNTDOWN = 30.0
@@ -39,7 +46,13 @@ def submit_order(self, order_id: int) -> str:
     A submit in doubt (timeout, 5xx) is not retried here: it is resolved by asking the
     venue (``resolve_order``), never by sending again blindly.
     """
-    outcome = pipeline.submit(order_id)
+    enqueued_at = getattr(self.request, ENQUEUED_AT_HEADER, None)
+    try:
+        outcome = pipeline.submit(order_id, enqueued_at=enqueued_at)
+    except DB_GONE as exc:
+        # Idempotent: if the mark did commit, the retry finds the order past PENDING_NEW
+        # and the in-doubt resolution settles it with the venue.
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
     if outcome.done:
         return outcome.detail or "done"
     if outcome.retry_after is not None:  # rate limited: the venue did not take it
@@ -79,7 +92,10 @@ def resend_order(self, order_id: int) -> str:
 def cancel_order(self, order_id: int) -> str:
     """Cancel an order at its venue. Idempotent: no-op unless PENDING_CANCEL.
     Cancels keep retrying with backoff while the venue is unreachable."""
-    outcome = pipeline.cancel(order_id)
+    try:
+        outcome = pipeline.cancel(order_id)
+    except DB_GONE as exc:
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
     if not outcome.done:
         raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
     return outcome.detail or "done"

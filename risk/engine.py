@@ -3,17 +3,19 @@ checks of ``risk/checks.py`` on it, and react to fills.
 
 Pre-trade (``check_new_order``, ``check_amend``) runs inside the order's transaction:
 
-1. lock the account's ``AccountRisk`` row (``SELECT ... FOR UPDATE``): a second order of
+1. read the order's reference price and mark from Redis (written by ``oms
+   venuestream``), before the lock, so nothing waits on Redis while holding it;
+2. lock the account's ``AccountRisk`` row (``SELECT ... FOR UPDATE``): a second order of
    the same account waits here until the first commits, then sees it as working, so two
    concurrent orders cannot both pass a position, exposure or open-order limit that
    only one of them fits;
-2. in one statement (``_GATHER_SQL``), read the limits, trading states and restriction
-   that apply (from the database, on every order: a change made anywhere applies to the
-   very next order everywhere), the account's positions, its working orders summed per
-   symbol and side, its recent orders (rate, duplicates), and our resting orders on the
-   other side at the same venue (self-trade);
-3. read reference prices and marks from Redis (written by ``oms venuestream``);
-4. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
+3. in one statement (``_GATHER_SQL``, sent with the lock as one query), read the limits,
+   trading states and restriction that apply (from the database, on every order: a
+   change made anywhere applies to the very next order everywhere), the account's
+   positions, its working orders summed per symbol and side, its recent orders (rate,
+   duplicates), and our resting orders on the other side at the same venue (self-trade);
+4. read the marks of other symbols held or working, if any;
+5. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
 
 Post-trade (``after_fill``) runs in the fill's transaction: a position beyond the max
 position, or a day's loss beyond the daily loss limit, moves the scope to REDUCING or
@@ -73,6 +75,32 @@ def mark_key(symbol: str) -> str:
     return f"oms:mark:{symbol}"
 
 
+def read_marks(symbols: Iterable[str]) -> dict[str, Decimal]:
+    """The marks of ``symbols`` that Redis has (none when Redis is unreachable)."""
+    from omsweb.redis_client import client
+
+    wanted = sorted(set(symbols))
+    if not wanted:
+        return {}
+    try:
+        raw = client().mget([mark_key(s) for s in wanted])
+    except Exception:  # no market data is a denial for what needs it, not a crash
+        log.warning("risk: market data unavailable from Redis", exc_info=True)
+        return {}
+    return _parse_marks(wanted, raw)
+
+
+def _parse_marks(symbols: list[str], raw: list[Any]) -> dict[str, Decimal]:
+    marks: dict[str, Decimal] = {}
+    for sym, value in zip(symbols, raw, strict=True):
+        if value is not None:
+            try:
+                marks[sym] = Decimal(value.decode())
+            except (ArithmeticError, ValueError):
+                continue
+    return marks
+
+
 def read_market_data(venue_name: str | None, symbol: str, symbols: Iterable[str]) -> MarketData:
     """The order venue's book mid (with its age) as reference, and marks for ``symbols``.
 
@@ -88,13 +116,7 @@ def read_market_data(venue_name: str | None, symbol: str, symbols: Iterable[str]
     except Exception:  # no market data is a denial for what needs it, not a crash
         log.warning("risk: market data unavailable from Redis", exc_info=True)
         return MarketData(None, None, {})
-    marks: dict[str, Decimal] = {}
-    for sym, value in zip(others, raw[1:], strict=True):
-        if value is not None:
-            try:
-                marks[sym] = Decimal(value.decode())
-            except (ArithmeticError, ValueError):
-                continue
+    marks = _parse_marks(others, raw[1:])
     ref: Decimal | None = None
     age: float | None = None
     if raw[0] is not None:
@@ -122,7 +144,13 @@ class DayStart:
     day_start_pnl: Decimal
 
 
-_LOCK_SQL = "SELECT pnl_day, day_start_pnl FROM risk_accountrisk WHERE account_id = %s FOR UPDATE"
+_LOCK_SQL = (
+    "SELECT pnl_day, day_start_pnl FROM risk_accountrisk WHERE account_id = %(a)s FOR UPDATE"
+)
+_CREATE_SQL = (
+    "INSERT INTO risk_accountrisk (account_id, day_start_pnl, updated_at) "
+    "VALUES (%(a)s, 0, now()) ON CONFLICT DO NOTHING"
+)
 
 
 def lock_account(account_id: int) -> DayStart:
@@ -130,17 +158,36 @@ def lock_account(account_id: int) -> DayStart:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL, [account_id])
+        cursor.execute(_LOCK_SQL, {"a": account_id})
         row = cursor.fetchone()
         if row is None:
-            cursor.execute(
-                "INSERT INTO risk_accountrisk (account_id, day_start_pnl, updated_at) "
-                "VALUES (%s, 0, now()) ON CONFLICT DO NOTHING",
-                [account_id],
-            )
-            cursor.execute(_LOCK_SQL, [account_id])
+            cursor.execute(_CREATE_SQL, {"a": account_id})
+            cursor.execute(_LOCK_SQL, {"a": account_id})
             row = cursor.fetchone()
     return DayStart(pnl_day=row[0], day_start_pnl=row[1])
+
+
+def _lock_and_gather(params: dict[str, Any]) -> tuple[DayStart, list[tuple[Any, ...]]]:
+    """Lock the account's risk row, then run ``_GATHER_SQL``: two statements sent as one
+    query (one round trip, so the lock is held one round trip less). Each statement of
+    a multi-statement query takes its own snapshot (READ COMMITTED), so the gather,
+    running after the lock is granted, sees every order committed before it. Needs
+    client-side parameter binding (Django's default for psycopg); with server-side
+    binding, two round trips."""
+    import psycopg
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if isinstance(cursor.cursor, psycopg.ClientCursor):
+            cursor.execute(f"{_LOCK_SQL};\n{_GATHER_SQL}", params)
+            row = cursor.fetchone()
+            if row is not None and cursor.nextset():
+                return DayStart(pnl_day=row[0], day_start_pnl=row[1]), cursor.fetchall()
+            # No risk row yet (the account's first order): it is created below; what
+            # the gather read without the lock is not used.
+        risk_row = lock_account(params["a"])
+        cursor.execute(_GATHER_SQL, params)
+        return risk_row, cursor.fetchall()
 
 
 def start_day(account_id: int, day: date, pnl: Decimal) -> None:
@@ -297,8 +344,6 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
     sum it into a ``Snapshot``. Must run in the order's transaction: it takes the
     account's risk lock first, so what it reads includes every order of the account
     committed before (READ COMMITTED: the reads are statements after the lock)."""
-    from django.db import connection
-
     account = order.account
     instrument = order.instrument
     venue = order.venue
@@ -308,25 +353,23 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
     now = clock()
     buy = terms.side == "buy"
 
-    risk_row = lock_account(account_id)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _GATHER_SQL,
-            {
-                "a": account_id,
-                "i": instrument_id,
-                "v": order.venue_id,
-                "o": order.pk,
-                "side": terms.side,
-                "opp": "sell" if buy else "buy",
-                "type": terms.type,
-                "q": terms.quantity,
-                "p": terms.price,
-                "now": now,
-                "live": list(LIVE_STATUSES),
-            },
-        )
-        rows = cursor.fetchall()
+    # Market data first, before the lock: nothing waits on Redis while holding it.
+    market = read_market_data(venue_name, symbol, ())
+    risk_row, rows = _lock_and_gather(
+        {
+            "a": account_id,
+            "i": instrument_id,
+            "v": order.venue_id,
+            "o": order.pk,
+            "side": terms.side,
+            "opp": "sell" if buy else "buy",
+            "type": terms.type,
+            "q": terms.quantity,
+            "p": terms.price,
+            "now": now,
+            "live": list(LIVE_STATUSES),
+        }
+    )
 
     limit_rows: list[LimitRow] = []
     states: list[StateRow] = []
@@ -370,8 +413,8 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
     limits = Limits.from_resolved(checks.resolve_limits(limit_rows))
     state = checks.effective_state(states)
     symbols = {row[1] for row in positions if row[2]} | {row[0] for row in working if row[5]}
-    market = read_market_data(venue_name, symbol, symbols)
-    marks = market.marks
+    marks = dict(market.marks)
+    marks.update(read_marks(symbols - marks.keys()))  # other symbols held or working
 
     open_orders = 0
     working_same_side = exposure = ZERO

@@ -7,17 +7,36 @@ venues, splitting) replaces this; it keeps the same signature.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
+
+from omsweb import sqlrows as sr
+
+
+@functools.cache
+def _enabled_sql() -> str:
+    from venues.models import Venue
+
+    return (
+        f"SELECT {sr.part(Venue).select('v')} FROM {sr.table(Venue)} v "
+        f"WHERE v.{sr.column(Venue, 'enabled')} ORDER BY v.{sr.column(Venue, 'name')}"
+    )
 
 
 def choose_venue(*, instrument: Any) -> Any:
-    """The first enabled venue whose circuit breaker is not open (else the first)."""
+    """The first enabled venue whose circuit breaker is not open (else the first). One
+    query and one Redis round trip, whatever the number of venues."""
+    from django.db import connection
+
     from omsweb.redis_client import client
-    from venues.breaker import is_open
+    from venues.breaker import open_venues
     from venues.models import Venue
 
-    venues = list(Venue.objects.filter(enabled=True).order_by("name"))
+    with connection.cursor() as cursor:
+        cursor.execute(_enabled_sql())
+        venues = [sr.hydrate((sr.part(Venue),), row)[0] for row in cursor.fetchall()]
+    open_now = open_venues(client(), [v.name for v in venues])
     for venue in venues:
-        if not is_open(client(), venue.name):
+        if venue.name not in open_now:
             return venue
     return venues[0] if venues else None

@@ -143,10 +143,16 @@ class CircuitBreaker:
         return int(time.time() * 1000)
 
     def allow(self) -> bool:
-        allowed, _state = self._allow(
-            keys=[self.key], args=[self._now(), int(self.config.probe_timeout_s * 1000)]
-        )
-        return bool(int(allowed))
+        keys, args = self.allow_call()
+        return self.allowed_from(self._allow(keys=keys, args=args))
+
+    def allow_call(self) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``_ALLOW`` (the guard runs it inside a larger script)."""
+        return [self.key], [self._now(), int(self.config.probe_timeout_s * 1000)]
+
+    @staticmethod
+    def allowed_from(reply: Any) -> bool:
+        return bool(int(reply[0]))
 
     def record_failure(self, *, open_for_s: float | None = None) -> str:
         """Count a failure; ``open_for_s`` opens it at once for that long (a ban)."""
@@ -168,10 +174,16 @@ class CircuitBreaker:
     def record_success(self) -> str:
         """Count a success (closing the breaker if it was not closed); returns the state
         it was in (so callers can tell it just came back and reconcile)."""
-        previous = self._success(
-            keys=[self.key], args=[self._now(), int(self.config.window_s * 1000)]
-        )
-        return previous.decode() if isinstance(previous, bytes) else str(previous)
+        keys, args = self.success_call()
+        return self.state_from(self._success(keys=keys, args=args))
+
+    def success_call(self) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``_SUCCESS``."""
+        return [self.key], [self._now(), int(self.config.window_s * 1000)]
+
+    @staticmethod
+    def state_from(reply: Any) -> str:
+        return reply.decode() if isinstance(reply, bytes) else str(reply)
 
     def state(self) -> dict[str, Any]:
         """The breaker as readers see it. Redis unreachable: ``unknown`` (not ``open``:
@@ -201,4 +213,25 @@ class CircuitBreaker:
 def is_open(redis: Any, venue: str) -> bool:
     """Whether new orders to ``venue`` should fail fast now (routing, the API). Tolerates
     Redis being down (not open: the worker asks the breaker again before sending)."""
-    return CircuitBreaker(redis, venue).state()["state"] == OPEN
+    return venue in open_venues(redis, [venue])
+
+
+def open_venues(redis: Any, venues: list[str]) -> set[str]:
+    """The venues of ``venues`` whose breaker is open now: one round trip for all. Redis
+    unreachable: none (as ``is_open``)."""
+    if not venues:
+        return set()
+    try:
+        pipe = redis.pipeline(transaction=False)
+        for venue in venues:
+            pipe.hmget(f"oms:breaker:{venue}", "state", "open_until")
+        replies = pipe.execute()
+    except RedisError:
+        log.warning("breakers unreadable (Redis down)")
+        return set()
+    now = CircuitBreaker._now()
+    out = set()
+    for venue, (state, open_until) in zip(venues, replies, strict=True):
+        if state is not None and state.decode() == OPEN and now < int(open_until or 0):
+            out.add(venue)
+    return out

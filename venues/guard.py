@@ -17,10 +17,13 @@ pipeline enqueues a reconciliation of that venue).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -37,8 +40,8 @@ from venues.base import (
     VenueTrade,
     VenueUnavailable,
 )
-from venues.breaker import CLOSED, BreakerConfig, CircuitBreaker
-from venues.ratelimit import BINANCE_POOLS, Pool, RateLimiter
+from venues.breaker import _ALLOW, _SUCCESS, CLOSED, BreakerConfig, CircuitBreaker
+from venues.ratelimit import _ACQUIRE, _OBSERVE, BINANCE_POOLS, Pool, RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +49,40 @@ log = logging.getLogger(__name__)
 # and the caller retries later). It delays the signing of a request after the order was
 # marked SUBMITTED, so the pipeline's re-send rule counts it (RESEND_MIN_AGE_S).
 MAX_WAIT_S = 2.0
+
+
+def _function(name: str, body: str) -> str:
+    """A script's body as a Lua function of its own KEYS and ARGV."""
+    return f"local function {name}(KEYS, ARGV)\n{body}\nend\n"
+
+
+def _tail(table: str, start: int) -> str:
+    return f"local {table}_t = {{}}\nfor i = {start}, #{table} do {table}_t[#{table}_t + 1] = {table}[i] end\n"
+
+
+# The breaker's check, then (only if it lets the call through) the rate limiter's
+# acquire: KEYS = breaker key, then the limiter's; ARGV = the breaker's two, then the
+# limiter's. Returns {allowed, wait ms}.
+_BEFORE = (
+    _function("allow", _ALLOW)
+    + _function("acquire", _ACQUIRE)
+    + "local verdict = allow({KEYS[1]}, {ARGV[1], ARGV[2]})\n"
+    + "if tonumber(verdict[1]) == 0 then return {0, 0} end\n"
+    + _tail("KEYS", 2)
+    + _tail("ARGV", 3)
+    + "return {1, acquire(KEYS_t, ARGV_t)}\n"
+)
+
+# The breaker's success count, then the limiter's weight correction if given: KEYS =
+# breaker key [, weight bucket]; ARGV = the breaker's two [, the limiter's three].
+# Returns the breaker's previous state.
+_AFTER = (
+    _function("success", _SUCCESS)
+    + _function("observe", _OBSERVE)
+    + "local previous = success({KEYS[1]}, {ARGV[1], ARGV[2]})\n"
+    + "if #KEYS > 1 then observe({KEYS[2]}, {ARGV[3], ARGV[4], ARGV[5]}) end\n"
+    + "return previous\n"
+)
 
 
 def _best_effort(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -75,13 +112,35 @@ class GuardedAdapter(VenueAdapter):
         self.breaker = breaker
         self.on_recover = on_recover
         self.max_wait_s = max_wait_s
+        self._local = threading.local()  # answers_counted_after(), per thread
+        self._before_script = breaker.redis.register_script(_BEFORE)
+        self._after_script = breaker.redis.register_script(_AFTER)
+
+    def _before(self, call: str, *, cancel: bool) -> tuple[bool, float]:
+        """Breaker check, then rate-limit tokens if allowed: one script, one round trip.
+        Returns (allowed, seconds to wait)."""
+        bkeys, bargs = self.breaker.allow_call()
+        rkeys, rargs = self.limiter.acquire_call(call, cancel=cancel)
+        allowed_flag, wait_ms = self._before_script(keys=[*bkeys, *rkeys], args=[*bargs, *rargs])
+        allowed = bool(int(allowed_flag))
+        wait = self.limiter.wait_from(wait_ms)
+        if allowed and wait and wait <= self.max_wait_s:  # worth waiting for
+            time.sleep(wait)
+            wait = self.limiter.acquire(call, cancel=cancel, max_wait=self.max_wait_s - wait)
+        return allowed, wait
+
+    def _after(self, used_weight: int | None) -> str:
+        """After an answer: count the success and correct the weight pool from the
+        venue's count, in one round trip; the breaker's previous state."""
+        keys, args = self.breaker.success_call()
+        observe = self.limiter.observe_call(used_weight)
+        if observe is not None:
+            keys, args = [*keys, *observe[0]], [*args, *observe[1]]
+        return self.breaker.state_from(self._after_script(keys=keys, args=args))
 
     def _call(self, call: str, fn: Callable[[], Any], *, cancel: bool = False) -> Any:
         try:
-            allowed = self.breaker.allow()
-            wait = 0.0
-            if allowed:
-                wait = self.limiter.acquire(call, cancel=cancel, max_wait=self.max_wait_s)
+            allowed, wait = self._before(call, cancel=cancel)
         except RedisError as exc:
             # No shared limiter, no breaker: do not send (a venue-wide limit we cannot
             # see could get us banned); the caller retries later, nothing was sent.
@@ -96,6 +155,8 @@ class GuardedAdapter(VenueAdapter):
             raise VenueRateLimited(
                 f"{self.name} rate limit: retry in {wait:.2f}s (not sent)", retry_after=wait
             )
+        # Bookkeeping after the venue answered must never turn its answer into an error
+        # (the order would look in doubt although we hold the answer): best effort.
         try:
             result = fn()
         except VenueRateLimited as exc:
@@ -103,12 +164,14 @@ class GuardedAdapter(VenueAdapter):
             _best_effort(self.limiter.pause, retry)
             if exc.banned:
                 _best_effort(self.breaker.record_failure, open_for_s=retry)
+            _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
             log.warning("%s: %s; paused %.1fs for every worker", self.name, exc.reason, retry)
             raise
         except VenueInDoubt:
             if _best_effort(self.breaker.record_failure) == "open":
                 log.warning("%s circuit breaker open", self.name)
                 _best_effort(_publish_status, self.venue_id, "circuit breaker open")
+            _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
             raise
         except Exception:
             self._venue_answered()  # a rejection or not-found is an answer: the venue is up
@@ -116,16 +179,34 @@ class GuardedAdapter(VenueAdapter):
         else:
             self._venue_answered()
             return result
-        finally:
-            # Bookkeeping after the venue answered must never turn its answer into an
-            # error (the order would look in doubt although we hold the answer).
-            _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
 
     def _venue_answered(self) -> None:
-        previous = _best_effort(self.breaker.record_success)
+        used_weight = self.inner.last_used_weight()
+        deferred: list[int | None] | None = getattr(self._local, "deferred", None)
+        if deferred is not None:
+            deferred.append(used_weight)
+            return
+        self._count_answer(used_weight)
+
+    def _count_answer(self, used_weight: int | None) -> None:
+        previous = _best_effort(self._after, used_weight)
         if previous not in (None, CLOSED) and self.on_recover is not None:
             log.info("%s is back (breaker was %s)", self.name, previous)
             _best_effort(self.on_recover, self.venue_id)
+
+    @contextlib.contextmanager
+    def answers_counted_after(self) -> Iterator[None]:
+        """Within the block, a venue answer's bookkeeping (the breaker's success count,
+        the weight correction) waits until the block ends: the caller applies the
+        answer first, one Redis round trip sooner. Failures are still counted at once
+        (they open the breaker)."""
+        self._local.deferred = []
+        try:
+            yield
+        finally:
+            pending, self._local.deferred = self._local.deferred, None
+            for used_weight in pending:
+                self._count_answer(used_weight)
 
     # --- the contract, each call guarded ------------------------------------------------
 
@@ -201,7 +282,6 @@ _last_published: dict[int, float] = {}
 
 def _publish_status(venue_id: int, detail: str, *, force: bool = False) -> None:
     """Tell the blotters a venue's breaker changed (at most once a second per process)."""
-    import time
 
     from orders.blotter.snapshot import publish_venue_status
     from venues.models import Venue

@@ -1,8 +1,9 @@
 """Cluster-wide venue rate limits: token buckets in Redis, shared by every worker.
 
 Each venue has weight pools (for Binance-style venues: request weight per minute and
-orders per 10 seconds). Acquiring is one atomic Lua call (one round trip) that refills
-the bucket for the time passed and takes the cost, or answers how long to wait. A share
+orders per 10 seconds). Acquiring is one atomic Lua call (one round trip, shared with the
+circuit breaker's check by the guard) that refills the call's buckets for the time
+passed and takes its cost from all of them, or answers how long to wait. A share
 of every pool is reserved for cancels: other requests may not take the last
 ``reserve`` tokens, so a flood of new orders never starves the cancels.
 
@@ -17,30 +18,40 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-# KEYS[1] bucket hash. ARGV: capacity, refill per second, cost, now (ms), reserve.
-# Returns 0 when the tokens were taken, else the milliseconds to wait.
+# KEYS[1] the venue's pause key, KEYS[2..] the call's pool buckets. ARGV[1] now (ms),
+# then per pool: capacity, refill per second, cost, reserve. Takes the cost from every
+# pool or from none (all or nothing, so a pool that says wait wastes nothing of the
+# others). Returns 0 when taken, else the milliseconds to wait (a pause after a 429
+# counts as a wait).
 _ACQUIRE = """
-local capacity = tonumber(ARGV[1])
-local rate = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local now = tonumber(ARGV[4])
-local reserve = tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1])
-local ts = tonumber(state[2])
-if tokens == nil then tokens = capacity; ts = now end
-if now > ts then
-  tokens = math.min(capacity, tokens + (now - ts) * rate / 1000.0)
-  ts = now
+local now = tonumber(ARGV[1])
+local paused_until = tonumber(redis.call('GET', KEYS[1]) or '0') * 1000
+if paused_until > now then return math.ceil(paused_until - now) end
+local tokens, stamps, wait = {}, {}, 0
+for i = 2, #KEYS do
+  local a = 2 + (i - 2) * 4
+  local capacity, rate = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local cost, reserve = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local state = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local t, ts = tonumber(state[1]), tonumber(state[2])
+  if t == nil then t = capacity; ts = now end
+  if now > ts then
+    t = math.min(capacity, t + (now - ts) * rate / 1000.0)
+    ts = now
+  end
+  if t - cost < reserve then
+    wait = math.max(wait, math.ceil((cost + reserve - t) * 1000.0 / rate))
+  end
+  tokens[i], stamps[i] = t, ts
 end
-local wait = 0
-if tokens - cost >= reserve then
-  tokens = tokens - cost
-else
-  wait = math.ceil((cost + reserve - tokens) * 1000.0 / rate)
+for i = 2, #KEYS do
+  local a = 2 + (i - 2) * 4
+  local capacity, rate, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  local t = tokens[i]
+  if wait == 0 then t = t - cost end
+  redis.call('HSET', KEYS[i], 'tokens', t, 'ts', stamps[i])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(capacity * 1000.0 / rate) + 60000)
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', ts)
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity * 1000.0 / rate) + 60000)
 return wait
 """
 
@@ -119,28 +130,27 @@ class RateLimiter:
         self.redis.set(self.pause_key, until, px=int(seconds * 1000) + 1000)
 
     def try_acquire(self, call: str, *, cancel: bool = False) -> float:
-        """Take the call's cost from every pool; 0.0 if done, else seconds to wait.
+        """Take the call's cost from every pool (all or none, one round trip); 0.0 if
+        done, else seconds to wait (also while the venue is paused after a 429)."""
+        keys, args = self.acquire_call(call, cancel=cancel)
+        return self.wait_from(self._acquire(keys=keys, args=args))
 
-        Pools are taken one by one; a pool that says wait does not refund the earlier
-        ones (they refill quickly; keeping it one round trip per pool matters more)."""
-        paused = self.paused_for()
-        if paused:
-            return paused
-        now_ms = int(time.time() * 1000)
+    def acquire_call(self, call: str, *, cancel: bool = False) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of ``_ACQUIRE`` for ``call`` (the guard runs it inside a larger
+        script)."""
+        keys = [self.pause_key]
+        args: list[Any] = [int(time.time() * 1000)]
         for pool_name, cost in WEIGHTS.get(call, {"weight": 1}).items():
             pool = self.pools.get(pool_name)
             if pool is None:
                 continue
-            reserve = 0 if cancel else pool.reserve
-            wait_ms = int(
-                self._acquire(
-                    keys=[self._key(pool_name)],
-                    args=[pool.capacity, pool.rate_per_s, cost, now_ms, reserve],
-                )
-            )
-            if wait_ms:
-                return wait_ms / 1000.0
-        return 0.0
+            keys.append(self._key(pool_name))
+            args += [pool.capacity, pool.rate_per_s, cost, 0 if cancel else pool.reserve]
+        return keys, args
+
+    @staticmethod
+    def wait_from(reply: Any) -> float:
+        return int(reply) / 1000.0
 
     def acquire(self, call: str, *, cancel: bool = False, max_wait: float = 2.0) -> float:
         """Block up to ``max_wait`` seconds for tokens; return 0.0 when acquired, else the
@@ -156,13 +166,16 @@ class RateLimiter:
 
     def observe_used(self, used_weight: int | None) -> None:
         """Correct the weight pool from the venue's own count (X-MBX-USED-WEIGHT-1M)."""
+        call = self.observe_call(used_weight)
+        if call is not None:
+            self._observe(keys=call[0], args=call[1])
+
+    def observe_call(self, used_weight: int | None) -> tuple[list[str], list[Any]] | None:
+        """KEYS and ARGV of ``_OBSERVE``; None when there is nothing to correct."""
         pool = self.pools.get("weight")
         if used_weight is None or pool is None:
-            return
-        self._observe(
-            keys=[self._key("weight")],
-            args=[pool.capacity, used_weight, int(time.time() * 1000)],
-        )
+            return None
+        return [self._key("weight")], [pool.capacity, used_weight, int(time.time() * 1000)]
 
     def usage(self) -> dict[str, float]:
         """Share of each pool in use now (for the blotter and the API)."""

@@ -11,9 +11,10 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from omsweb.roles import visible_account, visible_accounts
+from omsweb.roles import visible_accounts
 from orders import services
 from orders.api import serializers as s
+from orders.api.lookups import order_refs
 from orders.models import Account, Fill, Instrument, Order, Position
 from venues.models import Venue
 
@@ -67,23 +68,31 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = s.OrderCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        account = visible_account(request.user, v["account"])
-        if account is None:
-            raise serializers.ValidationError({"account": [f"unknown account {v['account']!r}"]})
-        instrument = _lookup(Instrument, "symbol", v["symbol"], name="symbol")
-        venue = None
-        if v.get("venue"):
-            venue = _lookup(Venue, "name", v["venue"], name="venue")
+        refs = order_refs(
+            request.user, account=v["account"], symbol=v["symbol"], venue=v.get("venue") or None
+        )
+        unknown = {
+            name: [f"unknown {name} {v[name]!r}"]
+            for name, row in (
+                ("account", refs.account),
+                ("symbol", refs.instrument),
+                ("venue", refs.venue if v.get("venue") else True),
+            )
+            if row is None
+        }
+        if unknown:
+            raise serializers.ValidationError(unknown)
+        assert refs.account is not None and refs.instrument is not None
         result = services.order_submit(
             user=request.user,
-            account=account,
-            instrument=instrument,
+            account=refs.account,
+            instrument=refs.instrument,
             side=v["side"],
             type=v["type"],
             quantity=v["quantity"],
             price=v.get("price"),
             time_in_force=v.get("time_in_force") or ("IOC" if v["type"] == "market" else "GTC"),
-            venue=venue,
+            venue=refs.venue,
             client_order_id=v.get("client_order_id"),
         )
         return Response(

@@ -382,3 +382,38 @@ def test_roll_trading_day_starts_todays_pnl(ref, submit):
     assert services.roll_trading_day() == 2
     assert services.roll_trading_day() == 0
     assert set(AccountRisk.objects.values_list("pnl_day", flat=True)) == {services.trading_day()}
+
+
+# --- what is read before the lock, and the account's first order -------------------------
+
+
+def test_exposure_values_other_symbols_held_at_their_current_mark(ref, submit, set_limit, market):
+    # Arrange: 0.1 ETH bought at 3000, now marked at 4000 (read after the lock's reads)
+    eth = submit(instrument=ref["eth"], quantity=D("0.1"), price=D("3000.00"))[0]
+    fill(accept(eth), "0.1", "3000", "t-mark-1")
+    market.mark("ETH/USDT", "4000")
+    set_limit("max_gross_exposure", "1000", account=ref["demo"])
+    # Act / Assert: 400 + 600 fits exactly; 6 more does not (at 3000 it would)
+    assert submit(quantity=D("0.01"), price=D("60000.00"))[1] == []
+    _, reasons = submit(quantity=D("0.0001"), price=D("60000.00"))
+    assert checks_of(reasons) == ["MAX_GROSS_EXPOSURE"]
+    assert "exposure=1000 + order=6 = 1006 > max=1000" in reasons[0]["message"]
+
+
+def test_first_order_of_an_account_without_risk_row_then_row_created_and_checked(
+    ref, submit, set_limit
+):
+    from django.utils import timezone
+
+    from risk.models import AccountRisk
+
+    # Arrange
+    AccountRisk.objects.filter(account=ref["demo"]).delete()
+    set_limit("max_open_orders", "1", account=ref["demo"])
+    # Act
+    first, reasons = submit()
+    # Assert: the lock found no row, made one, and the checks still ran under it
+    assert reasons == [] and first.status == "PENDING_NEW"
+    row = AccountRisk.objects.get(account=ref["demo"])
+    assert row.pnl_day == timezone.now().date()
+    assert checks_of(submit(price=D("60000.01"))[1]) == ["MAX_OPEN_ORDERS"]

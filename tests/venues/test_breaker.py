@@ -212,3 +212,20 @@ def test_state_with_redis_down_is_unknown_not_an_error():
 
     down = redis.Redis(port=free_port(), socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     assert CircuitBreaker(down, "nowhere").state()["state"] == UNKNOWN
+
+
+def test_open_venues_reads_every_breaker_in_one_round_trip(redis_client, make):
+    from venues.breaker import is_open, open_venues
+
+    # real clock here: open_venues compares with the time now
+    tripped, cooled, healthy = make(), make(), make()
+    for breaker in (tripped, cooled, healthy):
+        breaker._now = CircuitBreaker._now  # type: ignore[method-assign]
+    tripped.record_failure(open_for_s=60.0)
+    cooled.record_failure(open_for_s=0.0)  # cool-down over: half-open, takes a probe
+    names = [tripped.venue, cooled.venue, healthy.venue, "never-seen"]
+    assert open_venues(redis_client, names) == {tripped.venue}
+    assert [is_open(redis_client, n) for n in names] == [True, False, False, False]
+    assert cooled.state()["state"] == HALF_OPEN and tripped.state()["state"] == OPEN
+    down = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    assert open_venues(down, names) == set()  # Redis down: not open (the worker decides)

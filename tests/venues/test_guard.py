@@ -182,6 +182,48 @@ def test_bookkeeping_failing_after_the_answer_keeps_the_answer(guard, monkeypatc
     def broken(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise redis.ConnectionError("gone")
 
-    monkeypatch.setattr(g.limiter, "observe_used", broken)
-    monkeypatch.setattr(g.breaker, "record_success", broken)
+    monkeypatch.setattr(g, "_after_script", broken)
     assert g.submit_order(REQUEST) == "ok"
+
+
+class CountingConnection(redis.Connection):
+    """Counts what this client sends: one send is one round trip."""
+
+    sends = 0
+
+    def send_packed_command(self, command, check_health=True):  # noqa: ANN001, ANN201
+        CountingConnection.sends += 1
+        return super().send_packed_command(command, check_health)
+
+
+def test_one_round_trip_before_and_one_after_the_call(guard):
+    counting = redis.Redis.from_url(os.environ["REDIS_URL"], connection_class=CountingConnection)
+    g = guard(Scripted("ok", "ok", used_weight=40), client=counting)
+    g.submit_order(REQUEST)  # scripts loaded
+    before = CountingConnection.sends
+    assert g.submit_order(REQUEST) == "ok"
+    # two scripts: breaker check + tokens, then success + the venue's weight count
+    assert CountingConnection.sends - before == 2
+    assert g.limiter.usage()["weight"] == pytest.approx(0.04, abs=0.002)  # the venue's 40
+    counting.close()
+
+
+def test_a_call_turned_away_by_the_breaker_takes_no_tokens(guard):
+    g = guard(Scripted("ok"))
+    g.breaker.record_failure(open_for_s=60.0)
+    with pytest.raises(VenueUnavailable):
+        g.submit_order(REQUEST)
+    assert g.limiter.usage()["weight"] == 0.0 and g.inner.calls == 0
+
+
+def test_answers_counted_after_the_block_failures_at_once(guard):
+    g = guard(Scripted("ok", VenueInDoubt("503")))
+    g.breaker.record_failure(open_for_s=0.0)  # open, cool-down over: the next call probes
+    with g.answers_counted_after():
+        assert g.submit_order(REQUEST) == "ok"
+        assert g.recovered == []  # not counted yet: the caller applies the answer first
+    assert g.recovered == [7] and g.breaker.state()["state"] == CLOSED
+    with g.answers_counted_after():
+        with pytest.raises(VenueInDoubt):
+            g.submit_order(REQUEST)
+        assert g.breaker.state()["failures"] == 1  # a failure is counted at once
