@@ -199,7 +199,11 @@ class GuardedAdapter(VenueAdapter):
         """Within the block, a venue answer's bookkeeping (the breaker's success count,
         the weight correction) waits until the block ends: the caller applies the
         answer first, one Redis round trip sooner. Failures are still counted at once
-        (they open the breaker)."""
+        (they open the breaker). Nested in another such block: counted at the outer
+        block's end."""
+        if getattr(self._local, "deferred", None) is not None:
+            yield
+            return
         self._local.deferred = []
         try:
             yield

@@ -227,3 +227,13 @@ def test_answers_counted_after_the_block_failures_at_once(guard):
         with pytest.raises(VenueInDoubt):
             g.submit_order(REQUEST)
         assert g.breaker.state()["failures"] == 1  # a failure is counted at once
+
+
+def test_nested_blocks_count_at_the_outer_end(guard):
+    g = guard(Scripted("ok"))
+    g.breaker.record_failure(open_for_s=0.0)  # the next call is the probe
+    with g.answers_counted_after():
+        with g.answers_counted_after():
+            assert g.submit_order(REQUEST) == "ok"
+        assert g.recovered == []  # the inner block's end is not the end
+    assert g.recovered == [7] and g.breaker.state()["state"] == CLOSED
