@@ -29,16 +29,9 @@ from typing import Any
 
 import aiohttp
 
+from omsweb.bench import pct
+
 BENCH_EVENT = "bench.ping"  # a type the blotter page ignores (its seq still counts)
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 class Client:
@@ -212,13 +205,13 @@ async def _bench(stack: Any, n_fills: int, clients: int, n_events: int) -> dict[
         finally:
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
     return {
-        "fill_to_ws_p50_ms": round(_pct(venue_to_ws, 0.5), 2),
-        "fill_to_ws_p99_ms": round(_pct(venue_to_ws, 0.99), 2),
+        "fill_to_ws_p50_ms": round(pct(venue_to_ws, 0.5), 2),
+        "fill_to_ws_p99_ms": round(pct(venue_to_ws, 0.99), 2),
         "fill_to_ws_n": len(venue_to_ws),
         "fill_to_ws_failed_orders": len(failed),
         "fill_to_ws_first_failure": failed[0][:300] if failed else "",
-        "commit_to_ws_p50_ms": round(_pct(commit_to_ws, 0.5), 2),
-        "commit_to_ws_p99_ms": round(_pct(commit_to_ws, 0.99), 2),
+        "commit_to_ws_p50_ms": round(pct(commit_to_ws, 0.5), 2),
+        "commit_to_ws_p99_ms": round(pct(commit_to_ws, 0.99), 2),
         "ws_events_per_s": round(n_events / elapsed, 1),
         "ws_deliveries_per_s": round(n_events * clients / elapsed, 1),
         "ws_clients": clients,

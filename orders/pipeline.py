@@ -324,12 +324,8 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
                 return Outcome(done=False, retry_after=wait, detail="resend not yet safe")
             return send_to_venue(claimed)
         return Outcome(done=True, detail="not found at venue", not_found=True)
-    except VenueRateLimited as exc:
-        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
-    except VenueUnavailable as exc:
-        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
-    except (VenueInDoubt, VenueRejected) as exc:
-        return Outcome(done=False, detail=exc.reason)
+    except (VenueRateLimited, VenueUnavailable, VenueInDoubt, VenueRejected) as exc:
+        return _look_again(exc, adapter)
     answer = _missing_trades(order, answer, adapter)
     reports = reports_for(order, answer, source="recon")
     if order.status == OrderStatus.PENDING_CANCEL.value and answer.is_open:
@@ -337,6 +333,15 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
         return Outcome(done=False, retry_after=0.5, detail="still open at venue")
     apply_reports(order_id, reports)
     return Outcome(done=True)
+
+
+def _look_again(exc: Exception, adapter: base.VenueAdapter) -> Outcome:
+    """A look at the venue that told nothing about the order: when to look again."""
+    if isinstance(exc, VenueRateLimited):
+        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+    if isinstance(exc, VenueUnavailable):
+        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
+    return Outcome(done=False, detail=getattr(exc, "reason", str(exc)))
 
 
 def _sync_replacement(order: Order, adapter: base.VenueAdapter) -> Outcome | None:
@@ -351,12 +356,8 @@ def _sync_replacement(order: Order, adapter: base.VenueAdapter) -> Outcome | Non
         answer = adapter.fetch_order(symbol=order.instrument.symbol, client_order_id=new_id)
     except VenueOrderNotFound:
         return None
-    except VenueRateLimited as exc:
-        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
-    except VenueUnavailable as exc:
-        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
-    except (VenueInDoubt, VenueRejected) as exc:
-        return Outcome(done=False, detail=exc.reason)
+    except (VenueRateLimited, VenueUnavailable, VenueInDoubt, VenueRejected) as exc:
+        return _look_again(exc, adapter)
     answer = _missing_trades(order, answer, adapter)
     reports = [
         ExecutionReport(

@@ -78,28 +78,31 @@ def _insert_fields() -> tuple[tuple[models.Field, ...], tuple[models.Field, ...]
     return order_fields, event_fields
 
 
+def _typed(fields: Sequence[models.Field]) -> str:
+    """Placeholders cast to their columns' types, so a NULL or a literal in a SELECT list
+    or a VALUES row gets its column's type."""
+    return ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
+
+
 @functools.cache
 def _insert_sql() -> str:
     order_fields, event_fields = _insert_fields()
-
-    def values(fields: tuple[models.Field, ...]) -> str:
-        # typed, so a NULL or a literal in the SELECT list gets its column's type
-        return ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields)
-
     order_cols = ", ".join(_q(f.column) for f in order_fields)
     event_cols = ", ".join(_q(f.column) for f in event_fields)
     order_pk, event_pk = sr.pk(Order), sr.pk(OrderEvent)
     return (
-        f"WITH o AS (INSERT INTO {_q(Order._meta.db_table)} ({order_cols}) "
-        f"VALUES ({values(order_fields)}) RETURNING {order_pk}), "
-        f"e AS (INSERT INTO {_q(OrderEvent._meta.db_table)} "
+        f"WITH o AS (INSERT INTO {sr.table(Order)} ({order_cols}) "
+        f"VALUES ({_typed(order_fields)}) RETURNING {order_pk}), "
+        f"e AS (INSERT INTO {sr.table(OrderEvent)} "
         f"({sr.column(OrderEvent, 'order')}, {event_cols}) "
-        f"SELECT o.{order_pk}, {values(event_fields)} FROM o RETURNING {event_pk}) "
+        f"SELECT o.{order_pk}, {_typed(event_fields)} FROM o RETURNING {event_pk}) "
         f"SELECT o.{order_pk}, e.{event_pk} FROM o, e"
     )
 
 
-def _prepared_values(instance: models.Model, fields: tuple[models.Field, ...]) -> list[Any]:
+def _prepared_values(instance: models.Model, fields: Sequence[models.Field]) -> list[Any]:
+    """As ``save()`` prepares them: ``pre_save`` (auto_now_add, defaults), then
+    ``get_db_prep_save``."""
     return [f.get_db_prep_save(f.pre_save(instance, add=True), connection) for f in fields]
 
 
@@ -121,7 +124,7 @@ def insert_order_with_event(order: Order, event: OrderEvent) -> None:
 
 @functools.cache
 def _lock_sql() -> str:
-    return f"{_select_from(_q(Order._meta.db_table))} WHERE o.id = %s FOR UPDATE OF o"
+    return f"{_select_from(sr.table(Order))} WHERE o.{sr.pk(Order)} = %s FOR UPDATE OF o"
 
 
 def lock_order(order_id: int) -> Order:
@@ -137,8 +140,8 @@ def lock_order(order_id: int) -> Order:
 
 @functools.cache
 def _mark_sql() -> str:
-    order_table = _q(Order._meta.db_table)
-    event_table = _q(OrderEvent._meta.db_table)
+    order_table = sr.table(Order)
+    event_table = sr.table(OrderEvent)
     order_cols = ", ".join(_q(c) for c in sr.part(Order).columns)
     ev = {f.name: f.column for f in OrderEvent._meta.concrete_fields}
     o = {f.name: f.column for f in Order._meta.concrete_fields}
@@ -197,15 +200,13 @@ def _insert_rows(name: str, instances: Sequence[models.Model], params: list[Any]
     model = type(instances[0])
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     for obj in instances:
-        for f in fields:
-            value = f.pre_save(obj, add=True)  # auto_now_add and defaults, as save() does
-            params.append(f.get_db_prep_save(value, connection))
-    one = "(" + ", ".join(f"CAST(%s AS {f.cast_db_type(connection)})" for f in fields) + ")"
+        params += _prepared_values(obj, fields)
     cols = ", ".join(_q(f.column) for f in fields)
     conflict = " ON CONFLICT DO NOTHING" if model is not OrderEvent else ""
+    rows = ", ".join([f"({_typed(fields)})"] * len(instances))
     return (
-        f", {name} AS (INSERT INTO {_q(model._meta.db_table)} ({cols}) "
-        f"SELECT v.* FROM (VALUES {', '.join([one] * len(instances))}) AS v({cols}) "
+        f", {name} AS (INSERT INTO {sr.table(model)} ({cols}) "
+        f"SELECT v.* FROM (VALUES {rows}) AS v({cols}) "
         f"CROSS JOIN o{conflict})"
     )
 
@@ -227,15 +228,13 @@ def write_if_unchanged(
     params: list[Any] = []
     sets = []
     for f in order_fields:
-        value = (
-            f.pre_save(order, add=False) if f.name == "updated_at" else getattr(order, f.attname)
-        )
+        value = f.pre_save(order, add=False)  # sets updated_at (auto_now), as save() does
         sets.append(f"{_q(f.column)} = %s")  # type: ignore[union-attr]
         params.append(f.get_db_prep_save(value, connection))  # type: ignore[union-attr]
-    seq = _q(meta.get_field("event_sequence").column)  # type: ignore[union-attr]
+    pk, seq = sr.pk(Order), sr.column(Order, "event_sequence")
     sql = (
-        f"WITH o AS (UPDATE {_q(meta.db_table)} SET {', '.join(sets)} "
-        f"WHERE id = %s AND {seq} = %s RETURNING id)"
+        f"WITH o AS (UPDATE {sr.table(Order)} SET {', '.join(sets)} "
+        f"WHERE {pk} = %s AND {seq} = %s RETURNING {pk})"
     )
     params += [order.pk, expected_sequence]
     if events:

@@ -883,8 +883,6 @@ def order_mark_resend(*, order_id: int, min_age_s: float) -> Order | None:
     no longer execute (it is past the venue's receive window). Records ``OrderResent``."""
     from datetime import timedelta
 
-    from django.utils import timezone
-
     with transaction.atomic():
         order = _locked(order_id)
         if order.status != lc.OrderStatus.SUBMITTED.value:
