@@ -10,6 +10,7 @@ database converters, as the ORM does.
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -78,3 +79,15 @@ def hydrate(parts: Sequence[Part], row: Sequence[Any]) -> list[Any]:
             values[i] = conv(values[i], field, connection)
         out.append(p.model.from_db(connection.alias, p.attnames, values))
     return out
+
+
+def clone(instance: models.Model) -> Any:
+    """A shallow copy of a model instance, as ``copy.copy`` makes it (its own
+    ``_state`` and related-object cache, the related objects themselves shared), without
+    the pickle protocol ``copy.copy`` goes through (several times slower)."""
+    new = instance.__class__.__new__(instance.__class__)
+    attrs = instance.__dict__.copy()
+    state = attrs["_state"] = copy.copy(instance._state)
+    state.fields_cache = state.fields_cache.copy()
+    new.__dict__ = attrs
+    return new

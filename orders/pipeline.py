@@ -15,16 +15,20 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
-from orders import services
+from orders import rows, services
 from orders.domain.lifecycle import OrderStatus
 from orders.models import Fill, Order
 from orders.reports import ExecutionReport, ReportKind
 from venues import base
 from venues.base import (
     OrderRequest,
+    SendWithdrawn,
+    VenueError,
     VenueInDoubt,
     VenueOrder,
     VenueOrderNotFound,
@@ -35,6 +39,7 @@ from venues.base import (
 )
 from venues.ccxt_adapter import RECV_WINDOW_MS
 from venues.guard import MAX_WAIT_S as GUARD_MAX_WAIT_S
+from venues.guard import GuardedAdapter, guarded_adapter, last_guard
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +63,6 @@ class Outcome:
 
 def _adapter(order: Order) -> base.VenueAdapter:
     """The order's venue, behind its cluster-wide rate limiter and circuit breaker."""
-    from venues.guard import guarded_adapter
-
     assert order.venue is not None
     return guarded_adapter(order.venue)
 
@@ -146,16 +149,9 @@ def _missing_trades(order: Order, answer: VenueOrder, adapter: base.VenueAdapter
     return VenueOrder(**{**answer.__dict__, "trades": (*answer.trades, *trades)})
 
 
-def submit(order_id: int, *, enqueued_at: float | None = None) -> Outcome:
-    """Send a PENDING_NEW order. Idempotent: anything past PENDING_NEW is left alone."""
-    order = services.order_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
-    if order is None:
-        return Outcome(done=True, detail="not pending new")
-    return send_to_venue(order)
-
-
-def send_to_venue(order: Order) -> Outcome:
-    request = OrderRequest(
+def request_for(order: Order) -> OrderRequest:
+    """The venue request of a new order."""
+    return OrderRequest(
         client_order_id=order.venue_client_order_id or order.client_order_id,
         symbol=order.instrument.symbol,
         side=order.side,
@@ -164,11 +160,48 @@ def send_to_venue(order: Order) -> Outcome:
         price=order.price,
         time_in_force=order.time_in_force,
     )
+
+
+def prepared_request(order: Order) -> dict[str, Any]:
+    """The copy of a new order's venue request that rides with its submit task, so the
+    worker can prepare the request while it marks the order (``submit``)."""
+    return {"venue": order.venue_id, **request_for(order).as_payload()}
+
+
+def submit(
+    order_id: int, *, enqueued_at: float | None = None, prepared: dict[str, Any] | None = None
+) -> Outcome:
+    """Send a PENDING_NEW order. Idempotent: anything past PENDING_NEW is left alone.
+
+    With ``prepared`` (the request as the API queued it, ``prepared_request``) the
+    request is prepared while the order is marked (``_submit_while_marking``);
+    without it, or when that cannot be used here, the order is marked, then sent."""
+    if transaction.get_connection().in_atomic_block:  # the mark commits with the caller
+        order = services.order_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
+        if order is None:
+            return Outcome(done=True, detail="not pending new")
+        return send_to_venue(order)
+    mark = services.order_send_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
+    ahead = _ahead_of_mark(prepared)
+    if ahead is not None:
+        return _submit_while_marking(mark, *ahead)
+    order = mark.result()
+    if order is None:
+        return Outcome(done=True, detail="not pending new")
+    services.publish_order(order)
+    return send_to_venue(order)
+
+
+def send_to_venue(order: Order) -> Outcome:
     adapter = _adapter(order)
     # the venue's answer is applied before the guard's bookkeeping of it (one round trip
     # less between the answer and the order's ack)
     with _answers_counted_after(adapter):
-        return _send(order, adapter, request)
+        try:
+            answer: VenueOrder | VenueError = adapter.submit_order(request_for(order))
+        except VenueError as exc:
+            answer = exc
+        return _settle(order, answer)
 
 
 def _answers_counted_after(adapter: base.VenueAdapter) -> contextlib.AbstractContextManager:
@@ -176,31 +209,127 @@ def _answers_counted_after(adapter: base.VenueAdapter) -> contextlib.AbstractCon
     return later() if later is not None else contextlib.nullcontext()
 
 
-def _send(order: Order, adapter: base.VenueAdapter, request: OrderRequest) -> Outcome:
-    try:
-        answer = adapter.submit_order(request)
-    except VenueUnavailable as exc:
+def _settle(order: Order, answer: VenueOrder | VenueError) -> Outcome:
+    """Apply the venue's answer to a submit (or why it was not sent) to the order as the
+    mark left it."""
+    if isinstance(answer, VenueUnavailable):
         # Never sent (breaker open): a definite, truthful rejection.
         apply_reports(
             order.pk,
-            [ExecutionReport(kind=ReportKind.REJECT, source="worker", reason=exc.reason)],
+            [ExecutionReport(kind=ReportKind.REJECT, source="worker", reason=answer.reason)],
         )
-        return Outcome(done=True, detail=exc.reason)
-    except VenueRejected as exc:
+        return Outcome(done=True, detail=answer.reason)
+    if isinstance(answer, VenueRejected):
         apply_reports(
             order.pk,
-            [ExecutionReport(kind=ReportKind.REJECT, source="venue", reason=exc.reason)],
+            [ExecutionReport(kind=ReportKind.REJECT, source="venue", reason=answer.reason)],
         )
-        return Outcome(done=True, detail=exc.reason)
-    except VenueRateLimited as exc:
+        return Outcome(done=True, detail=answer.reason)
+    if isinstance(answer, VenueRateLimited):
         # A 429/418 means the venue did not take the order: safe to send again later.
-        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
-    except VenueInDoubt as exc:
-        log.warning("order %s submit in doubt: %s", order.pk, exc.reason)
-        return Outcome(done=False, detail=f"in doubt: {exc.reason}")
+        return Outcome(done=False, retry_after=answer.retry_after or 1.0, detail=answer.reason)
+    if isinstance(answer, VenueInDoubt):
+        log.warning("order %s submit in doubt: %s", order.pk, answer.reason)
+        return Outcome(done=False, detail=f"in doubt: {answer.reason}")
+    if isinstance(answer, VenueError):
+        raise answer  # not an answer a submit can have (a bug in an adapter)
     # the order as the mark left it: applied by compare-and-set, without a lock
     services.execution_apply_answer(order=order, reports=reports_for(order, answer, source="venue"))
     return Outcome(done=True)
+
+
+# --- preparing the request while the mark commits -------------------------------------
+#
+# The mark (PENDING_NEW -> SUBMITTED, durable before anything is sent) costs a commit,
+# and preparing the request costs about as much again: the guard's Redis round trip and
+# the adapter's own work (ccxt checks precision, builds and signs the request). They
+# need not wait for each other: the mark's statement is sent without waiting for its
+# answer, the request is prepared meanwhile, and the adapter calls ``_MarkGate`` just
+# before the request leaves. It leaves only once the mark has committed and the marked
+# order is the one the request was prepared from; otherwise it is withdrawn
+# (``SendWithdrawn``, nothing sent) and a marked order is sent the usual way.
+
+# The longest a prepared request waits for the mark (a row lock held by a cancel, say)
+# before it is withdrawn. Its signature's timestamp was taken before the mark, so the
+# re-send rule (RESEND_MIN_AGE_S) still holds: the first send's copy expires sooner.
+GATE_WAIT_S = 2.0
+
+
+def _ahead_of_mark(prepared: dict[str, Any] | None) -> tuple[GuardedAdapter, OrderRequest] | None:
+    """The guard and the request to prepare while the mark commits; None to wait for
+    the mark first: no request came with the task, it is malformed, or this process
+    has not used the venue yet."""
+    if not prepared:
+        return None
+    try:
+        venue_id = int(prepared["venue"])
+        request = OrderRequest.from_payload(prepared)
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignoring a malformed prepared request: %r", prepared)
+        return None
+    guard = last_guard(venue_id)
+    return None if guard is None else (guard, request)
+
+
+def _submit_while_marking(
+    mark: rows.PendingMark, adapter: GuardedAdapter, request: OrderRequest
+) -> Outcome:
+    gate = _MarkGate(mark, adapter, request)
+    with _answers_counted_after(adapter):
+        try:
+            answer: VenueOrder | VenueError = adapter.submit_order(request, before_send=gate)
+        except VenueError as exc:  # SendWithdrawn too
+            answer = exc
+        finally:
+            # the connection is free again only once the mark has answered; its
+            # database error, if it failed, is raised here (the task retries)
+            order = mark.result()
+        if order is None:
+            return Outcome(done=True, detail="not pending new")
+        if not gate.pushed:
+            services.publish_order(order)
+        # refused before sending (breaker, rate limit, precision): holds for this order
+        # if it is the order the request was prepared from
+        refused = not gate.called and not isinstance(answer, SendWithdrawn)
+        if gate.opened or (refused and gate.matches(order)):
+            return _settle(order, answer)
+    return send_to_venue(order)
+
+
+class _MarkGate:
+    """The ``before_send`` of a request prepared while the order's mark commits: waits
+    for the mark, lets the request go if the marked order is the one it was prepared
+    from (and pushes the SUBMITTED state first), else withdraws it."""
+
+    def __init__(self, mark: rows.PendingMark, adapter: GuardedAdapter, request: OrderRequest):
+        self.mark = mark
+        self.adapter = adapter
+        self.request = request
+        self.called = False
+        self.opened = False
+        self.pushed = False
+
+    def __call__(self) -> None:
+        self.called = True
+        try:
+            order = self.mark.result(timeout=GATE_WAIT_S)
+        except Exception as exc:  # the mark failed, or waits on a lock held elsewhere
+            raise SendWithdrawn(f"order not marked sent: {exc!r}") from exc
+        if order is None:
+            raise SendWithdrawn("order no longer pending new")
+        if not self.matches(order):
+            raise SendWithdrawn("order or venue changed since the task was queued")
+        services.publish_order(order)  # SUBMITTED goes out before the answer's push
+        self.pushed = True
+        self.opened = True
+
+    def matches(self, order: Order) -> bool:
+        """Whether the request and the guard are those the marked order has now."""
+        return (
+            order.venue is not None
+            and request_for(order) == self.request
+            and guarded_adapter(order.venue) is self.adapter
+        )
 
 
 def cancel(order_id: int) -> Outcome:

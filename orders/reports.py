@@ -6,7 +6,7 @@ Plain values that travel through the ``oms.reports`` queue as JSON and are appli
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -46,7 +46,8 @@ class ExecutionReport:
     def to_payload(self) -> dict[str, Any]:
         """JSON-safe dict (Decimals as strings, datetimes ISO), Nones dropped."""
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        for f in fields(self):  # flat values: no need for asdict()'s deep copy
+            key, value = f.name, getattr(self, f.name)
             if value is None or value == "":
                 continue
             if isinstance(value, Decimal):

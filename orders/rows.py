@@ -17,6 +17,9 @@ change here); values are prepared as ``save()`` prepares them (``pre_save``,
   event in one statement (an ``UPDATE ... RETURNING`` feeding an ``INSERT`` in a CTE),
   atomic on its own: the row lock of the UPDATE and its ``WHERE status`` guard make a
   second delivery of the submit task find nothing to do.
+* ``send_mark_submitted(order_id, ...)``: the same statement sent without waiting for
+  its answer (libpq's asynchronous command processing); ``PendingMark.result()`` waits
+  for it. The caller works meanwhile (the order path prepares the venue request).
 * ``write_if_unchanged(order, ...)``: the order's changed fields, its new events and
   venue ids, only if its event sequence is still the one read (compare-and-set).
 """
@@ -25,11 +28,16 @@ from __future__ import annotations
 
 import functools
 import json
+import select
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.db import connection, models
+from psycopg import errors as pg_errors
+from psycopg import pq
+from psycopg.adapt import PyFormat, Transformer
 
 from omsweb import sqlrows as sr
 from orders.models import Account, Instrument, Order, OrderEvent
@@ -193,18 +201,136 @@ def mark_submitted(
     return None if row is None else _hydrate(row)
 
 
+# The mark's parameters, in the order of its $n placeholders (send_mark_submitted).
+_MARK_PARAMS = ("id", "from", "to", "kind", "source", "payload", "now")
+
+
+@functools.cache
+def _mark_sql_numbered() -> bytes:
+    sql = _mark_sql()
+    for n, name in enumerate(_MARK_PARAMS, start=1):
+        sql = sql.replace(f"%({name})s", f"${n}")
+    assert "%(" not in sql, sql
+    return sql.encode()
+
+
+class PendingMark:
+    """A ``mark_submitted`` statement sent, its answer not read yet.
+
+    Nothing else may use this thread's connection until ``result()`` has returned
+    (libpq runs one command at a time per connection)."""
+
+    def __init__(self, raw: Any, tx: Transformer) -> None:
+        self._raw = raw
+        self._tx = tx
+        self._order: Order | None = None
+        self._error: BaseException | None = None
+        self._done = False
+
+    def result(self, timeout: float | None = None) -> Order | None:
+        """The marked order (None if it was not in ``from_status``), once the statement
+        has committed. ``TimeoutError`` if it has not within ``timeout`` seconds (call
+        again: the statement is still running); a database error as Django raises it."""
+        if self._done:
+            if self._error is not None:
+                raise self._error
+            return self._order
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            # Django's exceptions; a broken connection is closed after the task
+            with connection.wrap_database_errors:
+                results = _read_results(self._raw.pgconn, deadline)
+                failed = [r for r in results if r.status == pq.ExecStatus.FATAL_ERROR]
+                if failed:
+                    encoding = self._raw.info.encoding
+                    raise pg_errors.error_from_result(failed[0], encoding=encoding)
+        except TimeoutError:
+            raise  # still running: ask again
+        except BaseException as exc:
+            self._done, self._error = True, exc
+            raise
+        self._done = True
+        (res,) = results
+        if res.ntuples == 0:
+            return None
+        self._tx.set_pgresult(res)
+        self._order = _hydrate(self._tx.load_row(0, tuple))
+        return self._order
+
+
+def _read_results(pgconn: Any, deadline: float | None) -> list[Any]:
+    """Every result of the command in flight on ``pgconn``, waiting on its socket."""
+    results = []
+    while True:
+        pgconn.consume_input()
+        while not pgconn.is_busy():
+            res = pgconn.get_result()
+            if res is None:
+                return results
+            results.append(res)
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            raise TimeoutError("the mark has not answered yet")
+        select.select([pgconn.socket], [], [], wait)
+
+
+def send_mark_submitted(
+    order_id: int,
+    *,
+    from_status: str,
+    to_status: str,
+    kind: str,
+    source: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> PendingMark:
+    """``mark_submitted`` sent without waiting for the answer: the statement runs (and
+    commits: it is a transaction of its own) while the caller works. Outside a
+    transaction only."""
+    assert not connection.in_atomic_block, "the mark must commit on its own"
+    values = {
+        "id": order_id,
+        "from": from_status,
+        "to": to_status,
+        "kind": kind,
+        "source": source,
+        "payload": json.dumps(payload),
+        "now": now,
+    }
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        raw = connection.connection
+        tx = Transformer(raw)
+        params = tx.dump_sequence([values[n] for n in _MARK_PARAMS], [PyFormat.AUTO] * len(values))
+        pgconn = raw.pgconn
+        pgconn.send_query_params(
+            _mark_sql_numbered(), params, param_types=tx.types, param_formats=tx.formats
+        )
+        while pgconn.flush():  # non-blocking connection: wait until it is all out
+            select.select([], [pgconn.socket], [])
+    return PendingMark(raw, tx)
+
+
 def _insert_rows(name: str, instances: Sequence[models.Model], params: list[Any]) -> str:
     """A data-modifying CTE inserting ``instances`` only if ``o`` (the guarded UPDATE)
     changed a row; values cast to their column types, so NULLs and literals type
     correctly."""
     model = type(instances[0])
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    fields, sql = _insert_rows_sql(name, model, len(instances))
     for obj in instances:
         params += _prepared_values(obj, fields)
+    return sql
+
+
+@functools.cache
+def _insert_rows_sql(
+    name: str, model: type[models.Model], n: int
+) -> tuple[tuple[models.Field, ...], str]:
+    fields = tuple(f for f in model._meta.concrete_fields if not f.primary_key)
     cols = ", ".join(_q(f.column) for f in fields)
     conflict = " ON CONFLICT DO NOTHING" if model is not OrderEvent else ""
-    rows = ", ".join([f"({_typed(fields)})"] * len(instances))
-    return (
+    rows = ", ".join([f"({_typed(fields)})"] * n)
+    return fields, (
         f", {name} AS (INSERT INTO {sr.table(model)} ({cols}) "
         f"SELECT v.* FROM (VALUES {rows}) AS v({cols}) "
         f"CROSS JOIN o{conflict})"

@@ -8,7 +8,6 @@ the ``OrderEvent`` and schedules side effects (tasks, live pushes) on commit.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -25,6 +24,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from omsweb import realtime
+from omsweb import sqlrows as sr
 from orders import rows
 from orders.blotter import payloads
 from orders.domain import lifecycle as lc
@@ -189,11 +189,12 @@ def _transition(
     changed = _write_state(order, transition.state)
     _append_event(order, kind=event.kind, source=source, payload=payload, late=transition.late)
     order.save(update_fields=[*changed, *extra_fields, "event_sequence", "updated_at"])
-    _publish_order(order)
+    publish_order(order)
     return transition
 
 
-def _publish_order(order: Order) -> None:
+def publish_order(order: Order) -> None:
+    """Push the order's state to the blotters (when the current transaction commits)."""
     realtime.publish_on_commit(
         "order.updated", account_id=order.account_id, **payloads.order_payload(order)
     )
@@ -207,7 +208,7 @@ def _locked(order_id: int) -> Order:
 ENQUEUED_AT_HEADER = "oms_enqueued_at"
 
 
-def _on_commit_task(task_path: str, *args: Any) -> None:
+def _on_commit_task(task_path: str, *args: Any, **kwargs: Any) -> None:
     """Enqueue a task after the transaction commits (never inside it)."""
 
     def send() -> None:
@@ -216,7 +217,9 @@ def _on_commit_task(task_path: str, *args: Any) -> None:
         try:
             # the time it was queued rides along (``oms_enqueued_at`` header): the worker
             # records it, so queueing delay is visible per order
-            app.send_task(task_path, args=args, headers={ENQUEUED_AT_HEADER: time.time()})
+            app.send_task(
+                task_path, args=args, kwargs=kwargs, headers={ENQUEUED_AT_HEADER: time.time()}
+            )
         except Exception:  # broker down: the outbox sweep re-sends it, nothing is lost
             log.exception("enqueue %s%s failed; the sweep will retry", task_path, args)
 
@@ -355,8 +358,11 @@ def order_submit(
                     extra_fields=["reason"],
                 )
             else:
-                _on_commit_task("oms.orders.submit", order.pk)
-                _publish_order(order)
+                from orders.pipeline import prepared_request
+
+                # the request rides along: the worker prepares it while it marks the order
+                _on_commit_task("oms.orders.submit", order.pk, prepared=prepared_request(order))
+                publish_order(order)
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
         existing = Order.objects.filter(client_order_id=client_order_id).first()
@@ -673,7 +679,7 @@ def execution_apply_answer(*, order: Order, reports: list[ExecutionReport]) -> l
         or transaction.get_connection().in_atomic_block
     ):
         return execution_apply_batch(order_id=order.pk, reports=reports)
-    mine = copy.copy(order)  # the caller's instance stays as it was
+    mine = sr.clone(order)  # the caller's instance stays as it was
     writes = _Writes(mine)
     results = [_apply_locked(mine, report, writes) for report in reports]
     if writes.commit_if_unchanged(expected_sequence=order.event_sequence):
@@ -696,7 +702,7 @@ class _Writes:
     def publish_order(self) -> None:
         """Push the order as it is now, once written (a snapshot: the payload is built
         after the write, off the path to the ack)."""
-        self.updates.append(copy.copy(self.order))
+        self.updates.append(sr.clone(self.order))
 
     def _publish(self) -> None:
         for snapshot in self.updates:
@@ -850,30 +856,43 @@ def _submitted_status() -> str:
 _SUBMITTED = _submitted_status()
 
 
-def order_mark_submitted(*, order_id: int, enqueued_at: float | None = None) -> Order | None:
+def order_mark_submitted(
+    *, order_id: int, enqueued_at: float | None = None, publish: bool = True
+) -> Order | None:
     """PENDING_NEW -> SUBMITTED before the venue call. None if it is past PENDING_NEW
     (already submitted by another delivery of the task, canceled, denied).
 
     One statement (the order path's busiest write): the status change and its
     ``OrderSubmitted`` event. ``enqueued_at`` (epoch seconds, when the
     submit task was queued) is recorded in the event, so queueing delay is visible."""
+    # No transaction.atomic(): its BEGIN and COMMIT would be two more round trips. The
+    # statement is its own transaction (or joins the caller's, if one is open).
+    order = rows.mark_submitted(order_id, **_mark_submitted_args(enqueued_at))
+    if order is not None and publish:  # else the caller pushes it (publish_order)
+        publish_order(order)  # at once when committed, else on the caller's commit
+    return order
+
+
+def order_send_mark_submitted(
+    *, order_id: int, enqueued_at: float | None = None
+) -> rows.PendingMark:
+    """``order_mark_submitted`` sent without waiting for it (outside a transaction):
+    the caller reads ``.result()`` and pushes the marked order (``publish_order``)."""
+    return rows.send_mark_submitted(order_id, **_mark_submitted_args(enqueued_at))
+
+
+def _mark_submitted_args(enqueued_at: float | None) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     if enqueued_at is not None:
         payload["enqueued_at"] = enqueued_at
-    # No transaction.atomic(): its BEGIN and COMMIT would be two more round trips. The
-    # statement is its own transaction (or joins the caller's, if one is open).
-    order = rows.mark_submitted(
-        order_id,
-        from_status=lc.OrderStatus.PENDING_NEW.value,
-        to_status=_SUBMITTED,
-        kind=lc.OrderSubmitted.kind,
-        source="worker",
-        payload=payload,
-        now=timezone.now(),
-    )
-    if order is not None:
-        _publish_order(order)  # at once when committed, else on the caller's commit
-    return order
+    return {
+        "from_status": lc.OrderStatus.PENDING_NEW.value,
+        "to_status": _SUBMITTED,
+        "kind": lc.OrderSubmitted.kind,
+        "source": "worker",
+        "payload": payload,
+        "now": timezone.now(),
+    }
 
 
 def order_mark_resend(*, order_id: int, min_age_s: float) -> Order | None:

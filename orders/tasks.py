@@ -40,15 +40,17 @@ def _backoff(retries: int, hint: float | None = None) -> float:
     time_limit=60,
     soft_time_limit=45,
 )
-def submit_order(self, order_id: int) -> str:
+def submit_order(self, order_id: int, prepared: dict | None = None) -> str:
     """Send a PENDING_NEW order to its venue. Idempotent: no-op past PENDING_NEW.
+    ``prepared``: the order's venue request as the API queued it
+    (``pipeline.prepared_request``), prepared while the order is marked.
 
     A submit in doubt (timeout, 5xx) is not retried here: it is resolved by asking the
     venue (``resolve_order``), never by sending again blindly.
     """
     enqueued_at = getattr(self.request, ENQUEUED_AT_HEADER, None)
     try:
-        outcome = pipeline.submit(order_id, enqueued_at=enqueued_at)
+        outcome = pipeline.submit(order_id, enqueued_at=enqueued_at, prepared=prepared)
     except DB_GONE as exc:
         # Idempotent: if the mark did commit, the retry finds the order past PENDING_NEW
         # and the in-doubt resolution settles it with the venue.

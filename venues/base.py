@@ -24,10 +24,12 @@ in the backtester.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 
 class VenueError(Exception):
@@ -66,6 +68,11 @@ class VenueUnavailable(VenueError):
     """Not sent: the venue's circuit breaker is open. Safe to treat as never sent."""
 
 
+class SendWithdrawn(VenueError):
+    """Not sent: the caller's ``before_send`` withdrew the request before it left
+    (``submit_order``). Raised from ``before_send`` and passed through unchanged."""
+
+
 class VenueOrderStatus(StrEnum):
     """Order status as reported by a venue, in OMS vocabulary."""
 
@@ -86,6 +93,35 @@ class OrderRequest:
     quantity: Decimal
     price: Decimal | None = None
     time_in_force: str = "GTC"  # GTC | IOC | FOK
+
+    def as_payload(self) -> dict[str, str | None]:
+        """Plain JSON values (decimals as strings), for a task message."""
+        return {
+            "client_order_id": self.client_order_id,
+            "symbol": self.symbol,
+            "side": self.side,
+            "type": self.type,
+            "quantity": str(self.quantity),
+            "price": None if self.price is None else str(self.price),
+            "time_in_force": self.time_in_force,
+        }
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any]) -> OrderRequest:
+        """Inverse of ``as_payload``; ``ValueError`` (or ``KeyError``) if malformed."""
+        try:
+            price = payload["price"]
+            return cls(
+                client_order_id=str(payload["client_order_id"]),
+                symbol=str(payload["symbol"]),
+                side=str(payload["side"]),
+                type=str(payload["type"]),
+                quantity=Decimal(payload["quantity"]),
+                price=None if price is None else Decimal(price),
+                time_in_force=str(payload["time_in_force"]),
+            )
+        except ArithmeticError as exc:  # decimal.InvalidOperation
+            raise ValueError(f"bad order request payload: {exc!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -183,8 +219,16 @@ class VenueAdapter(abc.ABC):
     def capabilities(self) -> Capabilities: ...
 
     @abc.abstractmethod
-    def submit_order(self, request: OrderRequest) -> VenueOrder:
-        """Send a new order using ``request.client_order_id`` as the venue's client id."""
+    def submit_order(
+        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
+    ) -> VenueOrder:
+        """Send a new order using ``request.client_order_id`` as the venue's client id.
+
+        ``before_send``, if given, is called once, after the request is prepared and
+        just before it leaves for the venue; if it raises (``SendWithdrawn``), nothing
+        is sent and the exception propagates. The caller can prepare the request while
+        something it must wait for (the order's durable mark) is still in progress.
+        An adapter that cannot call it at that point calls it first."""
 
     @abc.abstractmethod
     def cancel_order(

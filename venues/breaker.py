@@ -45,6 +45,15 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(
 return {1, 'half_open'}
 """
 
+# KEYS[1] breaker hash. A probe let through but withdrawn before it was sent: free the
+# slot now rather than when the probe times out.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'state') == 'half_open' then
+  redis.call('HSET', KEYS[1], 'probe_until', 0)
+end
+return 1
+"""
+
 # The window's counts, rolled over: a window that ended less than a window ago becomes
 # the previous one, weighted down as the current one fills (a sliding estimate, so a
 # fresh window's first calls are not judged alone). Shared by _FAILURE and _SUCCESS.
@@ -137,6 +146,7 @@ class CircuitBreaker:
         self._allow = redis.register_script(_ALLOW)
         self._failure = redis.register_script(_FAILURE)
         self._success = redis.register_script(_SUCCESS)
+        self._release = redis.register_script(_RELEASE)
 
     @staticmethod
     def _now() -> int:
@@ -170,6 +180,11 @@ class CircuitBreaker:
             ],
         )
         return state.decode() if isinstance(state, bytes) else str(state)
+
+    def release_probe(self) -> None:
+        """A call the breaker let through was not sent after all: if it was the
+        half-open probe, the next caller may probe at once."""
+        self._release(keys=[self.key])
 
     def record_success(self) -> str:
         """Count a success (closing the breaker if it was not closed); returns the state

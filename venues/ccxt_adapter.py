@@ -67,6 +67,7 @@ import decimal
 import importlib
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -293,6 +294,25 @@ def _plain(value: Decimal) -> str:
 # -- the adapter --------------------------------------------------------------------
 
 
+# What requests reads from the environment on every request (proxies, CA bundle, .netrc).
+_REQUESTS_ENV = ("proxy", "requests_ca_bundle", "curl_ca_bundle", "netrc")
+
+
+def _skip_empty_environment(exchange: Any) -> None:
+    """requests looks for proxy, CA-bundle and .netrc settings in the environment on
+    every request (about 0.2 ms, on the order path). When the process has none, stop
+    it looking; with any, it keeps doing so (their behaviour is unchanged)."""
+    session = getattr(exchange, "session", None)
+    if session is None or not hasattr(session, "trust_env"):
+        return
+    names = [name.lower() for name in os.environ]
+    if any(key in name for name in names for key in _REQUESTS_ENV):
+        return
+    if any(os.path.exists(os.path.expanduser(f"~/{f}")) for f in (".netrc", "_netrc")):
+        return
+    session.trust_env = False
+
+
 class CcxtAdapter(VenueAdapter):
     """``VenueAdapter`` over one ccxt exchange instance. Blocking; one call at a time."""
 
@@ -314,7 +334,10 @@ class CcxtAdapter(VenueAdapter):
         self._headers: dict[str, str] = {}
         self._body: str | None = None
         self._last_headers: dict[str, str] = {}
+        self._before_send: Callable[[], None] | None = None
         self._hook_responses()
+        self._hook_requests()
+        _skip_empty_environment(self._exchange)
 
     # ---- plumbing --------------------------------------------------------------------
 
@@ -330,6 +353,21 @@ class CcxtAdapter(VenueAdapter):
             return original(code, reason, url, method, headers, body, *rest)
 
         self._exchange.on_rest_response = on_rest_response
+
+    def _hook_requests(self) -> None:
+        """Call a pending ``before_send`` just before the next HTTP request leaves (ccxt's
+        ``fetch`` is where a request is signed and about to be sent)."""
+        original = getattr(self._exchange, "fetch", None)
+        if original is None:
+            return
+
+        def fetch(*args, **kwargs):
+            before_send, self._before_send = self._before_send, None
+            if before_send is not None:
+                before_send()  # may raise SendWithdrawn: nothing leaves
+            return original(*args, **kwargs)
+
+        self._exchange.fetch = fetch
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one ccxt call: markets ready, our Decimal context untouched, errors mapped."""
@@ -615,7 +653,9 @@ class CcxtAdapter(VenueAdapter):
             )
         return text
 
-    def submit_order(self, request: OrderRequest) -> VenueOrder:
+    def submit_order(
+        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
+    ) -> VenueOrder:
         self._ensure_markets()
         order_type = request.type.lower()
         params: dict[str, Any] = self._client_id_param(request.client_order_id)
@@ -635,15 +675,20 @@ class CcxtAdapter(VenueAdapter):
             else:
                 raise VenueRejected(f"unsupported order type {request.type}", code="TYPE")
         try:
-            order = self._call(
-                self._exchange.create_order,
-                request.symbol,
-                order_type,
-                request.side.lower(),
-                float(amount),
-                None if price is None else float(price),
-                params,
-            )
+            with self._lock:
+                self._before_send = before_send  # called by the create_order request
+                try:
+                    order = self._call(
+                        self._exchange.create_order,
+                        request.symbol,
+                        order_type,
+                        request.side.lower(),
+                        float(amount),
+                        None if price is None else float(price),
+                        params,
+                    )
+                finally:
+                    self._before_send = None
         except VenueRejected as exc:
             if not self._is_duplicate(exc):
                 raise

@@ -33,6 +33,7 @@ from venues.base import (
     Capabilities,
     OrderBook,
     OrderRequest,
+    SendWithdrawn,
     VenueAdapter,
     VenueInDoubt,
     VenueOrder,
@@ -159,6 +160,11 @@ class GuardedAdapter(VenueAdapter):
         # (the order would look in doubt although we hold the answer): best effort.
         try:
             result = fn()
+        except SendWithdrawn:
+            # never sent (the caller withdrew it): no answer to count, and a half-open
+            # probe slot it held is freed (the rate-limit tokens stay spent)
+            _best_effort(self.breaker.release_probe)
+            raise
         except VenueRateLimited as exc:
             retry = exc.retry_after or 1.0
             _best_effort(self.limiter.pause, retry)
@@ -217,8 +223,12 @@ class GuardedAdapter(VenueAdapter):
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities()
 
-    def submit_order(self, request: OrderRequest) -> VenueOrder:
-        return self._call("submit_order", lambda: self.inner.submit_order(request))
+    def submit_order(
+        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
+    ) -> VenueOrder:
+        return self._call(
+            "submit_order", lambda: self.inner.submit_order(request, before_send=before_send)
+        )
 
     def cancel_order(
         self, *, symbol: str, client_order_id: str, venue_order_id: str | None = None
@@ -304,6 +314,18 @@ def _guards(pid: int) -> dict[tuple, GuardedAdapter]:
     return {}  # per process: a forked worker child builds its own
 
 
+@functools.cache
+def _latest(pid: int) -> dict[int, GuardedAdapter]:
+    return {}  # per process: venue id -> the guard guarded_adapter() returned last
+
+
+def last_guard(venue_id: int) -> GuardedAdapter | None:
+    """The guard this process last used for the venue ``venue_id`` (None before its
+    first use), for a caller that prepares a call before it has the venue's row. Once
+    it has the row, it checks that ``guarded_adapter(venue)`` is still this guard."""
+    return _latest(os.getpid()).get(venue_id)
+
+
 def guarded_adapter(venue: Any) -> GuardedAdapter:
     from omsweb.redis_client import client
     from venues.registry import adapter_for
@@ -323,6 +345,7 @@ def guarded_adapter(venue: Any) -> GuardedAdapter:
             on_recover=_reconcile_on_recover,
         )
         cache[key] = guard
+    _latest(os.getpid())[venue.pk] = guard
     return guard
 
 

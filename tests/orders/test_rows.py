@@ -228,3 +228,71 @@ def test_answer_with_a_fill_goes_through_the_lock(tref):
     from orders.models import Position
 
     assert Position.objects.get(account=ref["account"], instrument=ref["btc"]).quantity == D("1.5")
+
+
+@pytest.mark.django_db(transaction=True)  # the mark commits on its own, as in a worker
+def test_mark_sent_without_waiting_gives_what_mark_submitted_gives(tref):
+    order = _new(tref)
+    pending = services.order_send_mark_submitted(order_id=order.pk, enqueued_at=1234.5)
+    marked = pending.result()
+    assert marked is not None and marked.status == "SUBMITTED" and marked.event_sequence == 2
+    _same(marked, Order.objects.get(pk=order.pk))
+    slow = Order.objects.select_related("instrument", "account", "venue").get(pk=order.pk)
+    for name in ("instrument", "account", "venue"):
+        _same(getattr(marked, name), getattr(slow, name))
+    event = OrderEvent.objects.get(order=order, sequence=2)
+    assert (event.kind, event.payload) == ("OrderSubmitted", {"enqueued_at": 1234.5})
+    assert pending.result() is marked  # read once
+    again = services.order_send_mark_submitted(order_id=order.pk)
+    assert again.result() is None  # past PENDING_NEW: nothing written
+    assert OrderEvent.objects.filter(order=order).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mark_sent_without_waiting_then_timeout_while_locked_and_answer_after(tref):
+    import psycopg
+
+    from tests.orders.test_submit_while_marking import _dsn
+
+    order = _new(tref)
+    with psycopg.connect(_dsn()) as other:
+        other.execute("BEGIN")
+        other.execute("SELECT 1 FROM orders_order WHERE id = %s FOR UPDATE", [order.pk])
+        pending = services.order_send_mark_submitted(order_id=order.pk)
+        with pytest.raises(TimeoutError):
+            pending.result(timeout=0.1)
+        other.execute("ROLLBACK")
+        marked = pending.result(timeout=5)
+    assert marked is not None and marked.status == "SUBMITTED"
+    with connection.cursor() as cursor:  # the connection is usable again
+        cursor.execute("SELECT status FROM orders_order WHERE id = %s", [order.pk])
+        assert cursor.fetchone() == ("SUBMITTED",)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mark_sent_without_waiting_then_a_database_error_raised_as_django_does(tref):
+    import psycopg
+    from django.db import DatabaseError
+
+    from tests.orders.test_submit_while_marking import _dsn
+
+    order = _new(tref)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    try:
+        with psycopg.connect(_dsn(), autocommit=True) as other:
+            with other.transaction():  # the mark waits on this lock...
+                other.execute("SELECT 1 FROM orders_order WHERE id = %s FOR UPDATE", [order.pk])
+                pending = services.order_send_mark_submitted(order_id=order.pk)
+                # ...while its server process is ended (a restarted server, say)
+                other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        with pytest.raises(DatabaseError):
+            pending.result(timeout=5)
+        with pytest.raises(DatabaseError):  # asked again: the same error, not None
+            pending.result()
+        assert connection.errors_occurred  # closed after the task; the next reconnects
+    finally:
+        connection.close()
+    order.refresh_from_db()
+    assert order.status == "PENDING_NEW"  # nothing was written
