@@ -286,20 +286,24 @@ def _submit_while_marking(
             order = mark.result()
         if order is None:
             return Outcome(done=True, detail="not pending new")
-        if not gate.pushed:
-            services.publish_order(order)
         # refused before sending (breaker, rate limit, precision): holds for this order
         # if it is the order the request was prepared from
         refused = not gate.called and not isinstance(answer, SendWithdrawn)
         if gate.opened or (refused and gate.matches(order)):
-            return _settle(order, answer)
+            try:
+                return _settle(order, answer)
+            finally:
+                # The SUBMITTED state is pushed after the answer's, off the path to the
+                # ack: clients never replace a higher version with a lower one.
+                services.publish_order(order)
+    services.publish_order(order)
     return send_to_venue(order)
 
 
 class _MarkGate:
     """The ``before_send`` of a request prepared while the order's mark commits: waits
     for the mark, lets the request go if the marked order is the one it was prepared
-    from (and pushes the SUBMITTED state first), else withdraws it."""
+    from, else withdraws it."""
 
     def __init__(self, mark: rows.PendingMark, adapter: GuardedAdapter, request: OrderRequest):
         self.mark = mark
@@ -307,7 +311,6 @@ class _MarkGate:
         self.request = request
         self.called = False
         self.opened = False
-        self.pushed = False
 
     def __call__(self) -> None:
         self.called = True
@@ -319,8 +322,6 @@ class _MarkGate:
             raise SendWithdrawn("order no longer pending new")
         if not self.matches(order):
             raise SendWithdrawn("order or venue changed since the task was queued")
-        services.publish_order(order)  # SUBMITTED goes out before the answer's push
-        self.pushed = True
         self.opened = True
 
     def matches(self, order: Order) -> bool:

@@ -248,6 +248,7 @@ class PendingMark:
             raise  # still running: ask again
         except BaseException as exc:
             self._done, self._error = True, exc
+            _forget_prepared(self._raw)
             raise
         self._done = True
         (res,) = results
@@ -300,15 +301,43 @@ def send_mark_submitted(
     with connection.wrap_database_errors:
         connection.ensure_connection()
         raw = connection.connection
+        _prepare_mark(raw)
         tx = Transformer(raw)
-        params = tx.dump_sequence([values[n] for n in _MARK_PARAMS], [PyFormat.AUTO] * len(values))
+        # text format: the server parses each value as the type it inferred at PREPARE
+        params = tx.dump_sequence([values[n] for n in _MARK_PARAMS], [PyFormat.TEXT] * 7)
         pgconn = raw.pgconn
-        pgconn.send_query_params(
-            _mark_sql_numbered(), params, param_types=tx.types, param_formats=tx.formats
-        )
+        pgconn.send_query_prepared(_MARK_STATEMENT, params, param_formats=[0] * len(params))
         while pgconn.flush():  # non-blocking connection: wait until it is all out
             select.select([], [pgconn.socket], [])
     return PendingMark(raw, tx)
+
+
+# The mark is a prepared statement on each connection that sends it: planning the
+# statement (an UPDATE and an INSERT in a CTE, joined to three tables) costs about as
+# much as running it (2.4 ms against 1.5 ms per mark on the 2-core machine).
+_MARK_STATEMENT = b"oms_mark_submitted"
+_prepared: set[tuple[int, int]] = set()  # (id of the connection, its server process id)
+
+
+def _prepare_mark(raw: Any) -> None:
+    key = (id(raw), raw.info.backend_pid)
+    if key in _prepared:
+        return
+    res = raw.pgconn.prepare(_MARK_STATEMENT, _mark_sql_numbered())
+    if (
+        res.status == pq.ExecStatus.FATAL_ERROR
+        and res.error_field(pq.DiagnosticField.SQLSTATE) == b"42P05"
+    ):
+        pass  # already prepared on this connection (an earlier process state)
+    elif res.status != pq.ExecStatus.COMMAND_OK:
+        raise pg_errors.error_from_result(res, encoding=raw.info.encoding)
+    _prepared.add(key)
+
+
+def _forget_prepared(raw: Any) -> None:
+    """After an error: prepare again next time (the statement may be gone, or no longer
+    match the tables after a migration)."""
+    _prepared.difference_update({k for k in _prepared if k[0] == id(raw)})
 
 
 def _insert_rows(name: str, instances: Sequence[models.Model], params: list[Any]) -> str:

@@ -77,6 +77,8 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt
+import requests
+import requests.adapters
 
 from venues.base import (
     Balance,
@@ -294,6 +296,21 @@ def _plain(value: Decimal) -> str:
 # -- the adapter --------------------------------------------------------------------
 
 
+class _GatedTransport(requests.adapters.HTTPAdapter):
+    """requests' HTTP transport, calling the adapter's pending ``before_send`` (if any)
+    just before a request is written to the connection."""
+
+    def __init__(self, take_before_send: Callable[[], Callable[[], None] | None]) -> None:
+        super().__init__()
+        self._take_before_send = take_before_send
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        before_send = self._take_before_send()
+        if before_send is not None:
+            before_send()  # may raise SendWithdrawn: nothing leaves
+        return super().send(request, *args, **kwargs)
+
+
 # What requests reads from the environment on every request (proxies, CA bundle, .netrc).
 _REQUESTS_ENV = ("proxy", "requests_ca_bundle", "curl_ca_bundle", "netrc")
 
@@ -355,19 +372,31 @@ class CcxtAdapter(VenueAdapter):
         self._exchange.on_rest_response = on_rest_response
 
     def _hook_requests(self) -> None:
-        """Call a pending ``before_send`` just before the next HTTP request leaves (ccxt's
-        ``fetch`` is where a request is signed and about to be sent)."""
+        """Call a pending ``before_send`` just before the next HTTP request leaves: in the
+        requests session's transport adapter, once ccxt has signed the request and
+        requests has prepared it (all that work is done by then), or, for an exchange
+        without a requests session, when ccxt's ``fetch`` is called."""
+        session = getattr(self._exchange, "session", None)
+        if isinstance(session, requests.Session):
+            transport = _GatedTransport(self._take_before_send)
+            session.mount("http://", transport)
+            session.mount("https://", transport)
+            return
         original = getattr(self._exchange, "fetch", None)
         if original is None:
             return
 
         def fetch(*args, **kwargs):
-            before_send, self._before_send = self._before_send, None
+            before_send = self._take_before_send()
             if before_send is not None:
                 before_send()  # may raise SendWithdrawn: nothing leaves
             return original(*args, **kwargs)
 
         self._exchange.fetch = fetch
+
+    def _take_before_send(self) -> Callable[[], None] | None:
+        before_send, self._before_send = self._before_send, None
+        return before_send
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one ccxt call: markets ready, our Decimal context untouched, errors mapped."""

@@ -296,3 +296,21 @@ def test_mark_sent_without_waiting_then_a_database_error_raised_as_django_does(t
         connection.close()
     order.refresh_from_db()
     assert order.status == "PENDING_NEW"  # nothing was written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_mark_sent_without_waiting_is_prepared_once_and_again_if_it_was_dropped(tref):
+    from django.db import DatabaseError
+
+    first, second, third = _new(tref), _new(tref), _new(tref)
+    assert services.order_send_mark_submitted(order_id=first.pk).result() is not None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        assert ("oms_mark_submitted",) in cursor.fetchall()
+        cursor.execute("DEALLOCATE oms_mark_submitted")  # gone (a pooler, a reset...)
+    with pytest.raises(DatabaseError):  # the task retries it...
+        services.order_send_mark_submitted(order_id=second.pk).result()
+    # ...and the retry prepares it again
+    assert services.order_send_mark_submitted(order_id=second.pk).result() is not None
+    assert services.order_send_mark_submitted(order_id=third.pk).result() is not None
+    connection.close()  # errors_occurred: as after a task
