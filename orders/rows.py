@@ -171,6 +171,24 @@ def _mark_sql() -> str:
     )
 
 
+# The mark's parameters, in the order of its $n placeholders (send_mark_submitted).
+_MARK_PARAMS = ("id", "from", "to", "kind", "source", "payload", "now")
+
+
+def _mark_values(
+    order_id: int,
+    from_status: str,
+    to_status: str,
+    kind: str,
+    source: str,
+    payload: dict[str, Any],
+    now: datetime,
+) -> dict[str, Any]:
+    """The mark's parameters by name (``_MARK_PARAMS``)."""
+    values = (order_id, from_status, to_status, kind, source, json.dumps(payload), now)
+    return dict(zip(_MARK_PARAMS, values, strict=True))
+
+
 def mark_submitted(
     order_id: int,
     *,
@@ -184,25 +202,11 @@ def mark_submitted(
     """Move the order from ``from_status`` to ``to_status`` and append its event, in one
     atomic statement. None when the order is not in ``from_status`` (nothing written).
     Must run outside a transaction or at its end: the row lock is held until commit."""
+    values = _mark_values(order_id, from_status, to_status, kind, source, payload, now)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _mark_sql(),
-            {
-                "id": order_id,
-                "from": from_status,
-                "to": to_status,
-                "kind": kind,
-                "source": source,
-                "payload": json.dumps(payload),
-                "now": now,
-            },
-        )
+        cursor.execute(_mark_sql(), values)
         row = cursor.fetchone()
     return None if row is None else _hydrate(row)
-
-
-# The mark's parameters, in the order of its $n placeholders (send_mark_submitted).
-_MARK_PARAMS = ("id", "from", "to", "kind", "source", "payload", "now")
 
 
 @functools.cache
@@ -292,22 +296,14 @@ def send_mark_submitted(
     commits: it is a transaction of its own) while the caller works. Outside a
     transaction only."""
     assert not connection.in_atomic_block, "the mark must commit on its own"
-    values = {
-        "id": order_id,
-        "from": from_status,
-        "to": to_status,
-        "kind": kind,
-        "source": source,
-        "payload": json.dumps(payload),
-        "now": now,
-    }
+    values = _mark_values(order_id, from_status, to_status, kind, source, payload, now)
     with connection.wrap_database_errors:
         connection.ensure_connection()
         raw = connection.connection
         _prepare_mark(raw)
         tx = Transformer(raw)
         # text format: the server parses each value as the type it inferred at PREPARE
-        params = tx.dump_sequence([values[n] for n in _MARK_PARAMS], [PyFormat.TEXT] * 7)
+        params = tx.dump_sequence(list(values.values()), [PyFormat.TEXT] * len(values))
         pgconn = raw.pgconn
         pgconn.send_query_prepared(_MARK_STATEMENT, params, param_formats=[0] * len(params))
         while pgconn.flush():  # non-blocking connection: wait until it is all out

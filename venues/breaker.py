@@ -179,7 +179,7 @@ class CircuitBreaker:
                 self.config.streak,
             ],
         )
-        return state.decode() if isinstance(state, bytes) else str(state)
+        return self.state_from(state)
 
     def release_probe(self) -> None:
         """A call the breaker let through was not sent after all: if it was the

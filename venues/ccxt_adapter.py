@@ -372,27 +372,16 @@ class CcxtAdapter(VenueAdapter):
         self._exchange.on_rest_response = on_rest_response
 
     def _hook_requests(self) -> None:
-        """Call a pending ``before_send`` just before the next HTTP request leaves: in the
-        requests session's transport adapter, once ccxt has signed the request and
-        requests has prepared it (all that work is done by then), or, for an exchange
-        without a requests session, when ccxt's ``fetch`` is called."""
+        """Call a pending ``before_send`` just before the next HTTP request leaves, in the
+        requests session's transport adapter: once ccxt has signed the request and
+        requests has prepared it (all that work is done by then). An exchange without a
+        requests session has it called before the call instead (``submit_order``)."""
         session = getattr(self._exchange, "session", None)
-        if isinstance(session, requests.Session):
+        self._gated = isinstance(session, requests.Session)
+        if self._gated:
             transport = _GatedTransport(self._take_before_send)
             session.mount("http://", transport)
             session.mount("https://", transport)
-            return
-        original = getattr(self._exchange, "fetch", None)
-        if original is None:
-            return
-
-        def fetch(*args, **kwargs):
-            before_send = self._take_before_send()
-            if before_send is not None:
-                before_send()  # may raise SendWithdrawn: nothing leaves
-            return original(*args, **kwargs)
-
-        self._exchange.fetch = fetch
 
     def _take_before_send(self) -> Callable[[], None] | None:
         before_send, self._before_send = self._before_send, None
@@ -703,6 +692,9 @@ class CcxtAdapter(VenueAdapter):
                     raise VenueRejected("market orders are IOC", code="TIF")
             else:
                 raise VenueRejected(f"unsupported order type {request.type}", code="TYPE")
+        if before_send is not None and not self._gated:
+            before_send()  # no transport to call it in: first (may raise SendWithdrawn)
+            before_send = None
         try:
             with self._lock:
                 self._before_send = before_send  # called by the create_order request
