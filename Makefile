@@ -28,7 +28,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+	DATABASE_URL=postgres://lint@127.0.0.1:1/none REDIS_URL=redis://127.0.0.1:1/0 $(VENV)/bin/mypy
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

@@ -179,7 +179,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def _has_venuestream() -> bool:
     try:
-        import venues.stream  # noqa: F401
+        import orders.stream  # noqa: F401
     except ImportError:
         return False
     return True
@@ -234,7 +234,7 @@ def cmd_simex(args: argparse.Namespace) -> int:
 def cmd_venuestream(args: argparse.Namespace) -> int:
     _prepare_env()
     _django()
-    from venues.stream import main as stream_main
+    from orders.stream import main as stream_main
 
     stream_main()
     return 0

@@ -41,19 +41,19 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    from orders.services import OrderError, OrderRiskDenied
+    from orders.domain.errors import OmsError, OrderRiskDenied
 
     if isinstance(exc, OrderRiskDenied):
-        from orders.api.serializers import order_to_dict
+        from orders.shapes import order_to_dict
 
         body = error_body(exc.code, exc.message, reasons=exc.reasons)
         body["order"] = order_to_dict(exc.order)
         return Response(body, status=exc.status_code)
-    if isinstance(exc, OrderError):
+    if isinstance(exc, OmsError):
         extra: dict[str, Any] = dict(exc.extra)
         if exc.field:
             extra["field"] = exc.field
-            extra["fields"] = {exc.field: [exc.message]}
+            extra["fields"] = exc.fields
         return Response(error_body(exc.code, exc.message, **extra), status=exc.status_code)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()

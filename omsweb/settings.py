@@ -68,6 +68,13 @@ WEB_HOST = _env("OMS_WEB_HOST", "127.0.0.1")
 WEB_PORT = int(_env("OMS_WEB_PORT", "8000") or 8000)
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0.1")]
 
+# Who hears the execution engine's and the venues' events (omsweb/events.py), in order:
+# post-trade risk (in the fill's transaction), then the live push to the blotters.
+OMS_EVENT_LISTENERS = [
+    "risk.post_trade.on_event",
+    "orders.blotter.push.on_event",
+]
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",

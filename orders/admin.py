@@ -269,14 +269,14 @@ class UnknownVenueOrderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel selected orders at the venue")
     def cancel_at_venue(self, request, queryset):  # noqa: ANN001
+        from orders.domain.errors import OmsError
         from orders.reconcile import unknown_cancel
-        from orders.services import OrderError
 
         done = 0
         for unknown in queryset.filter(state=UnknownVenueOrder.State.OPEN):
             try:
                 unknown_cancel(unknown_id=unknown.pk, user=request.user.username)
                 done += 1
-            except OrderError as exc:
+            except OmsError as exc:
                 self.message_user(request, f"{unknown}: {exc.message}", level="error")
         self.message_user(request, f"{done} order(s) canceled at the venue")

@@ -1,7 +1,8 @@
 """Accounts, instruments, orders, their events and fills, positions.
 
-Orders change only through ``orders/services.py`` under ``select_for_update``; nothing
-saves an Order from a view or a task. The lifecycle rules live in
+Orders, their events, fills, positions and venue references are written only by
+``orders/writer.py``, for the execution engine (``orders/engine.py``); nothing saves
+them from a view, a task or a listener. The lifecycle rules live in
 ``orders/domain/lifecycle.py``.
 """
 

@@ -6,7 +6,7 @@ A run, per venue (on a schedule, at worker start-up, and when the venue comes ba
    looks back a day) are applied through ``execution_apply``; fills already stored are
    skipped by the ``(venue, trade id)`` key, so re-reading is harmless.
 2. **Orders the OMS thinks are working but the venue does not list as open** are settled
-   by asking the venue for their client order id (``pipeline.sync_from_venue``): filled,
+   by asking the venue for their client order id (``venue_calls.sync_from_venue``): filled,
    canceled or expired states are applied; one the venue never received is handed to
    the orders queue to be re-sent with the same id (only when SUBMITTED and past the
    receive window), one it no longer has is closed.
@@ -27,10 +27,11 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from orders import pipeline, services
+from orders import engine, venue_calls
+from orders.domain.errors import OrderStateConflict
 from orders.domain.lifecycle import WORKING_STATUSES
 from orders.models import Instrument, Order, ReconciliationRun, UnknownVenueOrder
-from orders.reports import ExecutionReport, ReportKind
+from orders.reports import fill_report
 from venues.base import VenueError, VenueOrder
 from venues.models import Venue
 
@@ -47,7 +48,6 @@ def _cursor_key(venue: Venue, symbol: str) -> str:
 
 def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> ReconciliationRun:
     from omsweb.redis_client import client
-    from venues.guard import guarded_adapter
 
     venue = Venue.objects.get(pk=venue_id)
     run = ReconciliationRun.objects.create(venue=venue, trigger=trigger)
@@ -60,7 +60,7 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
     }
     redis = client()
     try:
-        adapter = guarded_adapter(venue)
+        adapter = venue_calls.adapter_for(venue)
         symbols = list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
         open_at_venue: dict[str, VenueOrder] = {}
         for symbol in symbols:
@@ -71,7 +71,7 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
         for symbol in symbols:
             fixed["missed_fills"] += _apply_missed_fills(venue, adapter, symbol, redis)
 
-        cutoff = timezone.now() - IN_FLIGHT_GRACE
+        cutoff = engine.clock() - IN_FLIGHT_GRACE
         working = Order.objects.filter(
             venue=venue, status__in=[s.value for s in WORKING_STATUSES]
         ).values_list("pk", "venue_order_id", "status", "updated_at")
@@ -83,7 +83,7 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
                 continue  # in flight: its own task is settling it
             found["missing_at_venue"].append(pk)
             not_found = "keep" if status == "SUBMITTED" else "canceled"
-            outcome = pipeline.sync_from_venue(pk, not_found=not_found)
+            outcome = venue_calls.sync_from_venue(pk, not_found=not_found)
             if outcome.not_found:
                 # Sent, never received: re-sent (same id) by the orders queue, which
                 # asks the venue once more first; a send is never made inside a run.
@@ -105,9 +105,7 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
 
 
 def _queue_resend(order_id: int) -> None:
-    from omsweb.celery import app
-
-    app.send_task("oms.orders.resend", args=(order_id,))
+    engine.queue("oms.orders.resend", order_id)
 
 
 def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> int:
@@ -120,24 +118,10 @@ def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> 
     for trade in adapter.fetch_trades(symbol=symbol, since_ms=since, limit=1000):
         if trade.timestamp is not None:
             newest = max(newest, int(trade.timestamp.timestamp() * 1000))
-        order = services.find_order(venue_id=venue.pk, venue_order_id=trade.venue_order_id)
+        order = engine.find_order(venue_id=venue.pk, venue_order_id=trade.venue_order_id)
         if order is None:
             continue
-        result = services.execution_apply(
-            order_id=order.pk,
-            report=ExecutionReport(
-                kind=ReportKind.FILL,
-                source="recon",
-                venue_order_id=trade.venue_order_id,
-                trade_id=trade.trade_id,
-                quantity=trade.quantity,
-                price=trade.price,
-                fee=trade.fee,
-                fee_currency=trade.fee_currency,
-                is_maker=trade.is_maker,
-                executed_at=trade.timestamp,
-            ),
-        )
+        (result,) = engine.process(order.pk, [fill_report(trade, source="recon")])
         applied += int(result.applied)
     redis.set(key, max(newest, since + OVERLAP_MS))
     return applied
@@ -147,14 +131,14 @@ def _surface_unknown(venue: Venue, open_at_venue: dict[str, VenueOrder]) -> list
     unknown = []
     working = {s.value for s in WORKING_STATUSES}
     for venue_order_id, order in open_at_venue.items():
-        known = services.find_order(
+        known = engine.find_order(
             venue_id=venue.pk, venue_order_id=venue_order_id, client_order_id=None
         )
         if known is None and order.client_order_id:
             # Matched by client order id only (not yet acknowledged, or an amend's
             # replacement): ours while the OMS order is working. An OMS order that is
             # closed cannot own a live venue order: surface it (an orphan) to an operator.
-            by_id = services.find_order(venue_id=venue.pk, client_order_id=order.client_order_id)
+            by_id = engine.find_order(venue_id=venue.pk, client_order_id=order.client_order_id)
             known = by_id if by_id is not None and by_id.status in working else None
         if known:
             continue
@@ -184,14 +168,10 @@ def _surface_unknown(venue: Venue, open_at_venue: dict[str, VenueOrder]) -> list
 
 def unknown_cancel(*, unknown_id: int, user: str) -> UnknownVenueOrder:
     """Cancel at the venue an order the OMS did not place."""
-    from venues.guard import guarded_adapter
-
     unknown = UnknownVenueOrder.objects.select_related("venue").get(pk=unknown_id)
     if unknown.state != UnknownVenueOrder.State.OPEN:
-        raise services.OrderStateConflict(
-            f"unknown order {unknown.pk} is {unknown.state}", field="state"
-        )
-    adapter = guarded_adapter(unknown.venue)
+        raise OrderStateConflict(f"unknown order {unknown.pk} is {unknown.state}", field="state")
+    adapter = venue_calls.adapter_for(unknown.venue)
     try:
         adapter.cancel_order(
             symbol=unknown.symbol,
@@ -199,7 +179,7 @@ def unknown_cancel(*, unknown_id: int, user: str) -> UnknownVenueOrder:
             venue_order_id=unknown.venue_order_id,
         )
     except VenueError as exc:
-        raise services.OrderStateConflict(f"venue refused the cancel: {exc.reason}") from exc
+        raise OrderStateConflict(f"venue refused the cancel: {exc.reason}") from exc
     unknown.state, unknown.resolved_by = UnknownVenueOrder.State.CANCELED, user
     unknown.save(update_fields=["state", "resolved_by", "last_seen"])
     return unknown
@@ -213,34 +193,22 @@ def unknown_adopt(*, unknown_id: int, account: Any, user: Any) -> Order:
             UnknownVenueOrder.objects.select_for_update().select_related("venue").get(pk=unknown_id)
         )
         if unknown.state != UnknownVenueOrder.State.OPEN:
-            raise services.OrderStateConflict(
+            raise OrderStateConflict(
                 f"unknown order {unknown.pk} is {unknown.state}", field="state"
             )
         instrument = Instrument.objects.get(symbol=unknown.symbol)
-        client_id = (unknown.client_order_id or f"adopt-{unknown.venue_order_id}")[:32]
-        order = Order.objects.create(
-            client_order_id=client_id,
-            venue_client_order_id=unknown.client_order_id or client_id,
+        order = engine.adopt(
             account=account,
             instrument=instrument,
+            venue=unknown.venue,
             side=unknown.side,
             type=unknown.type if unknown.type in ("limit", "market") else "limit",
             quantity=unknown.quantity,
             price=unknown.price,
-            venue=unknown.venue,
-            status="SUBMITTED",
-            created_by=user if getattr(user, "pk", None) else None,
-            request_fingerprint="adopted",
-        )
-        services.record_adoption(order=order, unknown_id=unknown.pk, user=str(user))
-        services.execution_apply(
-            order_id=order.pk,
-            report=ExecutionReport(
-                kind=ReportKind.ACK,
-                source="recon",
-                venue_order_id=unknown.venue_order_id,
-                client_order_id=unknown.client_order_id or None,
-            ),
+            venue_order_id=unknown.venue_order_id,
+            venue_client_order_id=unknown.client_order_id,
+            by=user,
+            unknown_id=unknown.pk,
         )
         unknown.state = UnknownVenueOrder.State.ADOPTED
         unknown.adopted_order = order

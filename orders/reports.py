@@ -1,7 +1,7 @@
 """Execution reports: what a venue (or reconciliation) says happened to an order.
 
 Plain values that travel through the ``oms.reports`` queue as JSON and are applied by
-``orders.services.execution_apply``. Nothing here imports Django.
+``orders.engine.process``. Nothing here imports Django.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+
+from venues.base import VenueTrade
 
 
 class ReportKind(StrEnum):
@@ -69,3 +71,21 @@ class ExecutionReport:
         if kwargs.get("executed_at"):
             kwargs["executed_at"] = datetime.fromisoformat(kwargs["executed_at"])
         return cls(**kwargs)
+
+
+def fill_report(
+    trade: VenueTrade, *, source: str, venue_order_id: str | None = None
+) -> ExecutionReport:
+    """The report of one venue trade (the one place a trade becomes a fill report)."""
+    return ExecutionReport(
+        kind=ReportKind.FILL,
+        source=source,
+        venue_order_id=trade.venue_order_id or venue_order_id,
+        trade_id=trade.trade_id,
+        quantity=trade.quantity,
+        price=trade.price,
+        fee=trade.fee,
+        fee_currency=trade.fee_currency,
+        is_maker=trade.is_maker,
+        executed_at=trade.timestamp,
+    )

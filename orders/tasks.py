@@ -1,19 +1,27 @@
-"""Order tasks: thin wrappers that take ids, re-read, call the pipeline, return.
+"""Order tasks: one-line wrappers around ``orders/venue_calls.py``, made by one decorator.
 
-Every task is idempotent because the pipeline re-reads the order under its lock and
-does nothing when the work is done (status past the one the task acts on), so a
-redelivery after a worker crash (acks_late + reject_on_worker_lost) is harmless.
+``order_task`` states, once for every order task: the queue (by its name's prefix,
+``omsweb/celery.py``), acks late and rejected on a lost worker (a crash redelivers),
+retries with jittered backoff on a lost database connection and whenever the step says
+to try again, a time limit, and what to do when the venue's answer is in doubt.
+
+Every task is idempotent because each step re-reads the order and does nothing when the
+work is done (its status is past the one the step acts on), so a redelivery after a
+worker crash is harmless.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from typing import Any
 
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from orders import pipeline
-from orders.services import ENQUEUED_AT_HEADER
+from orders import venue_calls
+from orders.engine import ENQUEUED_AT_HEADER
+from orders.venue_calls import Outcome
 
 # The worker's database connection was dropped by the server (a restart): the failed
 # task's connection is closed after it, so a retry at once gets a fresh one.
@@ -31,140 +39,125 @@ def _backoff(retries: int, hint: float | None = None) -> float:
     return min(MAX_COUNTDOWN, max(delay, hint or 0.0))
 
 
-@shared_task(
-    name="oms.orders.submit",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    time_limit=60,
-    soft_time_limit=45,
-)
-def submit_order(self, order_id: int, prepared: dict | None = None) -> str:
-    """Send a PENDING_NEW order to its venue. Idempotent: no-op past PENDING_NEW.
-    ``prepared``: the order's venue request as the API queued it
-    (``pipeline.prepared_request``), prepared while the order is marked.
+def order_task(
+    name: str,
+    *,
+    max_retries: int,
+    time_limit: int = 60,
+    in_doubt: str = "retry",
+    then: str = "retry",
+) -> Callable[[Callable[..., Outcome]], Any]:
+    """Make ``step(order_id, ...) -> Outcome`` a Celery task named ``name``.
 
-    A submit in doubt (timeout, 5xx) is not retried here: it is resolved by asking the
-    venue (``resolve_order``), never by sending again blindly.
-    """
-    enqueued_at = getattr(self.request, ENQUEUED_AT_HEADER, None)
-    try:
-        outcome = pipeline.submit(order_id, enqueued_at=enqueued_at, prepared=prepared)
-    except DB_GONE as exc:
-        # Idempotent: if the mark did commit, the retry finds the order past PENDING_NEW
-        # and the in-doubt resolution settles it with the venue.
-        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
-    if outcome.done:
-        return outcome.detail or "done"
-    if outcome.retry_after is not None:  # rate limited: the venue did not take it
-        resend_order.apply_async(
-            (order_id,), countdown=_backoff(self.request.retries, outcome.retry_after)
+    An outcome not done is retried with backoff (at least its ``retry_after``); with
+    ``in_doubt="resolve"`` an outcome in doubt (no ``retry_after``) goes to in-doubt
+    resolution instead. ``then="resend"``: a step to be tried again is handed to the
+    re-send task rather than retried itself (a submit is never retried blindly)."""
+
+    def decorate(step: Callable[..., Outcome]) -> Any:
+        @shared_task(
+            name=name,
+            bind=True,
+            acks_late=True,
+            reject_on_worker_lost=True,
+            max_retries=max_retries,
+            time_limit=time_limit,
+            soft_time_limit=time_limit - 10,
         )
-    else:
-        resolve_order.apply_async((order_id,), countdown=_backoff(0, 1.0))
-    return outcome.detail
+        def task(self: Any, order_id: int, *args: Any) -> str:
+            try:
+                outcome = step(order_id, *args, **_context(self, step))
+            except DB_GONE as exc:
+                # Idempotent: a change that did commit is found done by the retry.
+                raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
+            if outcome.done:
+                return outcome.detail or "done"
+            if outcome.retry_after is None and in_doubt == "resolve":
+                resolve_order.apply_async((order_id,), countdown=_backoff(0, 1.0))
+            elif then == "resend":
+                resend_order.apply_async(
+                    (order_id,), countdown=_backoff(self.request.retries, outcome.retry_after)
+                )
+            else:
+                raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
+            return outcome.detail
+
+        task.__doc__ = step.__doc__
+        return task
+
+    return decorate
 
 
-@shared_task(
-    name="oms.orders.resend",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    time_limit=60,
-)
-def resend_order(self, order_id: int) -> str:
+def _context(task: Any, step: Callable[..., Outcome]) -> dict[str, Any]:
+    """What a step may take from the task's request: when it was queued, its retries."""
+    names = step.__code__.co_varnames[: step.__code__.co_argcount + step.__code__.co_kwonlyargcount]
+    out: dict[str, Any] = {}
+    if "enqueued_at" in names:
+        out["enqueued_at"] = getattr(task.request, ENQUEUED_AT_HEADER, None)
+    if "looks" in names:
+        out["looks"] = task.request.retries
+    return out
+
+
+@order_task("oms.orders.submit", max_retries=8, in_doubt="resolve", then="resend")
+def submit_order(order_id: int, *, enqueued_at: float | None = None) -> Outcome:
+    """Send a PENDING_NEW order to its venue. Idempotent: no-op past PENDING_NEW. In
+    doubt (timeout, 5xx): resolved by asking the venue, never by sending again."""
+    return venue_calls.submit(order_id, enqueued_at=enqueued_at)
+
+
+@order_task("oms.orders.resend", max_retries=8)
+def resend_order(order_id: int) -> Outcome:
     """Re-send a SUBMITTED order the venue did not take (rate limited) or confirms it
-    never received; same client order id. Idempotent: asks the venue first."""
-    outcome = pipeline.sync_from_venue(order_id, not_found="resend")
-    if not outcome.done:
-        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
-    return outcome.detail or "done"
+    never received, with the same client order id. Idempotent: asks the venue first."""
+    return venue_calls.sync_from_venue(order_id, not_found="resend")
 
 
-@shared_task(
-    name="oms.urgent.cancel",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=20,
-    time_limit=60,
-)
-def cancel_order(self, order_id: int) -> str:
-    """Cancel an order at its venue. Idempotent: no-op unless PENDING_CANCEL.
-    Cancels keep retrying with backoff while the venue is unreachable."""
-    try:
-        outcome = pipeline.cancel(order_id)
-    except DB_GONE as exc:
-        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc
-    if not outcome.done:
-        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
-    return outcome.detail or "done"
+@order_task("oms.urgent.cancel", max_retries=20)
+def cancel_order(order_id: int) -> Outcome:
+    """Cancel an order at its venue. Idempotent: no-op unless PENDING_CANCEL. Keeps
+    retrying with backoff while the venue is unreachable."""
+    return venue_calls.cancel(order_id)
 
 
-@shared_task(
-    name="oms.orders.amend",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=8,
-    time_limit=60,
-)
-def amend_order(self, order_id: int) -> str:
+@order_task("oms.orders.amend", max_retries=8, in_doubt="resolve")
+def amend_order(order_id: int) -> Outcome:
     """Amend (cancel-replace or native edit) at the venue. Idempotent: no-op unless
     PENDING_REPLACE. In doubt: resolved by asking the venue."""
-    outcome = pipeline.amend(order_id)
-    if outcome.done:
-        return outcome.detail or "done"
-    if outcome.retry_after is not None:
-        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
-    resolve_order.apply_async((order_id,), countdown=_backoff(0, 1.0))
-    return outcome.detail
+    return venue_calls.amend(order_id)
 
 
-@shared_task(
-    name="oms.recon.resolve_order",
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    max_retries=10,
-    time_limit=60,
-)
-def resolve_order(self, order_id: int) -> str:
+@order_task("oms.recon.resolve_order", max_retries=10)
+def resolve_order(order_id: int, *, looks: int = 0) -> Outcome:
     """Settle an order in doubt by asking the venue for its client order id, with
     backoff. Idempotent: applying the venue's state twice changes nothing.
 
     A submit the venue still does not know after a few looks (so it was not merely
     slow to arrive) was never received: it is handed to ``resend_order`` on the orders
-    queue, which asks once more and sends it again with the same client order id (the
-    venue refuses it if it did get the first one after all). Sending is never done
-    here: a send that times out would hold the single reconciliation worker for the
-    venue's whole timeout."""
-    outcome = pipeline.sync_from_venue(order_id, not_found="keep")
-    if outcome.not_found and self.request.retries >= RESEND_AFTER_LOOKS:
+    queue, which asks once more and sends it again with the same client order id.
+    Sending is never done here: a send that times out would hold the single
+    reconciliation worker for the venue's whole timeout."""
+    outcome = venue_calls.sync_from_venue(order_id, not_found="keep")
+    if outcome.not_found and looks >= RESEND_AFTER_LOOKS:
         resend_order.apply_async((order_id,), countdown=_backoff(0, 0.5))
-        return "not at venue: resend queued"
-    if not outcome.done or outcome.not_found:
-        raise self.retry(countdown=_backoff(self.request.retries, outcome.retry_after))
-    return outcome.detail or "done"
+        return Outcome(done=True, detail="not at venue: resend queued")
+    if outcome.not_found:
+        return Outcome(done=False, detail=outcome.detail)
+    return outcome
 
 
-@shared_task(
-    name="oms.reports.apply",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    time_limit=30,
-)
-def apply_report(order_id: int, report: dict) -> str:
+@order_task("oms.reports.apply", max_retries=8, time_limit=30)
+def apply_report(order_id: int, report: dict[str, Any]) -> Outcome:
     """Apply one execution report from a venue stream. Idempotent: fills dedupe on
     (venue, trade id), repeated acks and cancels are no-ops."""
+    from orders import engine
     from orders.reports import ExecutionReport
-    from orders.services import execution_apply
 
-    result = execution_apply(order_id=order_id, report=ExecutionReport.from_payload(report))
-    return "applied" if result.applied else "skipped"
+    (result,) = engine.process(order_id, [ExecutionReport.from_payload(report)])
+    return Outcome(done=True, detail="applied" if result.applied else "skipped")
 
+
+# --- sweeps (beat) ------------------------------------------------------------------
 
 OUTBOX_AGE_S = 2.0
 IN_DOUBT_AGE_S = 10.0
@@ -191,11 +184,12 @@ def sweep_outbox() -> int:
 
     from django.utils import timezone
 
+    from orders.domain.lifecycle import OrderStatus
     from orders.models import Order
 
     cutoff = timezone.now() - timedelta(seconds=OUTBOX_AGE_S)
     ids = list(
-        Order.objects.filter(status="PENDING_NEW", created_at__lt=cutoff)
+        Order.objects.filter(status=OrderStatus.PENDING_NEW.value, created_at__lt=cutoff)
         .order_by("id")
         .values_list("pk", flat=True)[:1000]
     )
@@ -212,22 +206,24 @@ def sweep_in_doubt() -> int:
 
     from django.utils import timezone
 
+    from orders.domain import lifecycle as lc
     from orders.models import Order
 
     cutoff = timezone.now() - timedelta(seconds=IN_DOUBT_AGE_S)
     rows = list(
         Order.objects.filter(
-            status__in=["SUBMITTED", "PENDING_CANCEL", "PENDING_REPLACE"], updated_at__lt=cutoff
+            status__in=lc.values(lc.PENDING_ANSWER_STATUSES), updated_at__lt=cutoff
         ).values_list("pk", "status")[:500]
     )
     fresh = set(_first_sweep("in_doubt", [pk for pk, _ in rows]))
-    rows = [(pk, status) for pk, status in rows if pk in fresh]
     for order_id, status in rows:
-        if status == "PENDING_CANCEL":
+        if order_id not in fresh:
+            continue
+        if status == lc.OrderStatus.PENDING_CANCEL.value:
             cancel_order.delay(order_id)  # idempotent; asks the venue if it is gone
         else:
             resolve_order.delay(order_id)
-    return len(rows)
+    return len(fresh)
 
 
 @shared_task(name="oms.recon.reconcile_venue", acks_late=True, time_limit=120, expires=60)

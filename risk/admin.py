@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from omsweb.roles import ADMIN, RISK, has_role
-from orders.services import OrderError
+from orders.domain.errors import OmsError
 from risk import services
 from risk.models import (
     Restriction,
@@ -84,7 +84,7 @@ def _with_reason(
                 try:
                     apply(obj, form.cleaned_data["reason"])
                     done += 1
-                except OrderError as exc:
+                except OmsError as exc:
                     modeladmin.message_user(request, f"{obj}: {exc.message}", messages.ERROR)
             modeladmin.message_user(request, f"{title}: {done} done.", messages.SUCCESS)
             return None

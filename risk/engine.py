@@ -33,24 +33,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orders.domain import lifecycle as lc
 from risk import checks
-from risk.checks import LimitKind, LimitRow, Limits, Snapshot, StateRow
+from risk.checks import LimitRow, Limits, Snapshot, StateRow
 
 log = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-LIVE_STATUSES = (
-    "PENDING_NEW",
-    "SUBMITTED",
-    "ACCEPTED",
-    "PARTIALLY_FILLED",
-    "PENDING_CANCEL",
-    "PENDING_REPLACE",
-)
+# open orders count towards exposure and open-order limits
+LIVE_STATUSES = lc.values(lc.OPEN_STATUSES)
 
 # The engine's clocks; tests replace them.
 clock: Callable[[], datetime] = timezone.now
@@ -367,7 +361,7 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
             "q": terms.quantity,
             "p": terms.price,
             "now": now,
-            "live": list(LIVE_STATUSES),
+            "live": LIVE_STATUSES,
         }
     )
 
@@ -498,7 +492,7 @@ def _state_row(
 
 def check_new_order(order: Any) -> list[dict[str, Any]]:
     """Pre-trade check of a just-inserted PENDING_NEW order (hook in
-    ``orders.services.order_submit``): every failing reason, empty when it may go."""
+    ``orders.engine``'s submit): every failing reason, empty when it may go."""
     terms = OrderTerms(
         side=order.side,
         type=order.type,
@@ -511,7 +505,7 @@ def check_new_order(order: Any) -> list[dict[str, Any]]:
 
 
 def check_amend(order: Any, *, quantity: Decimal, price: Decimal | None) -> list[dict[str, Any]]:
-    """Pre-trade check of an amend (hook in ``orders.services.order_amend``): the order
+    """Pre-trade check of an amend (the engine's amend): the order
     as it would be afterwards, without counting it twice; rate, duplicate and open-order
     checks do not apply (an amend is not a new order)."""
     terms = OrderTerms(
@@ -523,63 +517,3 @@ def check_amend(order: Any, *, quantity: Decimal, price: Decimal | None) -> list
         is_amend=True,
     )
     return [r.as_dict() for r in checks.evaluate(gather(order, terms))]
-
-
-# --- Post-trade -------------------------------------------------------------------------
-
-
-def after_fill(*, position: Any, fill: Any) -> None:
-    """After a fill updated ``position`` (in the fill's transaction): escalate the scope
-    of a breached max position (account + symbol) or daily loss (account) to the
-    limit's breach action. A failure here is logged and never loses the fill."""
-    try:
-        with transaction.atomic():
-            _after_fill(position, fill)
-    except Exception:
-        log.exception("risk: post-trade check after fill %s failed", getattr(fill, "pk", None))
-
-
-def _after_fill(position: Any, fill: Any) -> None:
-    from risk.models import AccountRisk, BreachAction, StateScope
-    from risk.services import SYSTEM, trading_state_set
-
-    account, instrument = fill.account, fill.instrument
-    resolved = applicable_limits(
-        account_id=account.pk,
-        account_code=account.code,
-        instrument_id=instrument.pk,
-        symbol=instrument.symbol,
-    )
-    pos_limit = resolved.get(LimitKind.MAX_POSITION.value)
-    breach = checks.position_breach(position.quantity, pos_limit.value if pos_limit else None)
-    if breach is not None and pos_limit is not None:
-        trading_state_set(
-            actor=SYSTEM,
-            scope=StateScope.ACCOUNT,
-            account=account,
-            instrument=instrument,
-            state=pos_limit.breach_action or BreachAction.REDUCING,
-            reason=f"after fill {fill.venue_trade_id}: {breach.message} ({pos_limit.scope_label})",
-            escalate_only=True,
-            detail={"breach": breach.as_dict(), "fill_id": fill.pk},
-        )
-    loss_limit = resolved.get(LimitKind.MAX_DAILY_LOSS.value)
-    if loss_limit is None:
-        return
-    pnl = account_pnl(account.pk)
-    start = (
-        AccountRisk.objects.filter(account_id=account.pk, pnl_day=clock().date())
-        .values_list("day_start_pnl", flat=True)
-        .first()
-    )
-    breach = checks.daily_loss_breach(pnl - (start if start is not None else pnl), loss_limit.value)
-    if breach is not None:
-        trading_state_set(
-            actor=SYSTEM,
-            scope=StateScope.ACCOUNT,
-            account=account,
-            state=loss_limit.breach_action or BreachAction.REDUCING,
-            reason=f"after fill {fill.venue_trade_id}: {breach.message} ({loss_limit.scope_label})",
-            escalate_only=True,
-            detail={"breach": breach.as_dict(), "fill_id": fill.pk},
-        )

@@ -9,9 +9,9 @@ commits; new orders in scope are already denied by then. In order:
    request, through the venue's rate limiter cancel lane and breaker) when the adapter
    has it and the scope covers every OMS order there (an account-scope halt never
    cancels another account's orders this way); all of these before any bookkeeping;
-3. each working order is marked PENDING_CANCEL through ``orders.services.order_cancel``
-   (without its own cancel task), then the venue's answers are applied through
-   ``orders.services.execution_apply``: CANCELED, unless the venue reports more filled
+3. each working order is marked PENDING_CANCEL by the execution engine (a
+   ``CancelOrder`` without its own cancel task), then the venue's answers are applied
+   through ``orders.engine.process``: CANCELED, unless the venue reports more filled
    than we know, in which case the per-order cancel task settles it with the trades.
    Batches of orders, one transaction each, a few batches at a time on their own
    database connections;
@@ -36,12 +36,16 @@ from typing import Any
 
 from django.db import transaction
 
+from orders.domain import lifecycle as lc
+from orders.domain.commands import CancelOrder
+from orders.domain.errors import OrderStateConflict
+
 log = logging.getLogger(__name__)
 
 FOLLOW_UP_S = 2.0
 BATCH = 25  # orders per transaction in the bookkeeping pass
 BOOKKEEPING_THREADS = 4  # batches in flight at once (each waits mostly on the database)
-WORKING = ("SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL", "PENDING_REPLACE")
+WORKING = lc.values(lc.WORKING_STATUSES)
 
 
 @dataclass
@@ -86,8 +90,8 @@ def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | 
     cancel-all with nothing open answers nothing, and a state no longer HALTED is not
     swept at all.
     """
+    from orders import engine
     from orders.models import Order
-    from orders.services import OrderStateConflict, order_cancel
     from risk.models import State, TradingStateChange
     from venues.models import Venue
 
@@ -102,9 +106,10 @@ def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | 
     in_scope = Order.objects.filter(**scope)
 
     # 1. not sent yet: canceled here, never sent
-    for order_id in in_scope.filter(status="PENDING_NEW").values_list("pk", flat=True):
+    pending_new = in_scope.filter(status=lc.OrderStatus.PENDING_NEW.value)
+    for order_id in pending_new.values_list("pk", flat=True):
         try:
-            order_cancel(order_id=order_id, source="risk", reason=reason)
+            engine.execute(CancelOrder(order_id=order_id, source="risk", reason=reason))
             result.pending_new_canceled += 1
         except OrderStateConflict:
             continue  # sent or finished meanwhile: handled below or nothing to do
@@ -172,10 +177,14 @@ def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | 
 
     result.seconds = round(time.monotonic() - started, 3)
     if not follow_up:
-        from risk.tasks import kill_sweep
+        from omsweb.celery import app
+        from risk.services import KILL_SWEEP_TASK
 
-        kill_sweep.apply_async(
-            (change_id,), {"follow_up": True, "groups": result.groups}, countdown=FOLLOW_UP_S
+        app.send_task(
+            KILL_SWEEP_TASK,
+            (change_id,),
+            {"follow_up": True, "groups": result.groups},
+            countdown=FOLLOW_UP_S,
         )
     _record(change_id, result, follow_up)
     log.warning("kill switch sweep (%s%s): %s", state.label, " follow-up" if follow_up else "",
@@ -193,7 +202,7 @@ def _covers_every_order_at(state: Any, venue_id: int, instrument_id: int) -> boo
         return True
     return not (
         Order.objects.filter(
-            venue_id=venue_id, instrument_id=instrument_id, status__in=("PENDING_NEW", *WORKING)
+            venue_id=venue_id, instrument_id=instrument_id, status__in=lc.values(lc.OPEN_STATUSES)
         )
         .exclude(account_id=state.account_id)
         .exists()
@@ -235,15 +244,17 @@ def _venue_cancel_all(
 def _book(batch: list[tuple[int, str, bool]], reason: str) -> tuple[int, int, list[int]]:
     """One transaction: mark each order PENDING_CANCEL (no cancel task of its own), then
     apply the venue's CANCELED where it answered; return (marked, applied, to ask)."""
+    from orders import engine
     from orders.reports import ExecutionReport, ReportKind
-    from orders.services import OrderStateConflict, execution_apply, order_cancel
 
     marked = applied = 0
     to_ask: list[int] = []
     with transaction.atomic():
         for pk, status, settled in batch:
             try:
-                order = order_cancel(order_id=pk, source="risk", reason=reason, send=False)
+                order = engine.execute(
+                    CancelOrder(order_id=pk, source="risk", reason=reason, send=False)
+                )
             except OrderStateConflict:
                 continue  # terminal already, or an amend in flight: the follow-up retries
             if order.status != "PENDING_CANCEL":
@@ -255,7 +266,7 @@ def _book(batch: list[tuple[int, str, bool]], reason: str) -> tuple[int, int, li
                 to_ask.append(pk)
                 continue
             report = ExecutionReport(kind=ReportKind.CANCELED, source="venue", reason=reason)
-            applied += execution_apply(order_id=pk, report=report).applied
+            applied += engine.process(pk, [report])[0].applied
     return marked, applied, to_ask
 
 

@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from omsweb import realtime
 from omsweb.roles import ADMIN, RISK, TRADER, has_role
+from orders.domain.errors import OmsError
 from orders.models import Account, Instrument
-from orders.services import OrderError
 from risk.checks import BREACH_KINDS, INTEGER_KINDS, SEVERITY, LimitKind
 from risk.models import (
     AccountRisk,
@@ -46,19 +46,19 @@ KILL_SWEEP_TASK = "oms.urgent.risk_kill_sweep"
 MAX_VALUE = Decimal(10) ** 18
 
 
-# --- Errors (rendered by omsweb/errors.py like every OrderError) -------------------------
+# --- Errors (rendered by omsweb/errors.py like every OmsError) -------------------------
 
 
-class RiskValidationError(OrderError):
+class RiskValidationError(OmsError):
     code = "VALIDATION_ERROR"
 
 
-class RiskPermissionDenied(OrderError):
+class RiskPermissionDenied(OmsError):
     status_code = 403
     code = "PERMISSION_DENIED"
 
 
-class LimitExists(OrderError):
+class LimitExists(OmsError):
     status_code = 409
     code = "LIMIT_EXISTS"
 

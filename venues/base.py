@@ -24,7 +24,6 @@ in the backtester.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -66,11 +65,6 @@ class VenueOrderNotFound(VenueError):
 
 class VenueUnavailable(VenueError):
     """Not sent: the venue's circuit breaker is open. Safe to treat as never sent."""
-
-
-class SendWithdrawn(VenueError):
-    """Not sent: the caller's ``before_send`` withdrew the request before it left
-    (``submit_order``). Raised from ``before_send`` and passed through unchanged."""
 
 
 class VenueOrderStatus(StrEnum):
@@ -219,16 +213,8 @@ class VenueAdapter(abc.ABC):
     def capabilities(self) -> Capabilities: ...
 
     @abc.abstractmethod
-    def submit_order(
-        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
-    ) -> VenueOrder:
-        """Send a new order using ``request.client_order_id`` as the venue's client id.
-
-        ``before_send``, if given, is called once, after the request is prepared and
-        just before it leaves for the venue; if it raises (``SendWithdrawn``), nothing
-        is sent and the exception propagates. The caller can prepare the request while
-        something it must wait for (the order's durable mark) is still in progress.
-        An adapter that cannot call it at that point calls it first."""
+    def submit_order(self, request: OrderRequest) -> VenueOrder:
+        """Send a new order using ``request.client_order_id`` as the venue's client id."""
 
     @abc.abstractmethod
     def cancel_order(

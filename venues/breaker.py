@@ -181,11 +181,6 @@ class CircuitBreaker:
         )
         return self.state_from(state)
 
-    def release_probe(self) -> None:
-        """A call the breaker let through was not sent after all: if it was the
-        half-open probe, the next caller may probe at once."""
-        self._release(keys=[self.key])
-
     def record_success(self) -> str:
         """Count a success (closing the breaker if it was not closed); returns the state
         it was in (so callers can tell it just came back and reconcile)."""

@@ -77,8 +77,6 @@ from decimal import Decimal
 from typing import Any
 
 import ccxt
-import requests
-import requests.adapters
 
 from venues.base import (
     Balance,
@@ -296,21 +294,6 @@ def _plain(value: Decimal) -> str:
 # -- the adapter --------------------------------------------------------------------
 
 
-class _GatedTransport(requests.adapters.HTTPAdapter):
-    """requests' HTTP transport, calling the adapter's pending ``before_send`` (if any)
-    just before a request is written to the connection."""
-
-    def __init__(self, take_before_send: Callable[[], Callable[[], None] | None]) -> None:
-        super().__init__()
-        self._take_before_send = take_before_send
-
-    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
-        before_send = self._take_before_send()
-        if before_send is not None:
-            before_send()  # may raise SendWithdrawn: nothing leaves
-        return super().send(request, *args, **kwargs)
-
-
 # What requests reads from the environment on every request (proxies, CA bundle, .netrc).
 _REQUESTS_ENV = ("proxy", "requests_ca_bundle", "curl_ca_bundle", "netrc")
 
@@ -351,9 +334,7 @@ class CcxtAdapter(VenueAdapter):
         self._headers: dict[str, str] = {}
         self._body: str | None = None
         self._last_headers: dict[str, str] = {}
-        self._before_send: Callable[[], None] | None = None
         self._hook_responses()
-        self._hook_requests()
         _skip_empty_environment(self._exchange)
 
     # ---- plumbing --------------------------------------------------------------------
@@ -370,22 +351,6 @@ class CcxtAdapter(VenueAdapter):
             return original(code, reason, url, method, headers, body, *rest)
 
         self._exchange.on_rest_response = on_rest_response
-
-    def _hook_requests(self) -> None:
-        """Call a pending ``before_send`` just before the next HTTP request leaves, in the
-        requests session's transport adapter: once ccxt has signed the request and
-        requests has prepared it (all that work is done by then). An exchange without a
-        requests session has it called before the call instead (``submit_order``)."""
-        session = getattr(self._exchange, "session", None)
-        self._gated = isinstance(session, requests.Session)
-        if self._gated:
-            transport = _GatedTransport(self._take_before_send)
-            session.mount("http://", transport)
-            session.mount("https://", transport)
-
-    def _take_before_send(self) -> Callable[[], None] | None:
-        before_send, self._before_send = self._before_send, None
-        return before_send
 
     def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one ccxt call: markets ready, our Decimal context untouched, errors mapped."""
@@ -671,9 +636,7 @@ class CcxtAdapter(VenueAdapter):
             )
         return text
 
-    def submit_order(
-        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
-    ) -> VenueOrder:
+    def submit_order(self, request: OrderRequest) -> VenueOrder:
         self._ensure_markets()
         order_type = request.type.lower()
         params: dict[str, Any] = self._client_id_param(request.client_order_id)
@@ -692,24 +655,16 @@ class CcxtAdapter(VenueAdapter):
                     raise VenueRejected("market orders are IOC", code="TIF")
             else:
                 raise VenueRejected(f"unsupported order type {request.type}", code="TYPE")
-        if before_send is not None and not self._gated:
-            before_send()  # no transport to call it in: first (may raise SendWithdrawn)
-            before_send = None
         try:
-            with self._lock:
-                self._before_send = before_send  # called by the create_order request
-                try:
-                    order = self._call(
-                        self._exchange.create_order,
-                        request.symbol,
-                        order_type,
-                        request.side.lower(),
-                        float(amount),
-                        None if price is None else float(price),
-                        params,
-                    )
-                finally:
-                    self._before_send = None
+            order = self._call(
+                self._exchange.create_order,
+                request.symbol,
+                order_type,
+                request.side.lower(),
+                float(amount),
+                None if price is None else float(price),
+                params,
+            )
         except VenueRejected as exc:
             if not self._is_duplicate(exc):
                 raise

@@ -33,7 +33,6 @@ from venues.base import (
     Capabilities,
     OrderBook,
     OrderRequest,
-    SendWithdrawn,
     VenueAdapter,
     VenueInDoubt,
     VenueOrder,
@@ -160,11 +159,6 @@ class GuardedAdapter(VenueAdapter):
         # (the order would look in doubt although we hold the answer): best effort.
         try:
             result = fn()
-        except SendWithdrawn:
-            # never sent (the caller withdrew it): no answer to count, and a half-open
-            # probe slot it held is freed (the rate-limit tokens stay spent)
-            _best_effort(self.breaker.release_probe)
-            raise
         except VenueRateLimited as exc:
             retry = exc.retry_after or 1.0
             _best_effort(self.limiter.pause, retry)
@@ -223,12 +217,8 @@ class GuardedAdapter(VenueAdapter):
     def capabilities(self) -> Capabilities:
         return self.inner.capabilities()
 
-    def submit_order(
-        self, request: OrderRequest, *, before_send: Callable[[], None] | None = None
-    ) -> VenueOrder:
-        return self._call(
-            "submit_order", lambda: self.inner.submit_order(request, before_send=before_send)
-        )
+    def submit_order(self, request: OrderRequest) -> VenueOrder:
+        return self._call("submit_order", lambda: self.inner.submit_order(request))
 
     def cancel_order(
         self, *, symbol: str, client_order_id: str, venue_order_id: str | None = None
@@ -295,35 +285,21 @@ _last_published: dict[int, float] = {}
 
 
 def _publish_status(venue_id: int, detail: str, *, force: bool = False) -> None:
-    """Tell the blotters a venue's breaker changed (at most once a second per process)."""
-
-    from orders.blotter.snapshot import publish_venue_status
-    from venues.models import Venue
+    """Say a venue's breaker changed (at most once a second per process): an event for
+    the listeners (the blotter's push)."""
+    from omsweb import events
+    from venues.events import VenueStatusChanged
 
     now = time.monotonic()
     if not force and now - _last_published.get(venue_id, 0.0) < 1.0:
         return
     _last_published[venue_id] = now
-    venue = Venue.objects.filter(pk=venue_id).first()
-    if venue is not None:
-        publish_venue_status(venue, detail=detail)
+    events.emit(VenueStatusChanged(venue_id=venue_id, detail=detail))
 
 
 @functools.cache
 def _guards(pid: int) -> dict[tuple, GuardedAdapter]:
     return {}  # per process: a forked worker child builds its own
-
-
-@functools.cache
-def _latest(pid: int) -> dict[int, GuardedAdapter]:
-    return {}  # per process: venue id -> the guard guarded_adapter() returned last
-
-
-def last_guard(venue_id: int) -> GuardedAdapter | None:
-    """The guard this process last used for the venue ``venue_id`` (None before its
-    first use), for a caller that prepares a call before it has the venue's row. Once
-    it has the row, it checks that ``guarded_adapter(venue)`` is still this guard."""
-    return _latest(os.getpid()).get(venue_id)
 
 
 def guarded_adapter(venue: Any) -> GuardedAdapter:
@@ -345,7 +321,6 @@ def guarded_adapter(venue: Any) -> GuardedAdapter:
             on_recover=_reconcile_on_recover,
         )
         cache[key] = guard
-    _latest(os.getpid())[venue.pk] = guard
     return guard
 
 

@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from omsweb.roles import visible_accounts
-from orders import services
+from orders import engine
 from orders.api import serializers as s
-from orders.api.lookups import order_refs
+from orders.domain import lifecycle as lc
+from orders.domain.commands import CancelAll, CancelOrder, ModifyOrder, SubmitOrder
 from orders.models import Account, Fill, Instrument, Order, Position
 from venues.models import Venue
 
@@ -68,32 +69,20 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         data = s.OrderCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
-        refs = order_refs(
-            request.user, account=v["account"], symbol=v["symbol"], venue=v.get("venue") or None
-        )
-        unknown = {
-            name: [f"unknown {name} {v[name]!r}"]
-            for name, row in (
-                ("account", refs.account),
-                ("symbol", refs.instrument),
-                ("venue", refs.venue if v.get("venue") else True),
+        result = engine.execute(
+            SubmitOrder(
+                account=v["account"],
+                symbol=v["symbol"],
+                side=v["side"],
+                type=v["type"],
+                quantity=v["quantity"],
+                price=v.get("price"),
+                time_in_force=v.get("time_in_force") or None,
+                venue=v.get("venue") or None,
+                client_order_id=v.get("client_order_id"),
+                user_id=request.user.pk,
+                source="api",
             )
-            if row is None
-        }
-        if unknown:
-            raise serializers.ValidationError(unknown)
-        assert refs.account is not None and refs.instrument is not None
-        result = services.order_submit(
-            user=request.user,
-            account=refs.account,
-            instrument=refs.instrument,
-            side=v["side"],
-            type=v["type"],
-            quantity=v["quantity"],
-            price=v.get("price"),
-            time_in_force=v.get("time_in_force") or ("IOC" if v["type"] == "market" else "GTC"),
-            venue=refs.venue,
-            client_order_id=v.get("client_order_id"),
         )
         return Response(
             s.order_to_dict(result.order),
@@ -106,8 +95,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = s.CancelSerializer(data=request.data or {})
         body.is_valid(raise_exception=True)
         order = self.get_object()
-        order = services.order_cancel(
-            order_id=order.pk, source="api", reason=body.validated_data.get("reason", "")
+        order = engine.execute(
+            CancelOrder(order_id=order.pk, reason=body.validated_data.get("reason", ""))
         )
         return Response(s.order_to_dict(order), status=status.HTTP_202_ACCEPTED)
 
@@ -117,10 +106,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         body = s.OrderAmendSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = self.get_object()
-        order = services.order_amend(
-            order_id=order.pk,
-            quantity=body.validated_data.get("quantity"),
-            price=body.validated_data.get("price"),
+        order = engine.execute(
+            ModifyOrder(
+                order_id=order.pk,
+                quantity=body.validated_data.get("quantity"),
+                price=body.validated_data.get("price"),
+            )
         )
         return Response(s.order_to_dict(order), status=status.HTTP_202_ACCEPTED)
 
@@ -144,7 +135,8 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             qs = qs.filter(instrument=_lookup(Instrument, "symbol", v["symbol"], name="symbol"))
         if v.get("venue"):
             qs = qs.filter(venue=_lookup(Venue, "name", v["venue"], name="venue"))
-        ids = services.order_cancel_all(orders=qs, source="api", reason="cancel-all")
+        open_ids = qs.filter(status__in=lc.values(lc.OPEN_STATUSES)).values_list("pk", flat=True)
+        ids = engine.execute(CancelAll(order_ids=tuple(open_ids), reason="cancel-all"))
         return Response({"canceled": len(ids), "order_ids": ids}, status=status.HTTP_202_ACCEPTED)
 
 

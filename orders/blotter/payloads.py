@@ -1,4 +1,4 @@
-"""Realtime event payloads: the REST shapes (``orders/api/serializers.py``) plus what a
+"""Realtime event payloads: the REST shapes (``orders/shapes.py``) plus what a
 live client needs to order updates.
 
 Built inside the service's transaction from objects the service already holds (their
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from orders.api.serializers import fill_to_dict, order_to_dict, position_to_dict
 from orders.models import Fill, Order, Position
+from orders.shapes import fill_to_dict, order_to_dict, position_to_dict
 
 
 def order_payload(order: Order) -> dict[str, Any]:

@@ -7,7 +7,6 @@ Reads only; runs in the consumer through ``database_sync_to_async``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -19,22 +18,20 @@ from django.db.models import Q
 
 from omsweb import realtime
 from omsweb.roles import ADMIN, RISK, TRADER, has_role, visible_accounts
-from orders.api.serializers import dec
 from orders.blotter.payloads import fill_payload, order_payload, position_payload
 from orders.domain.lifecycle import TERMINAL_STATUSES
 from orders.models import Account, Fill, Instrument, Order, Position
+from orders.shapes import dec
 from venues.models import Venue
+from venues.status import BOOK_KEY, json_or_none, venue_states
 
 log = logging.getLogger(__name__)
 
 MAX_WORKING_ORDERS = 1000
 RECENT_ORDERS = 200
 RECENT_FILLS = 100
-BOOK_STALE_S = 10.0  # a venue whose newest book is older than this shows as stale
 
 # Redis keys other parts write and the blotter reads (see docs/realtime.md):
-VENUE_STATUS_KEY = "oms:venue:{name}:status"  # JSON, same shape as a venue.status event
-BOOK_KEY = "oms:book:{venue}:{symbol}"  # written by the venue stream
 MARK_KEY = "oms:mark:{symbol}"  # written by the venue stream
 
 
@@ -72,73 +69,6 @@ def read_seqs(redis: Any, streams: Iterable[str]) -> dict[str, int]:
     return {s: int(v or 0) for s, v in zip(streams, values, strict=True)}
 
 
-def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -> list[dict]:
-    """Each venue row with what Redis knows now: its circuit breaker and rate-limit use
-    (``venues/breaker.py``, ``venues/ratelimit.py``), any status blob written to
-    ``oms:venue:<name>:status`` (same shape as a ``venue.status`` event), and the
-    freshness of its books."""
-    keys: list[str] = []
-    for v in venues:
-        keys.append(VENUE_STATUS_KEY.format(name=v["name"]))
-        keys += [BOOK_KEY.format(venue=v["name"], symbol=s) for s in symbols]
-    values = iter(redis.mget(keys) if keys else [])
-    now = time.time()
-    out = []
-    for v in venues:
-        blob = _json(next(values)) or {}
-        books = [b for b in (_json(next(values)) for _ in symbols) if b]
-        newest = max((b["ts"] for b in books if isinstance(b.get("ts"), int | float)), default=None)
-        state = {
-            "venue": v["name"],
-            "driver": v["driver"],
-            "enabled": v["enabled"],
-            "book_age_s": None if newest is None else round(max(0.0, now - newest), 1),
-            "breaker": None,
-            "breaker_open_until": None,
-            "breaker_failures": 0,
-            "rate_limit": None,
-            "detail": "",
-        }
-        state.update(guard_state(redis, v))
-        state.update({k: val for k, val in blob.items() if k in state and k != "venue"})
-        state["status"] = str(blob.get("status") or _summary(state))
-        out.append(state)
-    return out
-
-
-def guard_state(redis: Any, venue: dict[str, Any]) -> dict[str, Any]:
-    """Breaker and rate-limit use of one venue, as the venue guard keeps them."""
-    try:
-        from venues.breaker import CircuitBreaker
-        from venues.guard import pools_for
-        from venues.ratelimit import RateLimiter
-    except ImportError:  # pragma: no cover - the guard is part of the venues app
-        return {}
-    breaker = CircuitBreaker(redis, venue["name"]).state()
-    limiter = RateLimiter(redis, venue["name"], pools_for(venue.get("rate_limits")))
-    return {
-        "breaker": breaker["state"],
-        "breaker_open_until": breaker["open_until"],
-        "breaker_failures": breaker["failures"],
-        "rate_limit": {"usage": limiter.usage(), "paused_for_s": round(limiter.paused_for(), 1)},
-    }
-
-
-def _summary(state: dict[str, Any]) -> str:
-    """``up``, ``degraded`` (breaker probing, or rate-limit paused), ``down`` (breaker
-    open), ``stale`` (no fresh book), ``disabled``."""
-    if not state["enabled"]:
-        return "disabled"
-    if state["breaker"] == "open":
-        return "down"
-    paused = (state.get("rate_limit") or {}).get("paused_for_s")
-    if state["breaker"] == "half_open" or paused:
-        return "degraded"
-    if state["book_age_s"] is None or state["book_age_s"] > BOOK_STALE_S:
-        return "stale"
-    return "up"
-
-
 def read_marks(redis: Any, symbols: list[str]) -> dict[str, str]:
     if not symbols:
         return {}
@@ -155,7 +85,7 @@ def read_quotes(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) ->
     for symbol in symbols:
         bids, asks = [], []
         for _ in names:
-            book = _json(next(values))
+            book = json_or_none(next(values))
             if book and book.get("bid") not in (None, "None"):
                 bids.append(Decimal(book["bid"]))
             if book and book.get("ask") not in (None, "None"):
@@ -166,15 +96,6 @@ def read_quotes(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) ->
                 "ask": dec(min(asks)) if asks else None,
             }
     return out
-
-
-def _json(raw: bytes | None) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
 
 
 def venue_rows() -> list[dict[str, Any]]:

@@ -26,6 +26,8 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import ClassVar, TypeAlias
 
+from orders.domain.errors import OmsError
+
 
 class OrderStatus(StrEnum):
     PENDING_NEW = "PENDING_NEW"  # persisted, not yet sent
@@ -62,6 +64,26 @@ WORKING_STATUSES: frozenset[OrderStatus] = frozenset(
     }
 )
 
+# Not finished: everything that is not terminal (PENDING_NEW too). What risk counts as
+# open orders and exposure, and what cancel-all and the kill switch cancel.
+OPEN_STATUSES: frozenset[OrderStatus] = frozenset(OrderStatus) - TERMINAL_STATUSES
+
+# A working order at the venue that an amend may change.
+AMENDABLE_STATUSES: frozenset[OrderStatus] = frozenset(
+    {OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED}
+)
+
+# Waiting for the venue's answer to our cancel or replace.
+PENDING_ANSWER_STATUSES: frozenset[OrderStatus] = frozenset(
+    {OrderStatus.SUBMITTED, OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE}
+)
+
+
+def values(statuses: frozenset[OrderStatus]) -> list[str]:
+    """The statuses as sorted strings, for a query filter."""
+    return sorted(s.value for s in statuses)
+
+
 _PENDING_STATUSES = frozenset({OrderStatus.PENDING_CANCEL, OrderStatus.PENDING_REPLACE})
 # Statuses a pending cancel/replace can be requested from, hence can return to.
 _RESTORABLE_STATUSES = frozenset(
@@ -79,8 +101,11 @@ _UNFILLED_STATUSES = frozenset(
 )
 
 
-class LifecycleError(Exception):
+class LifecycleError(OmsError):
     """Base class of the errors `apply` raises; the state passed in is never changed."""
+
+    status_code = 409
+    code = "ORDER_STATE_CONFLICT"
 
 
 class InvalidTransition(LifecycleError):
@@ -417,6 +442,12 @@ del S, C
 
 
 # --- apply ---------------------------------------------------------------------------
+
+
+def can_apply(status: OrderStatus | str, event_kind: str) -> bool:
+    """Whether the table has a move for ``event_kind`` from ``status`` (it may still be
+    refused by an invariant, or be a tolerated no-op)."""
+    return (OrderStatus(status), event_kind) in TRANSITIONS
 
 
 def new_order(*, quantity: Decimal, price: Decimal | None) -> OrderState:

@@ -6,7 +6,8 @@ from typing import Any
 
 from rest_framework import serializers
 
-from orders.api.serializers import StrictSerializer, dec
+from omsweb.serializers import StrictSerializer
+from orders.shapes import dec
 from risk.checks import LimitKind
 from risk.models import BreachAction, LimitScope, RiskLimit, State, StateScope, TradingState
 from risk.services import state_to_dict

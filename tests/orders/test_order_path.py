@@ -1,6 +1,7 @@
-"""The API's submit path reads and writes in few statements (orders/api/lookups.py,
-omsweb/token_auth.py, orders/rows.py) and still answers from current data: who
-may trade an account, disabled instruments, revoked tokens."""
+"""The API's submit path reads and writes in few statements (omsweb/token_auth.py, the
+engine's one read of account, instrument and venue in orders/engine.py, the writer's
+one insert in orders/writer.py) and still answers from current data: who may trade an
+account, disabled instruments, revoked tokens."""
 
 from __future__ import annotations
 
@@ -121,21 +122,22 @@ def test_deleted_token_or_inactive_user_then_401(users):
 def test_new_order_and_event_rows_as_the_orm_writes_them(users):
     from django.contrib.auth.models import User
 
-    from orders import services
-    from orders.models import Account, Instrument
-    from venues.models import Venue
+    from orders import engine
+    from orders.domain.commands import SubmitOrder
 
     # Act
-    result = services.order_submit(
-        user=User.objects.get(username="trader"),
-        account=Account.objects.get(code="DEMO"),
-        instrument=Instrument.objects.get(symbol="BTC/USDT"),
-        side="buy",
-        type="limit",
-        quantity=D("0.01"),
-        price=D("50000.00"),
-        venue=Venue.objects.get(name="sim-a"),
-        client_order_id="rows-1",
+    result = engine.execute(
+        SubmitOrder(
+            user_id=User.objects.get(username="trader").pk,
+            account="DEMO",
+            symbol="BTC/USDT",
+            side="buy",
+            type="limit",
+            quantity=D("0.01"),
+            price=D("50000.00"),
+            venue="sim-a",
+            client_order_id="rows-1",
+        )
     )
     # Assert: the instance returned is what the database holds
     order = result.order
@@ -168,3 +170,29 @@ def test_same_client_order_id_in_process_then_replayed_not_duplicated(users):
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["id"] == first.json()["id"]
     assert OrderEvent.objects.filter(order_id=first.json()["id"]).count() == 1
+
+
+def test_mark_then_ack_then_one_statement_and_four_round_trips(users):
+    """The worker's side of the path, outside a test transaction as in a worker: the
+    mark is one statement; the venue's answer goes through the order's row lock (the
+    lock, one write of the order, its events and venue id, the commit)."""
+    from orders import engine
+    from orders.reports import ExecutionReport, ReportKind
+
+    client = _client(users["trader"])
+    r = _post(client, limit_order(client_order_id="acked", venue="sim-a"))
+    assert r.status_code == 201, r.content
+    order_id = r.json()["id"]
+    # Act
+    with CaptureQueriesContext(connection) as marked:
+        assert engine.mark_sent(order_id) is not None
+    ack = ExecutionReport(kind=ReportKind.ACK, venue_order_id="v-acked", client_order_id="acked")
+    with CaptureQueriesContext(connection) as acked:
+        (result,) = engine.process(order_id, [ack])
+    # Assert
+    assert [q["sql"][:6] for q in marked] == ["WITH o"]
+    assert result.applied
+    assert [q["sql"][:6] for q in acked] == ["BEGIN", "SELECT", "WITH o", "COMMIT"]
+    assert acked[1]["sql"].endswith("FOR UPDATE OF o")
+    order = Order.objects.get(pk=order_id)
+    assert (order.status, order.venue_order_id, order.event_sequence) == ("ACCEPTED", "v-acked", 3)

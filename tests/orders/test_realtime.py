@@ -140,7 +140,7 @@ def test_event_type_without_namespace_then_value_error():
 
 
 def test_fill_applied_then_order_fill_and_position_events_carry_full_payloads(refdata):
-    from orders import services
+    from orders import engine
     from orders.models import Account, Instrument, Order
     from orders.reports import ExecutionReport, ReportKind
     from venues.models import Venue
@@ -161,9 +161,9 @@ def test_fill_applied_then_order_fill_and_position_events_carry_full_payloads(re
     )
 
     def apply():
-        services.execution_apply_batch(
-            order_id=order.pk,
-            reports=[
+        engine.process(
+            order.pk,
+            [
                 ExecutionReport(kind=ReportKind.ACK, venue_order_id="v-rt-1"),
                 ExecutionReport(
                     kind=ReportKind.FILL,

@@ -1,5 +1,5 @@
 """Fixtures for the risk tests: reference data with the default limits, market data in
-Redis, and helpers to set limits and submit orders through the services."""
+Redis, and helpers to set limits and submit orders through the execution engine."""
 
 from __future__ import annotations
 
@@ -104,14 +104,15 @@ def set_limit(ref):
 
 @pytest.fixture
 def submit(ref):
-    """Submit through ``order_submit``; returns ``(order, reasons)`` (reasons [] when it
-    went through)."""
-    from orders import services
-    from orders.services import OrderRiskDenied
+    """Submit through ``engine.execute(SubmitOrder(...))``; returns ``(order, reasons)``
+    (reasons [] when it went through). Takes the rows (``account=ref["hedge"]``,
+    ``instrument=ref["eth"]``, ``venue=ref["sim_b"]``) and passes their codes."""
+    from orders import engine
+    from orders.domain.commands import SubmitOrder
+    from orders.domain.errors import OrderRiskDenied
 
     def submit_(**kw):
         args = {
-            "user": None,
             "account": ref["demo"],
             "instrument": ref["btc"],
             "side": "buy",
@@ -121,8 +122,15 @@ def submit(ref):
             "venue": ref["sim_a"],
         }
         args.update(kw)
+        account, instrument, venue = args.pop("account"), args.pop("instrument"), args.pop("venue")
+        command = SubmitOrder(
+            account=account.code,
+            symbol=instrument.symbol,
+            venue=None if venue is None else venue.name,
+            **args,
+        )
         try:
-            return services.order_submit(**args).order, []
+            return engine.execute(command).order, []
         except OrderRiskDenied as exc:
             return exc.order, exc.reasons
 

@@ -1,4 +1,4 @@
-"""The risk engine against real PostgreSQL and Redis, through the order services: what
+"""The risk engine against real PostgreSQL and Redis, through the execution engine: what
 it gathers (limits, states, working orders, positions, market data) decides at the
 boundaries, and post-trade breaches move trading states."""
 
@@ -8,7 +8,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from orders import services as order_services
+from orders import engine
+from orders.domain.commands import CancelOrder, ModifyOrder
+from orders.domain.errors import OrderRiskDenied
 from orders.models import Order, OrderEvent
 from orders.reports import ExecutionReport, ReportKind
 from risk import services
@@ -21,23 +23,19 @@ RISK = services.operator("test-risk")
 
 
 def accept(order: Order, venue_order_id: str | None = None) -> Order:
-    order_services.order_mark_submitted(order_id=order.pk)
-    order_services.execution_apply(
-        order_id=order.pk,
-        report=ExecutionReport(
-            kind=ReportKind.ACK, venue_order_id=venue_order_id or f"v{order.pk}"
-        ),
+    engine.mark_sent(order.pk)
+    engine.process(
+        order.pk,
+        [ExecutionReport(kind=ReportKind.ACK, venue_order_id=venue_order_id or f"v{order.pk}")],
     )
     order.refresh_from_db()
     return order
 
 
 def fill(order: Order, qty: str, price: str, trade_id: str) -> None:
-    order_services.execution_apply(
-        order_id=order.pk,
-        report=ExecutionReport(
-            kind=ReportKind.FILL, trade_id=trade_id, quantity=D(qty), price=D(price)
-        ),
+    engine.process(
+        order.pk,
+        [ExecutionReport(kind=ReportKind.FILL, trade_id=trade_id, quantity=D(qty), price=D(price))],
     )
 
 
@@ -206,7 +204,7 @@ def test_max_open_orders_counts_working_not_finished(ref, submit, set_limit):
     first, _ = submit(price=D("60000.00"))
     assert submit(price=D("60000.01"))[1] == []
     assert checks_of(submit(price=D("60000.02"))[1]) == ["MAX_OPEN_ORDERS"]
-    order_services.order_cancel(order_id=first.pk)
+    engine.execute(CancelOrder(order_id=first.pk))
     assert submit(price=D("60000.03"))[1] == []
 
 
@@ -279,17 +277,13 @@ def test_daily_loss_realized_and_unrealized(ref, submit, set_limit, market):
 
 
 def test_amend_checked_against_limits_and_refused_amend_recorded(ref, submit, set_limit):
-    from orders.services import OrderRiskDenied
-
     order = accept(submit(quantity=D("0.01"))[0])
     set_limit("max_position", "0.02", account=ref["demo"], instrument=ref["btc"])
-    amended = order_services.order_amend(order_id=order.pk, quantity=D("0.02"), price=None)
+    amended = engine.execute(ModifyOrder(order_id=order.pk, quantity=D("0.02")))
     assert amended.status == "PENDING_REPLACE"
-    order_services.execution_apply(
-        order_id=order.pk, report=ExecutionReport(kind=ReportKind.REPLACED, quantity=D("0.02"))
-    )
+    engine.process(order.pk, [ExecutionReport(kind=ReportKind.REPLACED, quantity=D("0.02"))])
     with pytest.raises(OrderRiskDenied) as denied:
-        order_services.order_amend(order_id=order.pk, quantity=D("0.021"), price=None)
+        engine.execute(ModifyOrder(order_id=order.pk, quantity=D("0.021")))
     assert checks_of(denied.value.reasons) == ["MAX_POSITION"]
     order.refresh_from_db()
     assert order.status == "ACCEPTED" and order.quantity == D("0.02")
@@ -298,13 +292,11 @@ def test_amend_checked_against_limits_and_refused_amend_recorded(ref, submit, se
 
 
 def test_amend_when_halted_then_denied_but_cancel_never_blocked(ref, submit):
-    from orders.services import OrderRiskDenied
-
     order = accept(submit()[0])
     halt("global")
     with pytest.raises(OrderRiskDenied):
-        order_services.order_amend(order_id=order.pk, quantity=None, price=D("59000.00"))
-    canceled = order_services.order_cancel(order_id=order.pk, reason="test")
+        engine.execute(ModifyOrder(order_id=order.pk, price=D("59000.00")))
+    canceled = engine.execute(CancelOrder(order_id=order.pk, reason="test"))
     assert canceled.status == "PENDING_CANCEL"
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from orders import services as order_services
+from orders import engine
 from orders.models import Order, OrderEvent
 from orders.reports import ExecutionReport, ReportKind
 from risk import killswitch, services
@@ -68,10 +68,14 @@ def sent(monkeypatch):
     """Per-order cancel tasks and follow-up sweeps the sweep enqueues (not run)."""
     record = {"cancels": [], "follow_ups": []}
     monkeypatch.setattr(killswitch, "_send_cancel_task", record["cancels"].append)
-    monkeypatch.setattr(
-        "risk.tasks.kill_sweep.apply_async",
-        lambda args, kwargs, countdown: record["follow_ups"].append((args, kwargs, countdown)),
-    )
+    from omsweb.celery import app
+    from risk.services import KILL_SWEEP_TASK
+
+    def send_task(name, args=None, kwargs=None, countdown=None, **options):  # noqa: ANN001, ANN003, ANN202
+        assert name == KILL_SWEEP_TASK, name  # nothing else is sent by name here
+        record["follow_ups"].append((args, kwargs, countdown))
+
+    monkeypatch.setattr(app, "send_task", send_task)
     return record
 
 
@@ -80,12 +84,10 @@ def working(submit, venue: FakeVenue, n: int, *, at_venue: bool = True, **kw) ->
     for i in range(n):
         order, reasons = submit(price=D(f"{50000 + len(venue.open) + i}.00"), **kw)
         assert reasons == []
-        order_services.order_mark_submitted(order_id=order.pk)
+        engine.mark_sent(order.pk)
         if at_venue:
             vid = f"v{order.pk}"
-            order_services.execution_apply(
-                order_id=order.pk, report=ExecutionReport(kind=ReportKind.ACK, venue_order_id=vid)
-            )
+            engine.process(order.pk, [ExecutionReport(kind=ReportKind.ACK, venue_order_id=vid)])
             venue.open[vid] = (order.client_order_id, order.instrument.symbol, D(0))
         orders.append(order)
     return orders

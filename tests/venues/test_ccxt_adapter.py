@@ -25,7 +25,6 @@ import pytest
 from venues import registry
 from venues.base import (
     OrderRequest,
-    SendWithdrawn,
     VenueInDoubt,
     VenueOrderNotFound,
     VenueOrderStatus,
@@ -219,52 +218,6 @@ def test_submit_same_client_order_id_twice_then_existing_order_returned(adapter,
 
     assert again.venue_order_id == first.venue_order_id
     assert len(adapter.fetch_open_orders(BTC)) == 1
-
-
-def _requests_for(url: str, cid: str) -> list[dict]:
-    return _admin(url, f"/sim/requests?client_order_id={cid}")["requests"]
-
-
-def test_submit_calls_before_send_once_after_preparing_then_sends(adapter, sim):
-    bid, _ = _best(adapter)
-    seen: list[int] = []
-
-    def before_send() -> None:  # the request is built and signed, not sent yet
-        seen.append(len(_requests_for(sim, "gate-1")))
-
-    order = adapter.submit_order(
-        _limit("gate-1", "buy", "0.01", bid - 500), before_send=before_send
-    )
-
-    assert seen == [0]
-    assert order.status == VenueOrderStatus.NEW
-    assert len(_requests_for(sim, "gate-1")) == 1
-
-
-def test_submit_when_before_send_withdraws_then_nothing_reaches_the_venue(adapter, sim):
-    bid, _ = _best(adapter)
-
-    def withdraw() -> None:
-        raise SendWithdrawn("order changed")
-
-    with pytest.raises(SendWithdrawn):
-        adapter.submit_order(_limit("gate-2", "buy", "0.01", bid - 500), before_send=withdraw)
-
-    assert _requests_for(sim, "gate-2") == []
-    # the next call is not held by the withdrawn one's hook
-    order = adapter.submit_order(_limit("gate-3", "buy", "0.01", bid - 500))
-    assert order.status == VenueOrderStatus.NEW
-
-
-def test_submit_refused_locally_then_before_send_not_called(adapter):
-    calls: list[int] = []
-
-    with pytest.raises(VenueRejected):
-        adapter.submit_order(
-            _limit("gate-4", "buy", "0.01", "100.001"), before_send=lambda: calls.append(1)
-        )
-
-    assert calls == []
 
 
 def test_fetch_order_by_client_order_id(adapter):

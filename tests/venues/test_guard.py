@@ -14,7 +14,6 @@ from redis.retry import Retry
 
 from venues.base import (
     OrderRequest,
-    SendWithdrawn,
     VenueAdapter,
     VenueInDoubt,
     VenueRateLimited,
@@ -53,9 +52,7 @@ class Scripted(VenueAdapter):
             raise item
         return item
 
-    def submit_order(self, request, *, before_send=None):  # noqa: ANN001, ANN201
-        if before_send is not None:
-            before_send()
+    def submit_order(self, request):  # noqa: ANN001, ANN201
         return self._next()
 
     def fetch_order(self, *, symbol, client_order_id):  # noqa: ANN001, ANN201
@@ -166,22 +163,6 @@ def test_the_first_answer_after_an_open_breaker_triggers_recovery(guard):
     assert g.submit_order(REQUEST) == "ok"  # the probe
     assert g.recovered == [7]
     assert g.submit_order(REQUEST) == "ok"
-    assert g.recovered == [7]
-
-
-def test_a_withdrawn_probe_frees_the_half_open_slot_and_counts_nothing(guard):
-    g = guard(Scripted("ok"))
-    g.breaker.record_failure(open_for_s=0.0)  # open, cool-down already over
-
-    def withdraw() -> None:
-        raise SendWithdrawn("order changed")
-
-    with pytest.raises(SendWithdrawn):
-        g.submit_order(REQUEST, before_send=withdraw)  # was the probe, never sent
-
-    assert g.inner.calls == 0
-    assert g.recovered == []  # no answer: the breaker is not closed by it
-    assert g.submit_order(REQUEST) == "ok"  # the slot is free: this call probes at once
     assert g.recovered == [7]
 
 

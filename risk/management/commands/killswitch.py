@@ -20,6 +20,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from omsweb.roles import ADMIN, RISK, has_role
+from orders.domain.errors import OmsError
 
 
 class Command(BaseCommand):
@@ -83,7 +84,7 @@ class Command(BaseCommand):
                 reason=opts["reason"],
                 **found,
             )
-        except services.OrderError as exc:
+        except OmsError as exc:
             raise CommandError(exc.message) from None
         row = result.trading_state
         self.stdout.write(json.dumps(services.state_to_dict(row)))

@@ -55,8 +55,9 @@ class Follower:
     def step(self) -> float:
         """One polling round; returns the seconds to wait before the next."""
         from omsweb.celery import app
+        from orders.domain import lifecycle as lc
+        from orders.engine import find_order
         from orders.models import Order
-        from orders.services import find_order
 
         now = time.monotonic()
         if now < self.backoff_until:
@@ -64,10 +65,9 @@ class Follower:
         working = list(
             Order.objects.filter(
                 venue_id=self.venue_id,
-                status__in=["SUBMITTED", "ACCEPTED", "PARTIALLY_FILLED", "PENDING_CANCEL",
-                            "PENDING_REPLACE"],
+                status__in=lc.values(lc.WORKING_STATUSES),
             ).values_list("pk", "instrument__symbol", "venue_order_id", "updated_at")
-        )  # fmt: skip
+        )
         symbols = sorted({row[1] for row in working})
         try:
             for symbol in symbols:
@@ -87,7 +87,7 @@ class Follower:
         return FAST_POLL_S if working else SLOW_POLL_S
 
     def _poll_trades(self, symbol: str, app: Any, find_order: Any) -> None:
-        from orders.reports import ExecutionReport, ReportKind
+        from orders.reports import fill_report
 
         key = self._cursor_key(symbol)
         raw = self.redis.get(key)
@@ -102,18 +102,7 @@ class Follower:
             order = find_order(venue_id=self.venue_id, venue_order_id=trade.venue_order_id)
             if order is None:
                 continue  # not ours (or placed behind our back: reconciliation surfaces it)
-            report = ExecutionReport(
-                kind=ReportKind.FILL,
-                source="stream",
-                venue_order_id=trade.venue_order_id,
-                trade_id=trade.trade_id,
-                quantity=trade.quantity,
-                price=trade.price,
-                fee=trade.fee,
-                fee_currency=trade.fee_currency,
-                is_maker=trade.is_maker,
-                executed_at=trade.timestamp,
-            )
+            report = fill_report(trade, source="stream")
             app.send_task("oms.reports.apply", args=(order.pk, report.to_payload()))
             self.seen_trades.add(trade.trade_id)
         if len(self.seen_trades) > 50_000:
@@ -130,7 +119,8 @@ class Follower:
                 app.send_task("oms.recon.resolve_order", args=(pk,))
 
     def _poll_books(self) -> None:
-        from orders.models import Instrument, Position
+        from orders import writer
+        from orders.models import Instrument
 
         for symbol in Instrument.objects.filter(enabled=True).values_list("symbol", flat=True):
             try:
@@ -148,9 +138,7 @@ class Follower:
             }
             self.redis.set(f"oms:book:{self.name}:{symbol}", json.dumps(data), ex=60)
             self.redis.set(f"oms:mark:{symbol}", str(book.mid), ex=60)
-            Position.objects.filter(instrument__symbol=symbol).update(
-                mark_price=book.mid.quantize(book.mid.__class__("1e-12"))
-            )
+            writer.set_marks(symbol, book.mid)
 
 
 def _follow(venue: Any, stop: threading.Event) -> None:

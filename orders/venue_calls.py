@@ -1,34 +1,32 @@
-"""What the order tasks do: call the venue adapter, turn its answer into execution
-reports, apply them through ``orders.services``.
+"""The venue work of the order tasks: call the venue adapter, turn its answer into
+execution reports, hand them to the execution engine (``orders.engine.process``).
 
-No database lock is held while a venue is called: the order is moved to SUBMITTED (or
-PENDING_CANCEL / PENDING_REPLACE) and committed first, then the venue is called, then
-the answer is applied under the lock. A crash between the two leaves the order in a
-pending state that the in-doubt resolution (``resolve_order``) settles by asking the
-venue for the client order id, never by sending again blindly.
+Three steps anyone can check against the rule "durable before send": the order is
+marked (SUBMITTED, PENDING_CANCEL or PENDING_REPLACE) and committed first, then the
+venue is called with no database lock held, then the answer is applied. A crash
+between the two leaves the order in a pending state that in-doubt resolution
+(``sync_from_venue``) settles by asking the venue for the client order id, never by
+sending again blindly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
-from orders import rows, services
+from orders import engine
 from orders.domain.lifecycle import OrderStatus
 from orders.models import Fill, Order
-from orders.reports import ExecutionReport, ReportKind
+from orders.reports import ExecutionReport, ReportKind, fill_report
 from venues import base
 from venues.base import (
     OrderRequest,
-    SendWithdrawn,
-    VenueError,
     VenueInDoubt,
     VenueOrder,
     VenueOrderNotFound,
@@ -39,7 +37,8 @@ from venues.base import (
 )
 from venues.ccxt_adapter import RECV_WINDOW_MS
 from venues.guard import MAX_WAIT_S as GUARD_MAX_WAIT_S
-from venues.guard import GuardedAdapter, guarded_adapter, last_guard
+from venues.guard import guarded_adapter
+from venues.models import Venue
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +60,14 @@ class Outcome:
     not_found: bool = False  # the venue does not know the order
 
 
+# The adapter of a venue row, behind its cluster-wide rate limiter and circuit breaker.
+# In-process engine tests replace it with a scripted fake venue.
+adapter_for: Callable[[Venue], base.VenueAdapter] = guarded_adapter
+
+
 def _adapter(order: Order) -> base.VenueAdapter:
-    """The order's venue, behind its cluster-wide rate limiter and circuit breaker."""
     assert order.venue is not None
-    return guarded_adapter(order.venue)
+    return adapter_for(order.venue)
 
 
 def _load(order_id: int) -> Order:
@@ -89,21 +92,10 @@ def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[Execut
             client_order_id=answer.client_order_id,
         )
     ]
-    for trade in answer.trades:
-        reports.append(
-            ExecutionReport(
-                kind=ReportKind.FILL,
-                source=source,
-                venue_order_id=trade.venue_order_id or answer.venue_order_id,
-                trade_id=trade.trade_id,
-                quantity=trade.quantity,
-                price=trade.price,
-                fee=trade.fee,
-                fee_currency=trade.fee_currency,
-                is_maker=trade.is_maker,
-                executed_at=trade.timestamp,
-            )
-        )
+    reports += [
+        fill_report(trade, source=source, venue_order_id=answer.venue_order_id)
+        for trade in answer.trades
+    ]
     if answer.status == VenueOrderStatus.CANCELED:
         reports.append(ExecutionReport(kind=ReportKind.CANCELED, source=source))
     elif answer.status == VenueOrderStatus.EXPIRED:
@@ -125,8 +117,7 @@ def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[Execut
 
 
 def apply_reports(order_id: int, reports: list[ExecutionReport]) -> None:
-    if reports:
-        services.execution_apply_batch(order_id=order_id, reports=reports)
+    engine.process(order_id, reports)
 
 
 def _missing_trades(order: Order, answer: VenueOrder, adapter: base.VenueAdapter) -> VenueOrder:
@@ -162,175 +153,45 @@ def request_for(order: Order) -> OrderRequest:
     )
 
 
-def prepared_request(order: Order) -> dict[str, Any]:
-    """The copy of a new order's venue request that rides with its submit task, so the
-    worker can prepare the request while it marks the order (``submit``)."""
-    return {"venue": order.venue_id, **request_for(order).as_payload()}
-
-
-def submit(
-    order_id: int, *, enqueued_at: float | None = None, prepared: dict[str, Any] | None = None
-) -> Outcome:
-    """Send a PENDING_NEW order. Idempotent: anything past PENDING_NEW is left alone.
-
-    With ``prepared`` (the request as the API queued it, ``prepared_request``) the
-    request is prepared while the order is marked (``_submit_while_marking``);
-    without it, or when that cannot be used here, the order is marked, then sent."""
-    if transaction.get_connection().in_atomic_block:  # the mark commits with the caller
-        order = services.order_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
-        if order is None:
-            return Outcome(done=True, detail="not pending new")
-        return send_to_venue(order)
-    mark = services.order_send_mark_submitted(order_id=order_id, enqueued_at=enqueued_at)
-    ahead = _ahead_of_mark(prepared)
-    if ahead is not None:
-        return _submit_while_marking(mark, *ahead)
-    order = mark.result()
+def submit(order_id: int, *, enqueued_at: float | None = None) -> Outcome:
+    """Send a PENDING_NEW order: mark it SUBMITTED (committed), call the venue, apply
+    the answer. Idempotent: an order past PENDING_NEW is left alone."""
+    order = engine.mark_sent(order_id, enqueued_at=enqueued_at)
     if order is None:
         return Outcome(done=True, detail="not pending new")
-    services.publish_order(order)
     return send_to_venue(order)
 
 
 def send_to_venue(order: Order) -> Outcome:
     adapter = _adapter(order)
-    # the venue's answer is applied before the guard's bookkeeping of it (one round trip
-    # less between the answer and the order's ack)
+    # the venue's answer is applied before the guard's bookkeeping of it (one Redis
+    # round trip less between the answer and the order's ack)
     with _answers_counted_after(adapter):
         try:
-            answer: VenueOrder | VenueError = adapter.submit_order(request_for(order))
-        except VenueError as exc:
-            answer = exc
-        return _settle(order, answer)
+            answer = adapter.submit_order(request_for(order))
+        except VenueRateLimited as exc:
+            # A 429/418 means the venue did not take the order: safe to send again later.
+            return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
+        except VenueInDoubt as exc:
+            log.warning("order %s submit in doubt: %s", order.pk, exc.reason)
+            return Outcome(done=False, detail=f"in doubt: {exc.reason}")
+        except VenueUnavailable as exc:  # never sent (breaker open): a definite rejection
+            apply_reports(order.pk, [_reject("worker", exc.reason)])
+            return Outcome(done=True, detail=exc.reason)
+        except VenueRejected as exc:
+            apply_reports(order.pk, [_reject("venue", exc.reason)])
+            return Outcome(done=True, detail=exc.reason)
+        apply_reports(order.pk, reports_for(order, answer, source="venue"))
+        return Outcome(done=True)
 
 
-def _answers_counted_after(adapter: base.VenueAdapter) -> contextlib.AbstractContextManager:
+def _reject(source: str, reason: str) -> ExecutionReport:
+    return ExecutionReport(kind=ReportKind.REJECT, source=source, reason=reason)
+
+
+def _answers_counted_after(adapter: base.VenueAdapter) -> contextlib.AbstractContextManager[None]:
     later = getattr(adapter, "answers_counted_after", None)
     return later() if later is not None else contextlib.nullcontext()
-
-
-def _settle(order: Order, answer: VenueOrder | VenueError) -> Outcome:
-    """Apply the venue's answer to a submit (or why it was not sent) to the order as the
-    mark left it."""
-    if isinstance(answer, VenueUnavailable):
-        # Never sent (breaker open): a definite, truthful rejection.
-        apply_reports(
-            order.pk,
-            [ExecutionReport(kind=ReportKind.REJECT, source="worker", reason=answer.reason)],
-        )
-        return Outcome(done=True, detail=answer.reason)
-    if isinstance(answer, VenueRejected):
-        apply_reports(
-            order.pk,
-            [ExecutionReport(kind=ReportKind.REJECT, source="venue", reason=answer.reason)],
-        )
-        return Outcome(done=True, detail=answer.reason)
-    if isinstance(answer, VenueRateLimited):
-        # A 429/418 means the venue did not take the order: safe to send again later.
-        return Outcome(done=False, retry_after=answer.retry_after or 1.0, detail=answer.reason)
-    if isinstance(answer, VenueInDoubt):
-        log.warning("order %s submit in doubt: %s", order.pk, answer.reason)
-        return Outcome(done=False, detail=f"in doubt: {answer.reason}")
-    if isinstance(answer, VenueError):
-        raise answer  # not an answer a submit can have (a bug in an adapter)
-    # the order as the mark left it: applied by compare-and-set, without a lock
-    services.execution_apply_answer(order=order, reports=reports_for(order, answer, source="venue"))
-    return Outcome(done=True)
-
-
-# --- preparing the request while the mark commits -------------------------------------
-#
-# The mark (PENDING_NEW -> SUBMITTED, durable before anything is sent) costs a commit,
-# and preparing the request costs about as much again: the guard's Redis round trip and
-# the adapter's own work (ccxt checks precision, builds and signs the request). They
-# need not wait for each other: the mark's statement is sent without waiting for its
-# answer, the request is prepared meanwhile, and the adapter calls ``_MarkGate`` just
-# before the request leaves. It leaves only once the mark has committed and the marked
-# order is the one the request was prepared from; otherwise it is withdrawn
-# (``SendWithdrawn``, nothing sent) and a marked order is sent the usual way.
-
-# The longest a prepared request waits for the mark (a row lock held by a cancel, say)
-# before it is withdrawn. Its signature's timestamp was taken before the mark, so the
-# re-send rule (RESEND_MIN_AGE_S) still holds: the first send's copy expires sooner.
-GATE_WAIT_S = 2.0
-
-
-def _ahead_of_mark(prepared: dict[str, Any] | None) -> tuple[GuardedAdapter, OrderRequest] | None:
-    """The guard and the request to prepare while the mark commits; None to wait for
-    the mark first: no request came with the task, it is malformed, or this process
-    has not used the venue yet."""
-    if not prepared:
-        return None
-    try:
-        venue_id = int(prepared["venue"])
-        request = OrderRequest.from_payload(prepared)
-    except (KeyError, TypeError, ValueError):
-        log.warning("ignoring a malformed prepared request: %r", prepared)
-        return None
-    guard = last_guard(venue_id)
-    return None if guard is None else (guard, request)
-
-
-def _submit_while_marking(
-    mark: rows.PendingMark, adapter: GuardedAdapter, request: OrderRequest
-) -> Outcome:
-    gate = _MarkGate(mark, adapter, request)
-    with _answers_counted_after(adapter):
-        try:
-            answer: VenueOrder | VenueError = adapter.submit_order(request, before_send=gate)
-        except VenueError as exc:  # SendWithdrawn too
-            answer = exc
-        finally:
-            # the connection is free again only once the mark has answered; its
-            # database error, if it failed, is raised here (the task retries)
-            order = mark.result()
-        if order is None:
-            return Outcome(done=True, detail="not pending new")
-        # refused before sending (breaker, rate limit, precision): holds for this order
-        # if it is the order the request was prepared from
-        refused = not gate.called and not isinstance(answer, SendWithdrawn)
-        if gate.opened or (refused and gate.matches(order)):
-            try:
-                return _settle(order, answer)
-            finally:
-                # The SUBMITTED state is pushed after the answer's, off the path to the
-                # ack: clients never replace a higher version with a lower one.
-                services.publish_order(order)
-    services.publish_order(order)
-    return send_to_venue(order)
-
-
-class _MarkGate:
-    """The ``before_send`` of a request prepared while the order's mark commits: waits
-    for the mark, lets the request go if the marked order is the one it was prepared
-    from, else withdraws it."""
-
-    def __init__(self, mark: rows.PendingMark, adapter: GuardedAdapter, request: OrderRequest):
-        self.mark = mark
-        self.adapter = adapter
-        self.request = request
-        self.called = False
-        self.opened = False
-
-    def __call__(self) -> None:
-        self.called = True
-        try:
-            order = self.mark.result(timeout=GATE_WAIT_S)
-        except Exception as exc:  # the mark failed, or waits on a lock held elsewhere
-            raise SendWithdrawn(f"order not marked sent: {exc!r}") from exc
-        if order is None:
-            raise SendWithdrawn("order no longer pending new")
-        if not self.matches(order):
-            raise SendWithdrawn("order or venue changed since the task was queued")
-        self.opened = True
-
-    def matches(self, order: Order) -> bool:
-        """Whether the request and the guard are those the marked order has now."""
-        return (
-            order.venue is not None
-            and request_for(order) == self.request
-            and guarded_adapter(order.venue) is self.adapter
-        )
 
 
 def cancel(order_id: int) -> Outcome:
@@ -348,18 +209,16 @@ def cancel(order_id: int) -> Outcome:
     except VenueOrderNotFound:
         # Filled or canceled already, or never arrived: ask the venue what it knows.
         return sync_from_venue(order_id, not_found="canceled")
-    except VenueUnavailable as exc:
-        return Outcome(done=False, retry_after=adapter_cooldown(adapter), detail=exc.reason)
     except VenueRejected as exc:
         apply_reports(
             order_id,
             [ExecutionReport(kind=ReportKind.CANCEL_REJECTED, source="venue", reason=exc.reason)],
         )
         return Outcome(done=True, detail=exc.reason)
-    except VenueRateLimited as exc:
-        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
-    except VenueInDoubt as exc:
+    except VenueInDoubt as exc:  # cancels are retried soon: they are the urgent work
         return Outcome(done=False, retry_after=0.5, detail=exc.reason)
+    except (VenueRateLimited, VenueUnavailable) as exc:
+        return _look_again(exc, adapter)
     answer = _missing_trades(order, answer, adapter)
     apply_reports(order_id, reports_for(order, answer, source="venue"))
     return Outcome(done=True)
@@ -398,10 +257,8 @@ def amend(order_id: int) -> Outcome:
         )
         sync_from_venue(order_id, not_found="keep")
         return Outcome(done=True, detail=exc.reason)
-    except VenueRateLimited as exc:
-        return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
-    except (VenueInDoubt, VenueOrderNotFound) as exc:
-        return Outcome(done=False, detail=f"in doubt: {exc.reason}")
+    except (VenueRateLimited, VenueInDoubt, VenueOrderNotFound) as exc:
+        return _look_again(exc, adapter)
     reports = [
         ExecutionReport(
             kind=ReportKind.REPLACED,
@@ -447,9 +304,9 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
             )
             return Outcome(done=True, detail="not found at venue: closed")
         if not_found == "resend" and order.status == OrderStatus.SUBMITTED.value:
-            claimed = services.order_mark_resend(order_id=order_id, min_age_s=RESEND_MIN_AGE_S)
+            claimed = engine.mark_resend(order_id, min_age_s=RESEND_MIN_AGE_S)
             if claimed is None:
-                age = (timezone.now() - order.updated_at).total_seconds()
+                age = (engine.clock() - order.updated_at).total_seconds()
                 wait = max(0.5, RESEND_MIN_AGE_S - age)
                 return Outcome(done=False, retry_after=wait, detail="resend not yet safe")
             return send_to_venue(claimed)
@@ -466,7 +323,9 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
 
 
 def _look_again(exc: Exception, adapter: base.VenueAdapter) -> Outcome:
-    """A look at the venue that told nothing about the order: when to look again."""
+    """A venue call that settled nothing (rate limited, breaker open, in doubt): when
+    to try again. No ``retry_after`` for an answer in doubt: the task hands the order to
+    in-doubt resolution."""
     if isinstance(exc, VenueRateLimited):
         return Outcome(done=False, retry_after=exc.retry_after or 1.0, detail=exc.reason)
     if isinstance(exc, VenueUnavailable):

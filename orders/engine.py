@@ -1,0 +1,601 @@
+"""The execution engine: commands in, reports in, events out.
+
+Two entries, and nothing else changes an order:
+
+* ``execute(command)``: everything that asks for a change (REST, blotter, kill switch,
+  reconciliation, the router's child orders, FIX) as a command of
+  ``orders/domain/commands.py``. A new order or an amend passes the pre-trade risk
+  stage (``risk/engine.py``); the change is written by the one writer
+  (``orders/writer.py``) under the order's row lock; venue work (send, cancel, amend)
+  is queued for the workers when the transaction commits (``orders/tasks.py`` runs it
+  through ``orders/venue_calls.py``).
+* ``process(order_id, reports)``: everything a venue says about an order (its answers,
+  its stream, reconciliation's findings) as execution reports (``orders/reports.py``),
+  applied in one transaction under the order's lock.
+
+Each change emits an event (``orders/events.py``) to the listeners configured in one
+place (``settings.OMS_EVENT_LISTENERS``): the live push, post-trade risk. Order states
+and their rules come only from ``orders/domain/lifecycle.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from omsweb import events as bus
+from omsweb import sqlrows as sr
+from omsweb.roles import may_trade_sql
+from orders import writer
+from orders.domain import lifecycle as lc
+from orders.domain.commands import CancelAll, CancelOrder, Command, ModifyOrder, SubmitOrder
+from orders.domain.errors import (
+    OrderConflict,
+    OrderRiskDenied,
+    OrderStateConflict,
+    OrderValidationError,
+)
+from orders.events import FillBooked, OrderChanged
+from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
+from orders.reports import ExecutionReport, ReportKind
+from risk import engine as pretrade
+from routing.venue_choice import choose_venue
+from venues.models import Venue
+
+log = logging.getLogger(__name__)
+
+ENQUEUED_AT_HEADER = "oms_enqueued_at"
+
+
+def _send_task(name: str, args: tuple[Any, ...]) -> None:
+    from omsweb.celery import app
+
+    # the time it was queued rides along: the worker records it, so queueing delay is
+    # visible per order
+    app.send_task(name, args=args, headers={ENQUEUED_AT_HEADER: time.time()})
+
+
+# Where venue work goes (a Celery task by name), and the clock: in-process tests
+# replace both (tests/orders/engine_harness.py).
+dispatch: Callable[[str, tuple[Any, ...]], None] = _send_task
+clock: Callable[[], datetime] = timezone.now
+
+
+def queue(task: str, *args: Any) -> None:
+    """Queue venue work when the transaction commits (never inside it; at once outside
+    a transaction). A broker that is down is logged: the sweeps send it again."""
+
+    def send() -> None:
+        try:
+            dispatch(task, args)
+        except Exception:  # broker down: the outbox sweep re-sends it, nothing is lost
+            log.exception("enqueue %s%s failed; the sweep will retry", task, args)
+
+    transaction.on_commit(send)
+
+
+def _changed(order: Order) -> None:
+    bus.emit(OrderChanged(order=order))
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    order: Order
+    created: bool
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    order: Order | None
+    applied: bool
+    duplicate: bool = False
+    late: bool = False
+    detail: str = ""
+
+
+def execute(command: Command) -> Any:
+    """Run one command. ``SubmitOrder`` -> ``SubmitResult``; ``CancelOrder`` and
+    ``ModifyOrder`` -> the order; ``CancelAll`` -> the ids asked to cancel. Errors a
+    client caused raise ``OmsError`` subclasses (``orders/domain/errors.py``)."""
+    if isinstance(command, SubmitOrder):
+        return _submit(command)
+    if isinstance(command, CancelOrder):
+        return _cancel(command)[0]
+    if isinstance(command, ModifyOrder):
+        return _modify(command)
+    if isinstance(command, CancelAll):
+        return _cancel_all(command)
+    raise TypeError(f"not a command: {command!r}")
+
+
+# --- SubmitOrder ------------------------------------------------------------------------
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def new_client_order_id() -> str:
+    return "oms-" + uuid.uuid4().hex[:24]
+
+
+@functools.cache
+def _refs_sql() -> str:
+    """The account (if the user may trade it), the instrument and the venue by their
+    codes, in one round trip."""
+    account, instrument, venue = sr.part(Account), sr.part(Instrument), sr.part(Venue)
+    return (
+        f"SELECT {account.select('a')}, {instrument.select('i')}, {venue.select('v')} "
+        f"FROM (SELECT 1) AS one "
+        f"LEFT JOIN {sr.table(Account)} a ON a.{sr.column(Account, 'code')} = %(account)s "
+        f"AND {may_trade_sql('a')} "
+        f"LEFT JOIN {sr.table(Instrument)} i ON i.{sr.column(Instrument, 'symbol')} = %(symbol)s "
+        f"LEFT JOIN {sr.table(Venue)} v ON v.{sr.column(Venue, 'name')} = %(venue)s"
+    )
+
+
+def _resolve(command: SubmitOrder) -> tuple[Account, Instrument, Venue | None]:
+    params = {
+        "user": command.user_id,
+        "account": command.account,
+        "symbol": command.symbol,
+        "venue": command.venue,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_refs_sql(), params)
+        row = cursor.fetchone()
+    account, instrument, venue = sr.hydrate(
+        (sr.part(Account), sr.part(Instrument), sr.part(Venue)), row
+    )
+    unknown = {
+        name: [f"unknown {name} {value!r}"]
+        for name, value, found in (
+            ("account", command.account, account),
+            ("symbol", command.symbol, instrument),
+            ("venue", command.venue, venue if command.venue else True),
+        )
+        if found is None
+    }
+    if unknown:
+        name, messages = next(iter(unknown.items()))
+        raise OrderValidationError(f"{name}: {messages[0]}", field=name, fields=unknown)
+    return account, instrument, venue
+
+
+def _check_increments(instrument: Instrument, *, quantity: Decimal, price: Decimal | None) -> None:
+    if quantity % instrument.lot_size:
+        raise OrderValidationError(
+            f"quantity {_dec(quantity)} is not a multiple of the lot size "
+            f"{_dec(instrument.lot_size)} for {instrument.symbol}",
+            field="quantity",
+        )
+    if price is not None and price % instrument.tick_size:
+        raise OrderValidationError(
+            f"price {_dec(price)} is not a multiple of the tick size "
+            f"{_dec(instrument.tick_size)} for {instrument.symbol}",
+            field="price",
+        )
+
+
+def _fingerprint(command: SubmitOrder, time_in_force: str) -> str:
+    fields = {
+        "account": command.account,
+        "symbol": command.symbol,
+        "side": command.side,
+        "type": command.type,
+        "quantity": _dec(command.quantity),
+        "price": _dec(command.price),
+        "time_in_force": time_in_force,
+        "venue": command.venue,
+    }
+    raw = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _venue_unavailable(venue: Venue) -> str | None:
+    """A reason when the venue's circuit breaker is open (new orders fail fast)."""
+    from omsweb.redis_client import client
+    from venues.breaker import is_open
+
+    if is_open(client(), venue.name):
+        return f"VENUE_UNAVAILABLE: {venue.name} circuit breaker open"
+    return None
+
+
+def _submit(command: SubmitOrder) -> SubmitResult:
+    """Persist a new order as PENDING_NEW, pass it through pre-trade risk, and queue
+    its send on commit. Idempotent on ``client_order_id``: the same id with the same
+    fields returns the existing order (``created=False``); with other fields raises
+    ``OrderConflict``."""
+    if command.type == "market" and command.price is not None:
+        raise OrderValidationError("a market order takes no price", field="price")
+    if command.type == "limit" and command.price is None:
+        raise OrderValidationError("a limit order needs a price", field="price")
+    # a market order never rests
+    time_in_force = command.time_in_force or ("IOC" if command.type == "market" else "GTC")
+    if command.type == "market" and time_in_force == "GTC":
+        time_in_force = "IOC"
+    account, instrument, venue = _resolve(command)
+    fingerprint = _fingerprint(command, time_in_force)
+    # No read-before-write: the unique index on client_order_id decides a replay.
+    client_order_id = command.client_order_id or new_client_order_id()
+    if not instrument.enabled:
+        raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
+    if venue is not None and not venue.enabled:
+        raise OrderValidationError(f"venue {venue.name} is disabled", field="venue")
+    _check_increments(instrument, quantity=command.quantity, price=command.price)
+    chosen = venue or choose_venue(instrument=instrument)
+    if chosen is None:
+        raise OrderValidationError(f"no enabled venue trades {instrument.symbol}", field="venue")
+    # Read before the transaction: the account's risk lock is held as briefly as possible.
+    unavailable = _venue_unavailable(chosen)
+    order = Order(
+        client_order_id=client_order_id,
+        venue_client_order_id=client_order_id,
+        account=account,
+        instrument=instrument,
+        side=command.side,
+        type=command.type,
+        quantity=command.quantity,
+        price=command.price,
+        time_in_force=time_in_force,
+        venue=chosen,
+        status=lc.OrderStatus.PENDING_NEW.value,
+        parent_id=command.parent_id,
+        created_by_id=command.user_id,
+        request_fingerprint=fingerprint,
+        event_sequence=1,
+    )
+    created = OrderEvent(
+        order=order,
+        sequence=1,
+        kind="OrderCreated",
+        source=command.source,
+        status=order.status,
+        payload={
+            "quantity": _dec(command.quantity),
+            "price": _dec(command.price),
+            "venue": chosen.name,
+            "routed": venue is None,
+        },
+    )
+    try:
+        with writer.inserted(order, created) as w:
+            denial = pretrade.check_new_order(order)  # the risk stage
+            if denial:
+                codes = tuple(r.get("message") or r.get("check", "") for r in denial)
+                w.apply(
+                    lc.OrderDenied(reasons=codes),
+                    source="risk",
+                    payload={"reasons": denial},
+                    reason="; ".join(codes),
+                )
+            elif unavailable:  # fail fast: never sent
+                w.apply(
+                    lc.OrderRejected(reason=unavailable),
+                    source="worker",
+                    payload={"reason": unavailable},
+                    reason=unavailable,
+                )
+            else:
+                queue("oms.orders.submit", order.pk)
+            _changed(order)
+    except IntegrityError:
+        # Lost a race with a concurrent request carrying the same client order id.
+        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        if existing is None:
+            raise
+        if existing.request_fingerprint != fingerprint:
+            raise OrderConflict(
+                f"client_order_id {client_order_id!r} was already used for a different order",
+                field="client_order_id",
+            ) from None
+        return SubmitResult(order=existing, created=False)
+    if denial:
+        raise OrderRiskDenied("order denied by pre-trade risk", order=order, reasons=denial)
+    return SubmitResult(order=order, created=True)
+
+
+# --- CancelOrder, CancelAll -------------------------------------------------------------
+
+
+def _cancel(command: CancelOrder) -> tuple[Order, bool]:
+    """Not sent yet: canceled at once. Working: PENDING_CANCEL and a cancel task on the
+    urgent queue. Already canceled or cancel pending: unchanged (False)."""
+    with writer.locked(command.order_id) as w:
+        order = w.order
+        status = lc.OrderStatus(order.status)
+        if status in (lc.OrderStatus.CANCELED, lc.OrderStatus.PENDING_CANCEL):
+            return order, False
+        payload = {"reason": command.reason}
+        if status == lc.OrderStatus.PENDING_NEW:
+            # Not sent yet: the submit task will find it canceled and do nothing.
+            event: lc.OrderEvent = lc.OrderCanceled(
+                reason=command.reason or "canceled before it was sent"
+            )
+        elif lc.can_apply(status, lc.OrderCancelRequested.kind):
+            event = lc.OrderCancelRequested()
+            if command.send:  # else the caller cancels at the venue (kill switch)
+                queue("oms.urgent.cancel", order.pk)
+        elif status == lc.OrderStatus.PENDING_REPLACE:
+            raise OrderStateConflict(
+                f"order {order.pk} has an amend in flight; cancel again when it settles",
+                field="status",
+            )
+        else:
+            raise OrderStateConflict(
+                f"order {order.pk} is {status.value} and cannot be canceled", field="status"
+            )
+        w.apply(event, source=command.source, payload=payload)
+        _changed(order)
+        return order, True
+
+
+def _cancel_all(command: CancelAll) -> list[int]:
+    done = []
+    for order_id in command.order_ids:
+        try:
+            _, changed = _cancel(
+                CancelOrder(order_id=order_id, reason=command.reason, source=command.source)
+            )
+        except OrderStateConflict:
+            continue  # it went terminal, or an amend is in flight
+        if changed:
+            done.append(order_id)
+    return done
+
+
+# --- ModifyOrder ------------------------------------------------------------------------
+
+
+def _modify(command: ModifyOrder) -> Order:
+    """PENDING_REPLACE, then the amend task; the amend passes pre-trade risk first."""
+    if command.quantity is None and command.price is None:
+        raise OrderValidationError("give a new quantity or a new price", field="quantity")
+    denial: list[dict[str, Any]] = []
+    with writer.locked(command.order_id) as w:
+        order = w.order
+        if not lc.can_apply(order.status, lc.OrderReplaceRequested.kind):
+            raise OrderStateConflict(
+                f"order {order.pk} is {order.status}; only a working order at the venue "
+                "can be amended",
+                field="status",
+            )
+        if order.type == "market" and command.price is not None:
+            raise OrderValidationError("a market order takes no price", field="price")
+        quantity = order.quantity if command.quantity is None else command.quantity
+        price = order.price if command.price is None else command.price
+        _check_increments(order.instrument, quantity=quantity, price=price)
+        if quantity <= order.filled_quantity:
+            raise OrderValidationError(
+                f"quantity {_dec(quantity)} must exceed the filled quantity "
+                f"{_dec(order.filled_quantity)}",
+                field="quantity",
+            )
+        if quantity == order.quantity and price == order.price:
+            raise OrderValidationError("nothing to change", field="quantity")
+        payload: dict[str, Any] = {"quantity": _dec(quantity), "price": _dec(price)}
+        denial = pretrade.check_amend(order, quantity=quantity, price=price)  # the risk stage
+        if denial:
+            # the order keeps working unchanged; the refused amend stays on its record
+            w.note("AmendDenied", source="risk", payload={**payload, "reasons": denial})
+        else:
+            w.apply(
+                lc.OrderReplaceRequested(quantity=quantity, price=price),
+                source=command.source,
+                payload=payload,
+            )
+            queue("oms.orders.amend", order.pk)
+            _changed(order)
+    if denial:
+        raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
+    return order
+
+
+# --- process: what venues say ----------------------------------------------------------
+
+
+def process(order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
+    """Apply what a venue says about one order (ack, fills, cancel...) in one
+    transaction under its lock: status, fills, position and P&L.
+
+    Idempotent: a fill whose ``(venue, trade_id)`` is stored is skipped; a repeated ack
+    or cancel is a no-op. A report the lifecycle refuses is recorded as
+    ``ReportIgnored`` and not applied (reconciliation restores the venue's truth)."""
+    if not reports:
+        return []
+    with writer.locked(order_id) as w:
+        return [_apply(w, report) for report in reports]
+
+
+def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
+    kind = report.kind
+    if kind == ReportKind.ACK:
+        return lc.OrderAccepted(venue_order_id=report.venue_order_id)
+    if kind == ReportKind.REJECT:
+        return lc.OrderRejected(reason=report.reason or "rejected by venue")
+    if kind == ReportKind.FILL:
+        assert report.quantity is not None and report.price is not None and report.trade_id
+        return lc.OrderFilled(
+            trade_id=report.trade_id, quantity=report.quantity, price=report.price
+        )
+    if kind == ReportKind.CANCELED:
+        return lc.OrderCanceled(reason=report.reason)
+    if kind == ReportKind.EXPIRED:
+        return lc.OrderExpired(reason=report.reason)
+    if kind == ReportKind.CANCEL_REJECTED:
+        return lc.OrderCancelRejected(reason=report.reason)
+    if kind == ReportKind.REPLACED:
+        return lc.OrderReplaced(
+            quantity=report.quantity or order.pending_quantity or order.quantity,
+            price=report.price if report.price is not None else order.pending_price,
+            venue_order_id=report.venue_order_id,
+        )
+    if kind == ReportKind.REPLACE_REJECTED:
+        return lc.OrderReplaceRejected(reason=report.reason)
+    if kind == ReportKind.SUBMITTED:
+        return lc.OrderSubmitted()
+    raise ValueError(f"unknown report kind {kind!r}")
+
+
+def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
+    order = w.order
+    if report.kind == ReportKind.FILL and w.fill_known(str(report.trade_id)):
+        return ApplyResult(order=order, applied=False, duplicate=True)
+    event = _domain_event(order, report)
+    fields: dict[str, Any] = {}
+    if report.kind in (ReportKind.REJECT, ReportKind.CANCELED, ReportKind.EXPIRED):
+        if report.reason:
+            fields["reason"] = report.reason
+    if report.kind == ReportKind.REPLACED:
+        fields["amend_count"] = order.amend_count + 1
+        if report.client_order_id:
+            fields["venue_client_order_id"] = report.client_order_id
+    try:
+        transition = lc.apply(writer.state_of(order), event)
+    except lc.LifecycleError as exc:
+        if report.kind == ReportKind.ACK:
+            return ApplyResult(order=order, applied=False, duplicate=True)  # late ack
+        payload = {**report.to_payload(), "error": str(exc)}
+        w.note("ReportIgnored", source=report.source, payload=payload)
+        log.warning("order %s: report %s ignored: %s", order.pk, report.kind, exc)
+        return ApplyResult(order=order, applied=False, detail=str(exc))
+    if transition.noop and report.kind != ReportKind.FILL:
+        if report.venue_order_id and not order.venue_order_id:
+            w.set(venue_order_id=report.venue_order_id)
+            w.link(report.venue_order_id, venue_client_order_id=_venue_client_id(order, report))
+        return ApplyResult(order=order, applied=False, duplicate=True)
+    w.apply(event, source=report.source, payload=report.to_payload(), **fields)
+    if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
+        w.link(report.venue_order_id, venue_client_order_id=_venue_client_id(order, report))
+    if report.kind == ReportKind.FILL:
+        assert report.quantity is not None and report.price is not None
+        booked = w.fill(
+            trade_id=str(report.trade_id),
+            quantity=report.quantity,
+            price=report.price,
+            fee=report.fee or Decimal(0),
+            fee_currency=report.fee_currency or "",
+            is_maker=report.is_maker,
+            late=transition.late,
+            executed_at=report.executed_at,
+        )
+        bus.emit(FillBooked(order=order, fill=booked.fill, position=booked.position))
+    _changed(order)  # each change is pushed as it was (clients keep the highest version)
+    return ApplyResult(order=order, applied=True, late=transition.late)
+
+
+def _venue_client_id(order: Order, report: ExecutionReport) -> str:
+    return report.client_order_id or order.venue_client_order_id or order.client_order_id
+
+
+# --- the engine's own steps around a venue call (orders/venue_calls.py) -----------------
+
+
+def mark_sent(order_id: int, *, enqueued_at: float | None = None) -> Order | None:
+    """PENDING_NEW -> SUBMITTED, durable before the venue is called. None if the order
+    is past PENDING_NEW (another delivery of the task sent it, it was canceled)."""
+    payload: dict[str, Any] = {} if enqueued_at is None else {"enqueued_at": enqueued_at}
+    order = writer.mark_submitted(order_id, payload=payload)
+    if order is not None:
+        _changed(order)
+    return order
+
+
+def mark_resend(order_id: int, *, min_age_s: float) -> Order | None:
+    """Claim the right to send a SUBMITTED order again (the venue says it never received
+    it): only if it is still SUBMITTED and was last sent at least ``min_age_s`` ago, so
+    two resolvers never both re-send and a delayed first send can no longer execute.
+    Records ``OrderResent``."""
+    with writer.locked(order_id) as w:
+        order = w.order
+        if order.status != lc.OrderStatus.SUBMITTED.value:
+            return None
+        if order.updated_at > clock() - timedelta(seconds=min_age_s):
+            return None
+        w.note(
+            "OrderResent", source="recon", payload={"client_order_id": order.venue_client_order_id}
+        )
+        return order
+
+
+def adopt(
+    *,
+    account: Account,
+    instrument: Instrument,
+    venue: Venue,
+    side: str,
+    type: str,
+    quantity: Decimal,
+    price: Decimal | None,
+    venue_order_id: str,
+    venue_client_order_id: str,
+    by: Any,
+    unknown_id: int,
+) -> Order:
+    """Take an order the venue has and the OMS does not into the OMS (an operator's
+    decision, from reconciliation): SUBMITTED, then the venue's ack."""
+    client_id = (venue_client_order_id or f"adopt-{venue_order_id}")[:32]
+    order = Order(
+        client_order_id=client_id,
+        venue_client_order_id=venue_client_order_id or client_id,
+        account=account,
+        instrument=instrument,
+        side=side,
+        type=type,
+        quantity=quantity,
+        price=price,
+        venue=venue,
+        status=lc.OrderStatus.SUBMITTED.value,
+        created_by_id=getattr(by, "pk", None),
+        request_fingerprint="adopted",
+        event_sequence=1,
+    )
+    created = OrderEvent(
+        order=order,
+        sequence=1,
+        kind="OrderAdopted",
+        source="recon",
+        status=order.status,
+        payload={"unknown_venue_order": unknown_id, "by": str(by)},
+    )
+    with writer.inserted(order, created):
+        pass
+    ack = ExecutionReport(
+        kind=ReportKind.ACK,
+        source="recon",
+        venue_order_id=venue_order_id,
+        client_order_id=venue_client_order_id or None,
+    )
+    process(order.pk, [ack])
+    return order
+
+
+def find_order(
+    *, venue_id: int, venue_order_id: str | None = None, client_order_id: str | None = None
+) -> Order | None:
+    """The OMS order a venue report is about, by venue order id or client order id."""
+    if venue_order_id:
+        ref = (
+            VenueOrderRef.objects.filter(venue_id=venue_id, venue_order_id=venue_order_id)
+            .values_list("order_id", flat=True)
+            .first()
+        )
+        if ref:
+            return Order.objects.filter(pk=ref).first()
+    if client_order_id:
+        base = client_order_id.split("/", 1)[0]
+        return Order.objects.filter(client_order_id=base, venue_id=venue_id).first()
+    return None

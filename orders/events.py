@@ -1,0 +1,27 @@
+"""What the execution engine says happened (past tense), for the listeners of
+``omsweb.events``: the live push, post-trade risk, and later FIX reports and TCA.
+
+Emitted inside the transaction that wrote the change, after the write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orders.models import Fill, Order, Position
+
+
+@dataclass(frozen=True)
+class OrderChanged:
+    """The order's row changed (status, quantities, venue ids) or was created."""
+
+    order: Order
+
+
+@dataclass(frozen=True)
+class FillBooked:
+    """A fill was stored and moved the account's position."""
+
+    order: Order
+    fill: Fill
+    position: Position
