@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "venues",
     "orders",
     "risk",
+    "blotter",
 ]
 
 MIDDLEWARE = [

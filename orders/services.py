@@ -23,10 +23,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from blotter import payloads
 from omsweb import realtime
 from omsweb import sqlrows as sr
 from orders import rows
-from orders.blotter import payloads
 from orders.domain import lifecycle as lc
 from orders.domain.positions import PositionState, apply_fill
 from orders.models import (

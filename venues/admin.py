@@ -13,8 +13,8 @@ from venues.models import Venue
 
 
 def _live_state(venue: Venue) -> dict[str, Any]:
+    from blotter.snapshot import venue_states
     from omsweb.redis_client import client
-    from orders.blotter.snapshot import venue_states
 
     try:
         row = {"name": venue.name, "driver": venue.driver, "enabled": venue.enabled,

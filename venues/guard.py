@@ -297,7 +297,7 @@ _last_published: dict[int, float] = {}
 def _publish_status(venue_id: int, detail: str, *, force: bool = False) -> None:
     """Tell the blotters a venue's breaker changed (at most once a second per process)."""
 
-    from orders.blotter.snapshot import publish_venue_status
+    from blotter.snapshot import publish_venue_status
     from venues.models import Venue
 
     now = time.monotonic()
