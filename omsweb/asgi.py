@@ -45,8 +45,8 @@ django_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from orders.blotter.auth import TokenAuthMiddleware  # noqa: E402
-from orders.blotter.consumer import BlotterConsumer  # noqa: E402
+from blotter.auth import TokenAuthMiddleware  # noqa: E402
+from blotter.consumer import BlotterConsumer  # noqa: E402
 
 websocket_urlpatterns = [
     path("ws/blotter/", BlotterConsumer.as_asgi(), name="ws-blotter"),

@@ -72,7 +72,7 @@ CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0
 # post-trade risk (in the fill's transaction), then the live push to the blotters.
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
-    "orders.blotter.push.on_event",
+    "blotter.push.on_event",
 ]
 
 INSTALLED_APPS = [
@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "venues",
     "orders",
     "risk",
+    "blotter",
 ]
 
 MIDDLEWARE = [

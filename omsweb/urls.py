@@ -22,5 +22,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("orders.blotter.urls")),  # the blotter at /, /login/, /logout/
+    path("", include("blotter.urls")),  # the blotter at /, /login/, /logout/
 ]

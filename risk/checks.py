@@ -6,7 +6,7 @@ positions, working and recent orders) into one ``Snapshot`` with the aggregates 
 summed, then ``evaluate`` runs every check on it and returns every failing ``Reason``.
 Nothing here imports Django, reads a clock or does I/O, so the same code runs in the web
 process, in workers and in the backtester, and evaluating all checks is a few
-microseconds of Decimal arithmetic (``risk/bench.py`` measures it).
+microseconds of Decimal arithmetic (``bench/risk.py`` measures it).
 
 A check returns ``None`` or a ``Reason`` whose message carries the numbers, e.g.
 ``MAX_ORDER_NOTIONAL: notional=125000 > max=100000``. A limit that is not configured

@@ -98,7 +98,7 @@ def test_request_threads_reused_and_idle_ones_capped():
 
 
 def test_static_files_served_through_the_asgi_server(web_server):
-    js = requests.get(web_server + "/static/orders/blotter.js", timeout=10)
+    js = requests.get(web_server + "/static/blotter/blotter.js", timeout=10)
     assert js.status_code == 200 and b"window.omsBlotter" in js.content
     assert "javascript" in js.headers["Content-Type"]
     css = requests.get(web_server + "/static/admin/css/base.css", timeout=10)

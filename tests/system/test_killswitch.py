@@ -1,13 +1,13 @@
 """The kill switch end to end: 500 working orders at a simulated venue, a risk officer
 engages HALTED on the venue through the API, every order is canceled at the venue within
-2 s, and no order gets through after the engagement (``risk/bench.py`` runs the drill;
+2 s, and no order gets through after the engagement (``bench/risk.py`` runs the drill;
 ``make bench`` reports the same measurement as ``killswitch_500_s``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from risk.bench import DRILL_ORDERS, run_killswitch_drill
+from bench.risk import DRILL_ORDERS, run_killswitch_drill
 
 pytestmark = [pytest.mark.system]
 

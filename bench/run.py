@@ -16,7 +16,8 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
-* and whatever sections other parts provide (risk evaluation, kill switch, WebSocket).
+* and the sections of ``bench/risk.py`` (risk evaluation, kill switch) and ``bench/ws.py``
+  (WebSocket).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
 """
@@ -40,18 +41,11 @@ from typing import Any
 
 import requests
 
+from bench.stats import pct
+
 ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -113,7 +107,7 @@ class Bench:
         django.setup()
         # The burst sends thousands of alike orders from one account by design; raise
         # the limits it would trip (recorded like any limit change).
-        from risk.bench import allow_load_test
+        from bench.risk import allow_load_test
 
         allow_load_test("DEMO")
 
@@ -326,23 +320,23 @@ class Bench:
         )
         self._cancel_all()
 
-    # --- sections provided by other parts ---------------------------------------------
+    # --- sections in bench/risk.py and bench/ws.py ------------------------------------
 
     def extra_sections(self) -> None:
         try:
-            from risk.bench import bench_risk_eval
+            from bench.risk import bench_risk_eval
         except ImportError:
             bench_risk_eval = None
         if bench_risk_eval:
             self.results.update(bench_risk_eval())
         try:
-            from risk.bench import bench_killswitch
+            from bench.risk import bench_killswitch
         except ImportError:
             bench_killswitch = None
         if bench_killswitch:
             self.results.update(bench_killswitch(self.stack))
         try:
-            from orders.bench_ws import bench_ws
+            from bench.ws import bench_ws
         except ImportError:
             bench_ws = None
         if bench_ws:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.blotter import views
+from blotter import views
 
 urlpatterns = [
     path("", views.blotter, name="blotter"),

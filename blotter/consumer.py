@@ -34,8 +34,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
+from blotter import snapshot
 from omsweb import realtime
-from orders.blotter import snapshot
 
 log = logging.getLogger(__name__)
 

@@ -81,10 +81,10 @@ def test_logout_then_back_to_login(users):
 
 def test_static_files_served_without_collectstatic(users):
     client = _client(None)
-    js = client.get("/static/orders/blotter.js")
+    js = client.get("/static/blotter/blotter.js")
     assert js.status_code == 200
     assert b"window.omsBlotter" in b"".join(js.streaming_content)
-    assert client.get("/static/orders/blotter.css").status_code == 200
+    assert client.get("/static/blotter/blotter.css").status_code == 200
 
 
 def test_admin_order_page_shows_events_timeline_and_fills(users):

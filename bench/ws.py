@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 
-from omsweb.bench import pct
+from bench.stats import pct
 
 BENCH_EVENT = "bench.ping"  # a type the blotter page ignores (its seq still counts)
 

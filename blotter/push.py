@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from blotter import payloads
 from omsweb import realtime
-from orders.blotter import payloads
 from orders.events import FillBooked, OrderChanged
 from venues.events import VenueStatusChanged
 
@@ -29,7 +29,7 @@ def on_event(event: Any) -> None:
             **payloads.fill_payload(event.fill, order=event.order),
         )
     elif isinstance(event, VenueStatusChanged):
-        from orders.blotter.snapshot import publish_venue_status
+        from blotter.snapshot import publish_venue_status
         from venues.models import Venue
 
         venue = Venue.objects.filter(pk=event.venue_id).first()

@@ -14,8 +14,8 @@ order sent after the engagement was denied and that nothing keeps working anywhe
 
 Command line (used by the drill; both run against the stack's environment)::
 
-    python -m risk.bench sim --name sim-drill --port P [simulator options]
-    python -m risk.bench prepare SIM_URL        # prints {"risk": token, "trader": token}
+    python -m bench.risk sim --name sim-drill --port P [simulator options]
+    python -m bench.risk prepare SIM_URL        # prints {"risk": token, "trader": token}
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def start_drill_sim(stack: Any) -> str:
         return url
     port = free_port()
     argv = [
-        sys.executable, "-m", "risk.bench", "sim", "--name", DRILL_VENUE, "--port", str(port),
+        sys.executable, "-m", "bench.risk", "sim", "--name", DRILL_VENUE, "--port", str(port),
         "--api-key", stack.env["SIMEX_API_KEY"], "--api-secret", stack.env["SIMEX_API_SECRET"],
         "--paused", "--weight-limit", "10000000", "--order-limit-10s", "10000000",
     ]  # fmt: skip
@@ -239,7 +239,7 @@ def run_killswitch_drill(stack: Any, n: int = DRILL_ORDERS) -> DrillResult:
 
     result = DrillResult()
     sim_url = start_drill_sim(stack)
-    tokens = json.loads(_run([sys.executable, "-m", "risk.bench", "prepare", sim_url], stack.env))
+    tokens = json.loads(_run([sys.executable, "-m", "bench.risk", "prepare", sim_url], stack.env))
     risk, trader = Api(stack.web, tokens["risk"]), Api(stack.web, tokens["trader"])
     run = uuid.uuid4().hex[:6]
 
@@ -475,7 +475,7 @@ def main(argv: list[str] | None = None) -> None:
     elif command == "eval":
         print(json.dumps(bench_risk_eval(int(argv[0]) if argv else 20000)))
     else:
-        raise SystemExit("usage: python -m risk.bench sim|prepare SIM_URL|eval [N]")
+        raise SystemExit("usage: python -m bench.risk sim|prepare SIM_URL|eval [N]")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from orders.blotter.snapshot import user_info
+from blotter.snapshot import user_info
 
 LOGIN_URL = "/login/"
 
@@ -25,10 +25,10 @@ def blotter(request: HttpRequest) -> HttpResponse:
         "login_url": LOGIN_URL,
         "user": user_info(request.user),
     }
-    return render(request, "orders/blotter.html", {"config": config})
+    return render(request, "blotter/blotter.html", {"config": config})
 
 
 login = auth_views.LoginView.as_view(
-    template_name="orders/login.html", next_page="/", redirect_authenticated_user=True
+    template_name="blotter/login.html", next_page="/", redirect_authenticated_user=True
 )
 logout = auth_views.LogoutView.as_view(next_page=LOGIN_URL)

@@ -1,4 +1,4 @@
-"""``orders.bench_ws`` (a ``make bench`` section) runs against the real stack: small
+"""``bench.ws`` (a ``make bench`` section) runs against the real stack: small
 numbers here, only to prove it measures and loses nothing."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ pytestmark = pytest.mark.system
 
 
 def test_bench_ws_against_the_stack_then_latencies_and_lossless_fan_out(stack):
-    from orders.bench_ws import bench_ws
+    from bench.ws import bench_ws
 
     result = bench_ws(stack, n_fills=10, clients=3, n_events=300)
     assert result["fill_to_ws_failed_orders"] == 0, result["fill_to_ws_first_failure"]

@@ -1,0 +1,5 @@
+"""``python -m bench`` (``make bench``): the whole benchmark (``bench/run.py``)."""
+
+from bench.run import main
+
+main()
