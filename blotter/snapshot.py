@@ -18,7 +18,8 @@ from django.db.models import Q
 
 from blotter.payloads import fill_payload, order_payload, position_payload
 from omsweb import realtime
-from omsweb.roles import ADMIN, RISK, TRADER, has_role, visible_accounts
+from omsweb.roles import ADMIN, RISK, TRADER, has_role
+from orders.access import visible_accounts
 from orders.domain.lifecycle import TERMINAL_STATUSES
 from orders.models import Account, Fill, Instrument, Order, Position
 from orders.shapes import dec

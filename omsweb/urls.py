@@ -2,8 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import SimpleRouter
 
 from omsweb import health
+from venues.api import VenueViewSet
+
+venues_api = SimpleRouter()
+venues_api.register("venues", VenueViewSet, basename="venue")
 
 handler400 = "omsweb.errors.json_400"
 handler404 = "omsweb.errors.json_404"
@@ -13,6 +18,7 @@ api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("health/", health.health, name="api-health"),
     path("", include("orders.api.urls")),
+    path("", include(venues_api.urls)),
     path("risk/", include("risk.api.urls")),
 ]
 

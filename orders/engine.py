@@ -37,8 +37,8 @@ from django.utils import timezone
 
 from omsweb import events as bus
 from omsweb import sqlrows as sr
-from omsweb.roles import may_trade_sql
 from orders import writer
+from orders.access import may_trade_sql
 from orders.domain import lifecycle as lc
 from orders.domain.commands import CancelAll, CancelOrder, Command, ModifyOrder, SubmitOrder
 from orders.domain.errors import (

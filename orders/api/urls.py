@@ -2,13 +2,11 @@ from rest_framework.routers import SimpleRouter
 
 from orders.api.recon import ReconciliationRunViewSet, UnknownVenueOrderViewSet
 from orders.api.views import FillViewSet, OrderViewSet, PositionViewSet
-from venues.api import VenueViewSet
 
 router = SimpleRouter()
 router.register("orders", OrderViewSet, basename="order")
 router.register("fills", FillViewSet, basename="fill")
 router.register("positions", PositionViewSet, basename="position")
-router.register("venues", VenueViewSet, basename="venue")
 router.register("reconciliation/runs", ReconciliationRunViewSet, basename="recon-run")
 router.register("reconciliation/unknown-orders", UnknownVenueOrderViewSet, basename="unknown-order")
 

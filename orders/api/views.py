@@ -11,8 +11,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from omsweb.roles import visible_accounts
 from orders import engine
+from orders.access import visible_accounts
 from orders.api import serializers as s
 from orders.domain import lifecycle as lc
 from orders.domain.commands import CancelAll, CancelOrder, ModifyOrder, SubmitOrder

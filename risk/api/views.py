@@ -17,7 +17,8 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from omsweb.roles import ADMIN, RISK, has_role, sees_all_accounts, visible_accounts
+from omsweb.roles import ADMIN, RISK, has_role
+from orders.access import sees_all_accounts, visible_accounts
 from orders.models import Account, Instrument
 from risk import services
 from risk.api import serializers as s
