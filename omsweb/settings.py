@@ -136,6 +136,11 @@ DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
     "max_size": 8,
     "timeout": 10,
 }
+# Prepared statements: Django turns psycopg's off (for transaction-mode poolers) and its
+# client-binding cursors never prepare; the one writer's few statements (orders/writer.py,
+# server-binding cursors) are prepared on a connection after 5 runs there. Behind a
+# transaction-mode pooler, use PgBouncer >= 1.21 with max_prepared_statements set.
+DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5
 DATABASES["default"]["TEST"] = {"NAME": "test_oms"}
 # Celery workers are different: a prefork child runs one task at a time on one thread,
 # and psycopg's pool does not survive the fork (its threads do not), so Django would

@@ -477,7 +477,7 @@ def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
             w.set(venue_order_id=report.venue_order_id)
             w.link(report.venue_order_id, venue_client_order_id=_venue_client_id(order, report))
         return ApplyResult(order=order, applied=False, duplicate=True)
-    w.apply(event, source=report.source, payload=report.to_payload(), **fields)
+    w.record(event, transition, source=report.source, payload=report.to_payload(), **fields)
     if report.venue_order_id and report.kind in (ReportKind.ACK, ReportKind.REPLACED):
         w.link(report.venue_order_id, venue_client_order_id=_venue_client_id(order, report))
     if report.kind == ReportKind.FILL:

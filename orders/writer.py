@@ -31,6 +31,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -111,7 +112,20 @@ class OrderWrite:
         """Apply a lifecycle event: the new state, ``fields`` (other columns the event
         sets, e.g. ``reason``) and the event row. ``LifecycleError`` if the lifecycle
         refuses it (nothing changed)."""
-        transition = lc.apply(state_of(self.order), event)
+        return self.record(
+            event, lc.apply(state_of(self.order), event), source=source, payload=payload, **fields
+        )
+
+    def record(
+        self,
+        event: lc.OrderEvent,
+        transition: lc.Transition,
+        *,
+        source: str,
+        payload: dict[str, Any],
+        **fields: Any,
+    ) -> lc.Transition:
+        """``apply`` for a transition the caller already computed from this order."""
         self.set(**_state_values(transition.state), **fields)
         self._event(event.kind, source, payload, late=transition.late)
         return transition
@@ -292,7 +306,7 @@ def mark_submitted(order_id: int, *, payload: dict[str, Any]) -> Order | None:
     )
     params: list[Any] = [_SUBMITTED, now, order_id, lc.OrderStatus.PENDING_NEW.value]
     params += _prepared_values(event, _concrete(OrderEvent, skip=_FROM_MARKED_ORDER))
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_mark_sql(), params)
         row = cursor.fetchone()
     return None if row is None else _hydrate(row)
@@ -317,6 +331,17 @@ _SUBMITTED = _submitted_status()
 
 
 # --- statements, built from the models' metadata ---------------------------------------
+
+
+def _cursor() -> Any:
+    """A Django cursor (errors, query logging and wrappers as usual) over a psycopg cursor
+    that binds parameters on the server, so psycopg prepares each of these statements on
+    a connection once it has run a few times there (``prepare_threshold``). They run for
+    every order, and planning them cost about as much as running them (docs/BENCHMARKS.md).
+    Django's own cursors bind on the client, which never prepares."""
+    connection.ensure_connection()
+    return connection._prepare_cursor(psycopg.Cursor(connection.connection))  # type: ignore[attr-defined]
+
 
 _q = sr.q
 _RELATED = ("instrument", "account", "venue")  # joined with every order read here
@@ -357,7 +382,7 @@ def _lock_sql() -> str:
 
 
 def _lock(order_id: int) -> Order:
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_lock_sql(), [order_id])
         row = cursor.fetchone()
     if row is None:
@@ -406,7 +431,7 @@ def _insert(order: Order, event: OrderEvent) -> None:
     params = _prepared_values(order, _concrete(Order)) + _prepared_values(
         event, _concrete(OrderEvent, skip=("order",))
     )
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(_insert_sql(), params)
         order_id, event_id = cursor.fetchone()
     for obj, pk in ((order, order_id), (event, event_id)):
@@ -483,7 +508,7 @@ def _write(
             for obj in rows:
                 params += _prepared_values(obj, _concrete(model))
     sql += " SELECT count(*) FROM o"
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return bool(row and row[0])
