@@ -26,7 +26,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -504,14 +505,19 @@ def _venue_client_id(order: Order, report: ExecutionReport) -> str:
 # --- the engine's own steps around a venue call (orders/venue_calls.py) -----------------
 
 
-def mark_sent(order_id: int, *, enqueued_at: float | None = None) -> Order | None:
-    """PENDING_NEW -> SUBMITTED, durable before the venue is called. None if the order
-    is past PENDING_NEW (another delivery of the task sent it, it was canceled)."""
+@contextmanager
+def marked_sent(order_id: int, *, enqueued_at: float | None = None) -> Iterator[Order | None]:
+    """PENDING_NEW -> SUBMITTED, durable before the block calls the venue. Yields None if
+    the order is past PENDING_NEW (another delivery of the task sent it, it was
+    canceled). The SUBMITTED state is announced when the block ends, after the venue's
+    answer was applied: off the path to the ack (clients keep the highest version)."""
     payload: dict[str, Any] = {} if enqueued_at is None else {"enqueued_at": enqueued_at}
     order = writer.mark_submitted(order_id, payload=payload)
-    if order is not None:
-        _changed(order)
-    return order
+    try:
+        yield order
+    finally:
+        if order is not None:
+            _changed(order)
 
 
 def mark_resend(order_id: int, *, min_age_s: float) -> Order | None:

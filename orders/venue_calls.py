@@ -156,10 +156,10 @@ def request_for(order: Order) -> OrderRequest:
 def submit(order_id: int, *, enqueued_at: float | None = None) -> Outcome:
     """Send a PENDING_NEW order: mark it SUBMITTED (committed), call the venue, apply
     the answer. Idempotent: an order past PENDING_NEW is left alone."""
-    order = engine.mark_sent(order_id, enqueued_at=enqueued_at)
-    if order is None:
-        return Outcome(done=True, detail="not pending new")
-    return send_to_venue(order)
+    with engine.marked_sent(order_id, enqueued_at=enqueued_at) as order:
+        if order is None:
+            return Outcome(done=True, detail="not pending new")
+        return send_to_venue(order)
 
 
 def send_to_venue(order: Order) -> Outcome:

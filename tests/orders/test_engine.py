@@ -11,6 +11,7 @@ from orders import engine
 from orders.domain.commands import CancelOrder, SubmitOrder
 from orders.models import Fill, Order, Position
 from orders.reports import ExecutionReport, ReportKind
+from tests.marking import mark_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -49,7 +50,7 @@ def _submit(**kw) -> Order:
 
 def _submitted(ref, django_capture_on_commit_callbacks, **kw) -> Order:
     order = _submit(**kw)
-    assert engine.mark_sent(order.pk) is not None
+    assert mark_sent(order.pk) is not None
     return order
 
 
@@ -158,7 +159,7 @@ def test_cancel_before_sent_then_canceled_and_submit_is_noop(
     assert any(str(order.pk).encode() in m for m in queue.lrange("oms.orders", 0, -1))
     canceled = engine.execute(CancelOrder(order_id=order.pk))
     assert canceled.status == "CANCELED"
-    assert engine.mark_sent(order.pk) is None
+    assert mark_sent(order.pk) is None
     order.refresh_from_db()
     assert order.status == "CANCELED"
 

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 
 from orders.models import Order, OrderEvent
 from tests.conftest import limit_order
+from tests.marking import mark_sent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,7 +190,7 @@ def test_mark_then_ack_then_one_statement_and_four_round_trips(users):
     order_id = r.json()["id"]
     # Act
     with CaptureQueriesContext(connection) as marked:
-        assert engine.mark_sent(order_id) is not None
+        assert mark_sent(order_id) is not None
     ack = ExecutionReport(kind=ReportKind.ACK, venue_order_id="v-acked", client_order_id="acked")
     with CaptureQueriesContext(connection) as acked:
         (result,) = engine.process(order_id, [ack])

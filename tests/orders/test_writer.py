@@ -20,6 +20,7 @@ from orders.domain.commands import CancelOrder, SubmitOrder
 from orders.domain.errors import OrderRiskDenied
 from orders.models import Fill, Order, OrderEvent, Position, VenueOrderRef
 from orders.reports import ExecutionReport, ReportKind
+from tests.marking import mark_sent
 
 pytestmark = pytest.mark.django_db
 
@@ -149,10 +150,10 @@ def test_mark_submitted_is_one_statement_and_records_the_queue_time(ref):
 
 def test_mark_sent_passes_the_queue_time_to_the_mark(ref):
     order = _new(ref)
-    assert engine.mark_sent(order.pk, enqueued_at=99.5) is not None
+    assert mark_sent(order.pk, enqueued_at=99.5) is not None
     assert OrderEvent.objects.get(order=order, sequence=2).payload == {"enqueued_at": 99.5}
     other = _new(ref)
-    assert engine.mark_sent(other.pk) is not None
+    assert mark_sent(other.pk) is not None
     assert OrderEvent.objects.get(order=other, sequence=2).payload == {}
 
 
@@ -174,7 +175,7 @@ def test_mark_submitted_only_from_pending_new(ref):
 
 def test_process_writes_events_in_sequence_once(ref):
     order = _new(ref, time_in_force="IOC")
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     reports = [
         ExecutionReport(kind=ReportKind.ACK, venue_order_id="v9", client_order_id="c9"),
         ExecutionReport(kind=ReportKind.CANCELED, reason="IOC remainder canceled"),
@@ -205,7 +206,7 @@ def test_process_writes_events_in_sequence_once(ref):
 
 def test_apply_note_set_and_link_written_in_one_flush(ref):
     order = _new(ref)
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     with writer.locked(order.pk) as w:
         w.apply(lc.OrderAccepted(venue_order_id="v5"), source="venue", payload={"a": 1})
         w.link("v5", venue_client_order_id="c5")
@@ -257,7 +258,7 @@ def test_a_write_without_the_lock_in_between_is_caught_not_overwritten(ref):
 
 def test_a_fill_under_the_lock_books_the_fill_and_the_position(ref):
     order = _new(ref)
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     with writer.locked(order.pk) as w:
         w.apply(lc.OrderAccepted(venue_order_id="v4"), source="venue", payload={})
         transition = w.apply(
@@ -289,7 +290,7 @@ def test_a_fill_under_the_lock_books_the_fill_and_the_position(ref):
 @pytest.mark.django_db(transaction=True)  # outside a test transaction, as in a worker
 def test_answer_after_a_concurrent_change_goes_through_the_lock(tref):
     order = _new(tref)
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     # the trader asks to cancel while the venue call is in flight
     engine.execute(CancelOrder(order_id=order.pk, send=False))
     ack = [ExecutionReport(kind=ReportKind.ACK, venue_order_id="v8", client_order_id="c8")]
@@ -309,7 +310,7 @@ def test_answer_after_a_concurrent_change_goes_through_the_lock(tref):
 @pytest.mark.django_db(transaction=True)  # outside a test transaction, as in a worker
 def test_answer_with_a_fill_goes_through_the_lock(tref):
     order = _new(tref)
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     reports = [
         ExecutionReport(kind=ReportKind.ACK, venue_order_id="v6", client_order_id="c6"),
         ExecutionReport(

@@ -15,6 +15,7 @@ from orders.models import Order, OrderEvent
 from orders.reports import ExecutionReport, ReportKind
 from risk import services
 from risk.models import RiskLimit, RiskLimitChange, TradingState, TradingStateChange
+from tests.marking import mark_sent
 from tests.risk.conftest import checks_of
 
 pytestmark = pytest.mark.django_db
@@ -23,7 +24,7 @@ RISK = services.operator("test-risk")
 
 
 def accept(order: Order, venue_order_id: str | None = None) -> Order:
-    engine.mark_sent(order.pk)
+    mark_sent(order.pk)
     engine.process(
         order.pk,
         [ExecutionReport(kind=ReportKind.ACK, venue_order_id=venue_order_id or f"v{order.pk}")],

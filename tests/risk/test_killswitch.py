@@ -11,6 +11,7 @@ from orders import engine
 from orders.models import Order, OrderEvent
 from orders.reports import ExecutionReport, ReportKind
 from risk import killswitch, services
+from tests.marking import mark_sent
 from venues.base import Capabilities, VenueOrder, VenueOrderStatus
 
 pytestmark = pytest.mark.django_db
@@ -84,7 +85,7 @@ def working(submit, venue: FakeVenue, n: int, *, at_venue: bool = True, **kw) ->
     for i in range(n):
         order, reasons = submit(price=D(f"{50000 + len(venue.open) + i}.00"), **kw)
         assert reasons == []
-        engine.mark_sent(order.pk)
+        mark_sent(order.pk)
         if at_venue:
             vid = f"v{order.pk}"
             engine.process(order.pk, [ExecutionReport(kind=ReportKind.ACK, venue_order_id=vid)])
