@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from orders.domain import lifecycle as lc
+
 DRILL_ACCOUNT = "DRILL"
 DRILL_VENUE = "sim-drill"
 DRILL_ORDERS = 500
@@ -40,7 +42,7 @@ DRILL_BOOKS = {
     "BTC/USDT": ("0.001", Decimal("54000.00"), Decimal("0.01")),
     "ETH/USDT": ("0.01", Decimal("2700.00"), Decimal("0.01")),
 }
-LIVE = "PENDING_NEW,SUBMITTED,ACCEPTED,PARTIALLY_FILLED,PENDING_CANCEL,PENDING_REPLACE"
+LIVE = ",".join(lc.values(lc.OPEN_STATUSES))  # the API's status filter
 
 
 # --- pure evaluation -------------------------------------------------------------------

@@ -208,13 +208,13 @@ class Bench:
         }
 
     def _wait_acked(self, ids: list[int], timeout: float) -> int:
+        from orders.domain.lifecycle import OrderStatus
         from orders.models import Order
 
+        unanswered = [OrderStatus.PENDING_NEW.value, OrderStatus.SUBMITTED.value]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            pending = Order.objects.filter(
-                pk__in=ids, status__in=["PENDING_NEW", "SUBMITTED"]
-            ).count()
+            pending = Order.objects.filter(pk__in=ids, status__in=unanswered).count()
             if pending == 0:
                 return 0
             time.sleep(PACE)
@@ -223,13 +223,12 @@ class Bench:
     def _cancel_all(self) -> None:
         api = self.stack.api()
         api.post("/api/v1/orders/cancel-all/", {})
+        from orders.domain import lifecycle as lc
         from orders.models import Order
 
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if not Order.objects.filter(
-                status__in=["PENDING_NEW", "SUBMITTED", "ACCEPTED", "PENDING_CANCEL"]
-            ).exists():
+            if not Order.objects.filter(status__in=lc.values(lc.OPEN_STATUSES)).exists():
                 return
             time.sleep(0.2)
 
