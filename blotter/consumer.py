@@ -54,17 +54,26 @@ def _redis() -> Any:
     return client()
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
 def _origin_allowed(scope: dict[str, Any]) -> bool:
     """A browser's session cookie rides along on any site's WebSocket: only our own
-    pages may use it (token clients are not affected)."""
-    origin = dict(scope.get("headers") or []).get(b"origin")
+    pages may use it (token clients are not affected). Same origin: the Origin's host
+    and port are the ones the browser connected to (the Host header), and the host is
+    one we serve; another port on the same host is another origin."""
+    headers = dict(scope.get("headers") or [])
+    origin = headers.get(b"origin")
     if origin is None:
         return True  # not a browser
     from urllib.parse import urlsplit
 
-    host = urlsplit(origin.decode("latin1")).netloc
-    domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+    parts = urlsplit(origin.decode("latin1"))
+    domain, port = split_domain_port(parts.netloc.lower())
+    host, host_port = split_domain_port(headers.get(b"host", b"").decode("latin1").lower())
+    default = _DEFAULT_PORTS.get(parts.scheme, "")
+    same = (domain, port or default) == (host, host_port or default)
+    return bool(domain) and same and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 class BlotterConsumer(AsyncJsonWebsocketConsumer):

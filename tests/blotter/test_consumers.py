@@ -209,6 +209,13 @@ def test_session_from_own_origin_then_snapshot(ws_open, web_server):
     assert until(ws, "snapshot")["user"]["username"] == "trader"
 
 
+def test_session_from_own_host_on_another_port_then_4403(ws_open, web_server):
+    host, port = web_server.rsplit(":", 1)
+    ws = ws_open(headers={"Cookie": _session_cookie("trader")}, origin=f"{host}:{int(port) + 1}")
+    assert json.loads(ws.recv(timeout=5))["code"] == "forbidden_origin"
+    assert close_code(ws) == 4403
+
+
 def test_session_from_foreign_origin_then_4403(ws_open):
     ws = ws_open(headers={"Cookie": _session_cookie("trader")}, origin="http://evil.example")
     assert json.loads(ws.recv(timeout=5))["code"] == "forbidden_origin"
