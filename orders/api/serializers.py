@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -11,7 +12,10 @@ from omsweb.serializers import StrictSerializer
 from orders.models import Order, OrderType, Side, TimeInForce
 from orders.shapes import dec, event_to_dict, fill_to_dict, order_to_dict, position_to_dict
 
-CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,32}$"
+CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,32}\Z"  # \Z: no trailing newline
+# A decimal as people write it in ASCII: no spaces, signs, underscores, other digits or
+# huge exponents (the exponent is bounded before Decimal sees it).
+DECIMAL_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?", re.ASCII)
 MAX_DIGITS = 30
 MAX_PLACES = 12
 
@@ -29,9 +33,11 @@ class PositiveDecimalField(serializers.Field):
     def to_internal_value(self, data: Any) -> Decimal:
         if isinstance(data, bool) or not isinstance(data, str | int | float):
             self.fail("invalid")
-        text = str(data).strip()
+        text = str(data)
         if len(text) > 64:
             self.fail("digits")
+        if not DECIMAL_PATTERN.fullmatch(text):
+            self.fail("invalid")
         try:
             value = Decimal(text)
         except (InvalidOperation, ValueError):
@@ -55,6 +61,7 @@ class OrderCreateSerializer(StrictSerializer):
     client_order_id = serializers.RegexField(
         CLIENT_ORDER_ID_PATTERN,
         required=False,
+        trim_whitespace=False,  # "abc\n" is refused, not stored as "abc"
         error_messages={
             "invalid": "1-32 characters from A-Z a-z 0-9 . _ : -",
         },

@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from omsweb import strict_input
 from orders import engine
 from orders.access import visible_accounts
 from orders.api import serializers as s
@@ -152,13 +153,12 @@ class FillViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
             ("account", "account__code"),
             ("symbol", "instrument__symbol"),
             ("venue", "venue__name"),
-            ("order", "order_id"),
         ):
             if params.get(param):
-                values = params[param].split(",")
-                if param == "order":
-                    values = [x for x in values if x.isdigit()]
-                qs = qs.filter(**{f"{field}__in": values})
+                qs = qs.filter(**{f"{field}__in": params[param].split(",")})
+        order_ids = strict_input.ids(params, "order")
+        if order_ids is not None:
+            qs = qs.filter(order_id__in=order_ids)
         return qs.order_by("-id")
 
 
