@@ -220,6 +220,13 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Order Management System for algorithmic trading",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # the schema and its docs page list every endpoint: only for logged-in users (token or
+    # session), unless OMS_DEBUG is on
+    "SERVE_PERMISSIONS": (
+        ["rest_framework.permissions.AllowAny"]
+        if DEBUG
+        else ["rest_framework.permissions.IsAuthenticated"]
+    ),
 }
 
 # --- Celery (omsweb/celery.py reads these with namespace CELERY) -----------------------

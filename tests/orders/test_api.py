@@ -261,6 +261,14 @@ def test_schema_and_docs_served(api):
     assert client.get("/api/docs/").status_code == 200
 
 
+def test_schema_and_docs_without_login_then_401(api):
+    client = api(None)
+    for path in ("/api/schema/", "/api/docs/"):
+        r = client.get(path)
+        assert r.status_code in (401, 403), (path, r.status_code)
+        assert "/api/v1/orders/" not in r.text
+
+
 def test_fills_and_positions_list_empty(api):
     client = api("trader")
     assert client.get("/api/v1/fills/").json()["results"] == []
