@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 # mark, and the venue accepts timestamps up to 1 s behind its own clock: 5 + 2 + 1 s.
 RESEND_MIN_AGE_S = RECV_WINDOW_MS / 1000 + GUARD_MAX_WAIT_S + 1.0
 
+# ... and never once the order is this old (from its creation): after a long outage an
+# order the venue never received is rejected as stale, not sent into a market that has
+# moved on since the trader asked for it.
+RESEND_MAX_AGE_S = 120.0
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -304,6 +309,15 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
             )
             return Outcome(done=True, detail="not found at venue: closed")
         if not_found == "resend" and order.status == OrderStatus.SUBMITTED.value:
+            age = (engine.clock() - order.created_at).total_seconds()
+            if age > RESEND_MAX_AGE_S:
+                reason = (
+                    f"STALE: never reached {order.venue.name if order.venue else 'the venue'}"
+                    f"; not sent again {age:.0f}s after it was placed "
+                    f"(max {RESEND_MAX_AGE_S:.0f}s)"
+                )
+                apply_reports(order_id, [_reject("recon", reason)])
+                return Outcome(done=True, detail=reason)
             claimed = engine.mark_resend(order_id, min_age_s=RESEND_MIN_AGE_S)
             if claimed is None:
                 age = (engine.clock() - order.updated_at).total_seconds()

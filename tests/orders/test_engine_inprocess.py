@@ -299,6 +299,30 @@ def test_submit_in_doubt_when_venue_never_got_it_then_resent_once_clock_passes_m
     assert harness.tasks_queued() == []
 
 
+def test_submit_in_doubt_when_venue_never_got_it_and_order_too_old_then_rejected_stale(
+    harness,
+):
+    # Arrange: the request was lost, and the resend comes after a long outage
+    harness.venue.on_submit(in_doubt())
+    order = harness.submit()
+    harness.run_queued()
+    while harness.tasks_queued() == ["oms.recon.resolve_order"]:
+        harness.run_queued()
+    assert harness.tasks_queued() == ["oms.orders.resend"]
+    created = harness.reload(order).created_at
+    harness.clock.set(created + timedelta(seconds=venue_calls.RESEND_MAX_AGE_S + 1))
+    # Act
+    (outcome,) = harness.run_queued()
+    # Assert: rejected with the reason, never sent a second time
+    order = harness.reload(order)
+    assert outcome.done
+    assert order.status == "REJECTED"
+    assert order.reason.startswith("STALE: never reached sim-a")
+    assert kinds(order) == [*SUBMITTED, "OrderRejected"]
+    assert len(harness.venue.calls("submit_order")) == 1
+    assert harness.tasks_queued() == []
+
+
 # --- duplicates ----------------------------------------------------------------------
 
 
