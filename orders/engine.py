@@ -590,12 +590,19 @@ def adopt(
 
 
 def find_order(
-    *, venue_id: int, venue_order_id: str | None = None, client_order_id: str | None = None
+    *,
+    venue_id: int,
+    symbol: str,
+    venue_order_id: str | None = None,
+    client_order_id: str | None = None,
 ) -> Order | None:
-    """The OMS order a venue report is about, by venue order id or client order id."""
+    """The OMS order a venue report is about, by venue order id (unique per venue and
+    symbol) or client order id."""
     if venue_order_id:
         ref = (
-            VenueOrderRef.objects.filter(venue_id=venue_id, venue_order_id=venue_order_id)
+            VenueOrderRef.objects.filter(
+                venue_id=venue_id, instrument__symbol=symbol, venue_order_id=venue_order_id
+            )
             .values_list("order_id", flat=True)
             .first()
         )

@@ -185,7 +185,10 @@ class Fill(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["venue", "venue_trade_id"], name="fill_unique_trade")
+            # venues such as Binance number trades per symbol
+            models.UniqueConstraint(
+                fields=["venue", "instrument", "venue_trade_id"], name="fill_unique_trade"
+            )
         ]
 
     def __str__(self) -> str:
@@ -226,13 +229,17 @@ class VenueOrderRef(models.Model):
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="venue_refs")
     venue = models.ForeignKey("venues.Venue", on_delete=models.PROTECT, related_name="+")
+    # the order's instrument: venues such as Binance number orders per symbol
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="+")
     venue_order_id = models.CharField(max_length=64)
     venue_client_order_id = models.CharField(max_length=40)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["venue", "venue_order_id"], name="venue_order_ref")
+            models.UniqueConstraint(
+                fields=["venue", "instrument", "venue_order_id"], name="venue_order_ref"
+            )
         ]
 
     def __str__(self) -> str:

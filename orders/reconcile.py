@@ -62,10 +62,11 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
     try:
         adapter = venue_calls.adapter_for(venue)
         symbols = list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
-        open_at_venue: dict[str, VenueOrder] = {}
+        # by (symbol, venue order id): venues such as Binance number orders per symbol
+        open_at_venue: dict[tuple[str, str], VenueOrder] = {}
         for symbol in symbols:
             for order in adapter.fetch_open_orders(symbol):
-                open_at_venue[order.venue_order_id] = order
+                open_at_venue[(symbol, order.venue_order_id)] = order
         found["open_at_venue"] = len(open_at_venue)
 
         for symbol in symbols:
@@ -74,10 +75,10 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
         cutoff = engine.clock() - IN_FLIGHT_GRACE
         working = Order.objects.filter(
             venue=venue, status__in=[s.value for s in WORKING_STATUSES]
-        ).values_list("pk", "venue_order_id", "status", "updated_at")
-        for pk, venue_order_id, status, updated_at in working:
+        ).values_list("pk", "instrument__symbol", "venue_order_id", "status", "updated_at")
+        for pk, symbol, venue_order_id, status, updated_at in working:
             found["working_in_oms"] += 1
-            if venue_order_id and venue_order_id in open_at_venue:
+            if venue_order_id and (symbol, venue_order_id) in open_at_venue:
                 continue
             if updated_at > cutoff:
                 continue  # in flight: its own task is settling it
@@ -118,7 +119,9 @@ def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> 
     for trade in adapter.fetch_trades(symbol=symbol, since_ms=since, limit=1000):
         if trade.timestamp is not None:
             newest = max(newest, int(trade.timestamp.timestamp() * 1000))
-        order = engine.find_order(venue_id=venue.pk, venue_order_id=trade.venue_order_id)
+        order = engine.find_order(
+            venue_id=venue.pk, symbol=symbol, venue_order_id=trade.venue_order_id
+        )
         if order is None:
             continue
         (result,) = engine.process(order.pk, [fill_report(trade, source="recon")])
@@ -127,18 +130,18 @@ def _apply_missed_fills(venue: Venue, adapter: Any, symbol: str, redis: Any) -> 
     return applied
 
 
-def _surface_unknown(venue: Venue, open_at_venue: dict[str, VenueOrder]) -> list[str]:
+def _surface_unknown(venue: Venue, open_at_venue: dict[tuple[str, str], VenueOrder]) -> list[str]:
     unknown = []
     working = {s.value for s in WORKING_STATUSES}
-    for venue_order_id, order in open_at_venue.items():
-        known = engine.find_order(
-            venue_id=venue.pk, venue_order_id=venue_order_id, client_order_id=None
-        )
+    for (symbol, venue_order_id), order in open_at_venue.items():
+        known = engine.find_order(venue_id=venue.pk, symbol=symbol, venue_order_id=venue_order_id)
         if known is None and order.client_order_id:
             # Matched by client order id only (not yet acknowledged, or an amend's
             # replacement): ours while the OMS order is working. An OMS order that is
             # closed cannot own a live venue order: surface it (an orphan) to an operator.
-            by_id = engine.find_order(venue_id=venue.pk, client_order_id=order.client_order_id)
+            by_id = engine.find_order(
+                venue_id=venue.pk, symbol=symbol, client_order_id=order.client_order_id
+            )
             known = by_id if by_id is not None and by_id.status in working else None
         if known:
             continue
@@ -158,7 +161,7 @@ def _surface_unknown(venue: Venue, open_at_venue: dict[str, VenueOrder]) -> list
             },
         )
     UnknownVenueOrder.objects.filter(venue=venue, state=UnknownVenueOrder.State.OPEN).exclude(
-        venue_order_id__in=list(open_at_venue)
+        venue_order_id__in=[venue_order_id for _, venue_order_id in open_at_venue]
     ).update(state=UnknownVenueOrder.State.GONE)
     return unknown
 

@@ -44,7 +44,7 @@ class Follower:
     name: str
     adapter: VenueAdapter
     redis: Any
-    seen_trades: set[str] = field(default_factory=set)
+    seen_trades: set[tuple[str, str]] = field(default_factory=set)  # (symbol, trade id)
     next_book: float = 0.0
     next_open: float = 0.0
     backoff_until: float = 0.0
@@ -97,14 +97,16 @@ class Follower:
         for trade in trades:
             ts = int(trade.timestamp.timestamp() * 1000) if trade.timestamp else newest
             newest = max(newest, ts)
-            if trade.trade_id in self.seen_trades:
+            if (symbol, trade.trade_id) in self.seen_trades:
                 continue
-            order = find_order(venue_id=self.venue_id, venue_order_id=trade.venue_order_id)
+            order = find_order(
+                venue_id=self.venue_id, symbol=symbol, venue_order_id=trade.venue_order_id
+            )
             if order is None:
                 continue  # not ours (or placed behind our back: reconciliation surfaces it)
             report = fill_report(trade, source="stream")
             app.send_task("oms.reports.apply", args=(order.pk, report.to_payload()))
-            self.seen_trades.add(trade.trade_id)
+            self.seen_trades.add((symbol, trade.trade_id))
         if len(self.seen_trades) > 50_000:
             self.seen_trades.clear()  # the service dedupes anyway
         self.redis.set(key, newest)

@@ -147,13 +147,17 @@ class OrderWrite:
         self._refs[venue_order_id] = VenueOrderRef(
             order=self.order,
             venue_id=self._venue_id,
+            instrument_id=self.order.instrument_id,
             venue_order_id=venue_order_id,
             venue_client_order_id=venue_client_order_id,
         )
 
     def fill_known(self, trade_id: str) -> bool:
-        """Whether this venue trade is already booked (fills are unique per venue)."""
-        return Fill.objects.filter(venue_id=self._venue_id, venue_trade_id=trade_id).exists()
+        """Whether this venue trade is already booked (fills are unique per venue and
+        symbol)."""
+        return Fill.objects.filter(
+            venue_id=self._venue_id, instrument_id=self.order.instrument_id, venue_trade_id=trade_id
+        ).exists()
 
     @property
     def _venue_id(self) -> int:

@@ -60,13 +60,9 @@ def _apply(order_id: int, report: ExecutionReport) -> engine.ApplyResult:
 
 
 def _fill(trade_id: str, qty: str, price: str, **kw) -> ExecutionReport:
+    kw.setdefault("venue_order_id", "v1")
     return ExecutionReport(
-        kind=ReportKind.FILL,
-        trade_id=trade_id,
-        quantity=D(qty),
-        price=D(price),
-        venue_order_id="v1",
-        **kw,
+        kind=ReportKind.FILL, trade_id=trade_id, quantity=D(qty), price=D(price), **kw
     )
 
 
@@ -75,8 +71,36 @@ def test_ack_then_accepted_and_venue_id_linked(ref, django_capture_on_commit_cal
     _apply(order.pk, ExecutionReport(kind=ReportKind.ACK, venue_order_id="v1"))
     order.refresh_from_db()
     assert order.status == "ACCEPTED" and order.venue_order_id == "v1"
-    found = engine.find_order(venue_id=ref["venue"].pk, venue_order_id="v1")
+    found = engine.find_order(venue_id=ref["venue"].pk, symbol="BTC/USDT", venue_order_id="v1")
     assert found is not None and found.pk == order.pk
+
+
+def test_same_venue_ids_on_two_symbols_then_each_order_found_and_filled(
+    ref, django_capture_on_commit_callbacks
+):
+    """Venues such as Binance number orders and trades per symbol: the same ids on
+    another symbol of the same venue are another order and another trade."""
+    # Arrange
+    btc = _submitted(ref, django_capture_on_commit_callbacks)
+    eth = _submitted(
+        ref,
+        django_capture_on_commit_callbacks,
+        symbol="ETH/USDT",
+        quantity=D("1"),
+        price=D("3000.00"),
+    )
+    for order in (btc, eth):
+        _apply(order.pk, ExecutionReport(kind=ReportKind.ACK, venue_order_id="7"))
+    # Act
+    results = [
+        _apply(o.pk, _fill("42", "0.5", str(o.price), venue_order_id="7")) for o in (btc, eth)
+    ]
+    # Assert
+    assert [r.applied for r in results] == [True, True]
+    venue_id = ref["venue"].pk
+    assert engine.find_order(venue_id=venue_id, symbol="BTC/USDT", venue_order_id="7").pk == btc.pk
+    assert engine.find_order(venue_id=venue_id, symbol="ETH/USDT", venue_order_id="7").pk == eth.pk
+    assert Fill.objects.filter(venue_trade_id="42").count() == 2
 
 
 def test_partial_then_full_fill_then_filled_with_vwap_and_position(
