@@ -43,7 +43,6 @@ def _prepare_env() -> Path:
 
     home = _home()
     os.environ["OMS_HOME"] = str(home)
-    embedded.make_private(home)
     embedded.ensure_environment(home)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
     _simex_credentials(home)
@@ -303,9 +302,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    # Everything the OMS and the services it starts write (database, Redis files,
-    # credentials, logs) is readable by its owner only.
-    os.umask(0o077)
     args, rest = build_parser().parse_known_args(argv)
     if args.command != "kill" and rest:
         build_parser().parse_args(argv)  # the usual error for unknown arguments

@@ -140,23 +140,6 @@ def ensure_services(home: Path, *, database: bool = True, redis: bool = True) ->
     )
 
 
-def make_private(home: Path) -> None:
-    """``home`` and everything under it readable and writable by its owner only (0700
-    folders, no group or other bits on files): it holds the database, the Redis files,
-    credentials and the secret key. Files written later stay private under ``oms``'s
-    umask (omsweb/cli.py)."""
-    home.mkdir(parents=True, exist_ok=True)
-    home.chmod(0o700)
-    for root, dirs, files in os.walk(home):
-        for name in dirs + files:
-            path = Path(root, name)
-            if path.is_symlink():
-                continue
-            mode = path.stat().st_mode & 0o777
-            if mode & 0o077:
-                path.chmod(mode & 0o700)
-
-
 def ensure_environment(home: Path) -> None:
     """Fill DATABASE_URL / REDIS_URL from embedded services where they are unset."""
     need_db = not os.environ.get("DATABASE_URL")
