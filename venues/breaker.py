@@ -45,15 +45,6 @@ redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', now + tonumber(
 return {1, 'half_open'}
 """
 
-# KEYS[1] breaker hash. A probe let through but withdrawn before it was sent: free the
-# slot now rather than when the probe times out.
-_RELEASE = """
-if redis.call('HGET', KEYS[1], 'state') == 'half_open' then
-  redis.call('HSET', KEYS[1], 'probe_until', 0)
-end
-return 1
-"""
-
 # The window's counts, rolled over: a window that ended less than a window ago becomes
 # the previous one, weighted down as the current one fills (a sliding estimate, so a
 # fresh window's first calls are not judged alone). Shared by _FAILURE and _SUCCESS.
@@ -146,7 +137,6 @@ class CircuitBreaker:
         self._allow = redis.register_script(_ALLOW)
         self._failure = redis.register_script(_FAILURE)
         self._success = redis.register_script(_SUCCESS)
-        self._release = redis.register_script(_RELEASE)
 
     @staticmethod
     def _now() -> int:
