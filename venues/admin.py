@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from venues.changes import record_change, settings_of
+from venues.changes import record_change, record_delete, settings_of
 from venues.models import Venue
 
 
@@ -72,6 +72,17 @@ class VenueAdmin(admin.ModelAdmin):
         with transaction.atomic():
             super().save_model(request, obj, form, change)
             record_change(before, obj, actor=request.user.get_username(), via="admin")
+
+    def delete_model(self, request: HttpRequest, obj: Venue) -> None:
+        with transaction.atomic():
+            record_delete(obj, actor=request.user.get_username(), via="admin")
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
+        with transaction.atomic():
+            for venue in queryset:
+                record_delete(venue, actor=request.user.get_username(), via="admin")
+            super().delete_queryset(request, queryset)
 
     def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Venue], enabled: bool) -> int:
         count = 0

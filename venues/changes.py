@@ -42,3 +42,13 @@ def record_change(before: dict[str, Any], venue: Venue, *, actor: str, via: str)
             actor,
             {"venue": venue.name, "id": venue.pk, "via": via, "changes": changes},
         )
+
+
+def record_delete(venue: Venue, *, actor: str, via: str) -> None:
+    """Append a venue's removal, with the settings it had."""
+    audit.record(
+        STREAM,
+        "venue.delete",
+        actor,
+        {"venue": venue.name, "id": venue.pk, "via": via, "settings": settings_of(venue)},
+    )

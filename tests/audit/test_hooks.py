@@ -124,3 +124,24 @@ def test_adopting_an_unknown_venue_order_is_audited(ref, admin_user):
     assert (record.action, record.actor) == ("recon.unknown_adopt", "boss")
     assert record.payload["order"] == order.pk and record.payload["venue_order_id"] == "x-1"
     assert verify() == []
+
+
+def test_deleting_venues_in_the_admin_is_audited_with_their_settings(ref, client, admin_user):
+    from venues.models import Venue
+
+    client.force_login(admin_user)
+    spare = [
+        Venue.objects.create(name=f"spare-{n}", driver="ccxt", exchange_id="binance")
+        for n in range(2)
+    ]
+    r = client.post(
+        "/admin/venues/venue/",
+        {"action": "delete_selected", "_selected_action": [v.pk for v in spare], "post": "yes"},
+    )
+    assert r.status_code == 302 and not Venue.objects.filter(name__startswith="spare-").exists()
+    deleted = AuditRecord.objects.filter(stream="venues", action="venue.delete").order_by("seq")
+    assert [(d.actor, d.payload["venue"]) for d in deleted] == [
+        ("boss", "spare-0"),
+        ("boss", "spare-1"),
+    ]
+    assert deleted[0].payload["settings"]["exchange_id"] == "binance"
