@@ -320,3 +320,36 @@ def test_the_migration_chains_the_events_written_before_it(ref):
     assert len(chain.verify_events()) == len(orders)
     migration.chain_existing_events(apps, None)
     assert chain.verify_events() == []
+
+
+@pytest.mark.django_db(transaction=True)  # two connections, as two workers
+def test_a_mark_waiting_on_the_lock_chains_to_the_event_written_meanwhile(ref):
+    import threading
+
+    from django.db import connections
+
+    order = engine.execute(
+        SubmitOrder(account="DEMO", symbol="BTC/USDT", side="buy", type="limit",
+                    quantity=D("1"), price=D("100"), venue="sim-a")
+    ).order  # fmt: skip
+    marked: list = []
+
+    def mark() -> None:
+        try:
+            marked.append(writer.mark_submitted(order.pk, payload={"enqueued_at": 1.5}))
+        finally:
+            connections.close_all()
+
+    with writer.locked(order.pk) as w:
+        w.note("OperatorNote", source="admin", payload={"held": True})
+        w.flush()
+        other = threading.Thread(target=mark)
+        other.start()
+        other.join(timeout=0.5)
+        assert other.is_alive()  # waiting for this transaction's row lock
+    other.join(timeout=10)
+    assert marked and marked[0] is not None and marked[0].event_sequence == 3
+    note, sent = OrderEvent.objects.filter(order=order, sequence__in=(2, 3)).order_by("sequence")
+    assert (note.kind, sent.kind) == ("OperatorNote", "OrderSubmitted")
+    assert sent.prev_hash == note.hash
+    assert chain.verify_events() == []
