@@ -468,6 +468,7 @@ def trading_state_set(
                 "source": actor.source,
                 "detail": change.detail,
                 "change": change.pk,
+                "trading_state": row.pk,
             },
         )
         log.warning(

@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import audit
+from audit.chain import jsonable
+from audit.models import AuditRecord
+from audit.verify import Break
 from venues.models import Venue
 
 STREAM = "venues"
@@ -40,8 +43,9 @@ def record_change(before: dict[str, Any], venue: Venue, *, actor: str, via: str)
             STREAM,
             "venue.change" if before else "venue.create",
             actor,
-            {"venue": venue.name, "id": venue.pk, "via": via, "changes": changes},
-        )
+            {"venue": venue.name, "id": venue.pk, "via": via, "changes": changes,
+             "settings": after},
+        )  # fmt: skip
 
 
 def record_delete(venue: Venue, *, actor: str, via: str) -> None:
@@ -52,3 +56,41 @@ def record_delete(venue: Venue, *, actor: str, via: str) -> None:
         actor,
         {"venue": venue.name, "id": venue.pk, "via": via, "settings": settings_of(venue)},
     )
+
+
+def verify_current() -> tuple[list[Break], int]:
+    """Every venue row must be as its last audited change left it (a base URL changed by
+    SQL is not in the trail). The breaks, and how many venues were never audited
+    (created before the trail, or by the set-up)."""
+    last: dict[int, dict[str, Any] | None] = {}
+    records = AuditRecord.objects.filter(stream=STREAM).order_by("seq")
+    for action, payload in records.values_list("action", "payload").iterator():
+        if action == "venue.delete":
+            last[payload["id"]] = None
+        elif "settings" in payload:
+            last[payload["id"]] = payload["settings"]
+    breaks, unaudited = [], 0
+    for venue in Venue.objects.order_by("pk"):
+        if venue.pk not in last:
+            unaudited += 1
+            continue
+        want, have = last.pop(venue.pk), jsonable(settings_of(venue))
+        where = f"venue {venue.name} (id {venue.pk})"
+        if want is None:
+            breaks.append(
+                Break(f"audit:{STREAM}", where, "inserted: its last audited change deleted it")
+            )
+            continue
+        differ = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+        if differ:
+            breaks.append(
+                Break(f"audit:{STREAM}", where,
+                      f"altered outside the audit trail: {', '.join(differ)} not as last audited")
+            )  # fmt: skip
+    for venue_id, settings in last.items():
+        if settings is not None:
+            breaks.append(
+                Break(f"audit:{STREAM}", f"venue {settings.get('name')} (id {venue_id})",
+                      "removed outside the audit trail")
+            )  # fmt: skip
+    return breaks, unaudited

@@ -145,3 +145,44 @@ def test_deleting_venues_in_the_admin_is_audited_with_their_settings(ref, client
         ("boss", "spare-1"),
     ]
     assert deleted[0].payload["settings"]["exchange_id"] == "binance"
+
+
+# --- current rows against their last audited change -----------------------------------------
+
+
+def test_rows_changed_by_sql_differ_from_their_last_audited_change(ref, client, admin_user):
+    from django.db import connection
+
+    from risk import services
+    from risk.audited import verify_current as risk_rows
+    from risk.models import RiskLimit, TradingState
+    from venues.changes import verify_current as venue_rows
+
+    client.force_login(admin_user)
+    venue = ref["venue"]
+    r = client.patch(f"/api/v1/venues/{venue.pk}/", {"enabled": False},
+                     content_type="application/json")  # fmt: skip
+    assert r.status_code == 200
+    actor = services.operator("ops-3")
+    limit = services.limit_create(actor=actor, kind="max_order_quantity", value="5",
+                                  reason="desk", account=ref["account"])  # fmt: skip
+    state = services.trading_state_set(actor=actor, scope="account", state="HALTED",
+                                       reason="stop", account=ref["account"]).trading_state  # fmt: skip
+    assert venue_rows()[0] == [] and risk_rows()[0] == []
+    with connection.cursor() as cursor:  # behind the application's back
+        cursor.execute("UPDATE venues_venue SET base_url = 'http://evil.test/' WHERE id = %s",
+                       [venue.pk])  # fmt: skip
+        cursor.execute(f"UPDATE {RiskLimit._meta.db_table} SET value = 500 WHERE id = %s",
+                       [limit.pk])  # fmt: skip
+        cursor.execute(f"UPDATE {TradingState._meta.db_table} SET state = 'ACTIVE' WHERE id = %s",
+                       [state.pk])  # fmt: skip
+    (venue_break,), _ = venue_rows()
+    assert str(venue_break) == (
+        f"audit:venues venue sim-a (id {venue.pk}): altered outside the audit trail: "
+        "base_url not as last audited"
+    )
+    limit_break, state_break = risk_rows()[0]
+    assert limit_break.record == f"limit max_order_quantity (id {limit.pk})"
+    assert "value 500" in limit_break.problem
+    assert state_break.record == f"trading state account DEMO (id {state.pk})"
+    assert state_break.problem == "altered outside the audit trail: ACTIVE, last audited HALTED"
