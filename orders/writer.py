@@ -15,6 +15,10 @@ sends them in one statement (``flush``: an UPDATE of the order feeding the INSER
 its events and refs), guarded by the event sequence read under the lock: if that guard
 ever fails, something wrote the order without its lock, and that is a bug (raised).
 
+Each event is sealed into its order's hash chain as it is made (``orders/chain.py``:
+``prev_hash`` is the order's ``event_hash``, read with the lock; the mark hashes in its
+statement), so the audit trail costs the order path no query.
+
 The statements are built once per process from the models' metadata (a new column on
 Order or OrderEvent needs no edit here; ``tests/orders/test_writer.py`` proves it);
 values are prepared as ``save()`` prepares them and rows become instances as the ORM

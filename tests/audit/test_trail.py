@@ -92,6 +92,12 @@ def _checkpoint_now() -> dict:
 
 def test_an_untouched_trail_verifies_clean(ref):
     orders = [_order(ref, n) for n in range(3)]
+    from orders.domain.errors import OrderRiskDenied
+
+    with pytest.raises(OrderRiskDenied):  # created and denied in one transaction
+        engine.execute(SubmitOrder(account="DEMO", symbol="BTC/USDT", side="buy", type="limit",
+                                   quantity=D("1000000"), price=D("100"), venue="sim-a"))  # fmt: skip
+    assert OrderEvent.objects.filter(kind="OrderDenied").count() == 1
     _record()
     _checkpoint_now()
     assert chain.verify() == []
