@@ -286,7 +286,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
               "(created before the trail or by the set-up)")  # fmt: skip
     checked = f"; {len(exported)} exported head(s) checked" if args.heads else ""
     if breaks:
-        print(f"audit trail: {len(breaks)} stream(s) broken{checked}")
+        print(f"audit trail: {len(breaks)} break(s){checked}")
         return 1
     print(f"audit trail: every chain holds{checked}")
     return 0
