@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "omsweb",
+    "audit",
     "venues",
     "orders",
     "risk",
