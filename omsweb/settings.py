@@ -83,7 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "channels",
     "omsweb",
@@ -214,6 +214,10 @@ REST_FRAMEWORK = {
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
+
+# API tokens (omsweb/api_tokens.py): stored as hashes; they do not expire, users rotate or
+# revoke theirs; the prefix makes a leaked one easy to spot (and to redact from logs).
+REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "oms_", "AUTH_HEADER_PREFIX": "Token"}
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "OMS API",
