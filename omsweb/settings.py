@@ -12,7 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from omsweb import embedded
+from omsweb import embedded, logredact
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -267,3 +267,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": _env("OMS_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+logredact.install()  # no API token in any log line, whichever handler writes it
