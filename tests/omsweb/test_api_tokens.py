@@ -146,3 +146,22 @@ def test_clear_text_tokens_of_an_older_database_then_hashed_and_still_working(us
         cursor.execute("SELECT count(*) FROM knox_authtoken WHERE digest = %s", [legacy])
         assert cursor.fetchone() == (0,)
     assert _client(legacy).get(ORDERS).status_code == 200
+
+
+def test_demo_first_start_then_tokens_saved_once_and_kept_on_second_start(
+    transactional_db, tmp_path
+):
+    import json
+
+    from omsweb.demo import load_demo
+
+    assert load_demo(tmp_path) is True
+    path = tmp_path / "credentials.json"
+    saved = path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600
+    creds = json.loads(saved)
+    assert set(creds) == {"admin", "risk", "trader"}
+    for user in creds.values():
+        assert _client(user["token"]).get(ORDERS).status_code == 200
+    assert load_demo(tmp_path) is False
+    assert path.read_text() == saved
