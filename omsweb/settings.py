@@ -8,6 +8,7 @@ Every variable the OMS reads is listed in ``ENV_VARS`` (and in the README). With
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -82,6 +83,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "knox",
     "drf_spectacular",
@@ -103,7 +105,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login lock-out (omsweb/lockout.py): AXES_FAILURE_LIMIT wrong passwords in a row from
+# one address, for one user or for any, lock that out for AXES_COOLOFF_TIME after the
+# last attempt. The address is the connection's (REMOTE_ADDR): no forwarding header is
+# trusted (omsweb/cli.py starts uvicorn with --no-proxy-headers).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_LOCKOUT_CALLABLE = "omsweb.lockout.response"
+AXES_HTTP_RESPONSE_CODE = 429
 
 ROOT_URLCONF = "omsweb.urls"
 ASGI_APPLICATION = "omsweb.asgi.application"

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
@@ -63,7 +64,11 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data, context={"request": request._request})
         serializer.is_valid(raise_exception=True)
-        token = api_tokens.issue(user=serializer.validated_data["user"], source="api_login")
+        user = serializer.validated_data["user"]
+        # a login like the others: last_login, axes' access log and its clean-up of
+        # expired lock-outs
+        user_logged_in.send(sender=user.__class__, request=request._request, user=user)
+        token = api_tokens.issue(user=user, source="api_login")
         return Response({"token": token})
 
     @extend_schema(responses={204: None})
