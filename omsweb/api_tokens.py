@@ -36,11 +36,15 @@ def issue(*, user: Any, source: str) -> str:
 
 
 @transaction.atomic
-def rotate(*, token: AuthToken, actor: str) -> str:
-    """Replace ``token`` by a new one for the same user: the old one stops working."""
+def rotate(*, token: AuthToken, actor: str) -> str | None:
+    """Replace ``token`` by a new one for the same user: the old one stops working.
+    None when ``token`` is gone already (rotated or revoked by a concurrent request: its
+    delete waits for that one's row lock, then finds nothing)."""
+    deleted, _ = AuthToken.objects.filter(digest=token.digest).delete()
+    if not deleted:
+        return None
     user = token.user
     new_instance, new_token = AuthToken.objects.create(user=user, expiry=None)
-    AuthToken.objects.filter(digest=token.digest).delete()
     log.warning(
         "event=api_token_rotated user=%s key_id=%s new_key_id=%s actor=%s",
         user.get_username(),

@@ -16,7 +16,7 @@ from typing import Any
 from django.contrib.auth import authenticate
 from django.contrib.auth.signals import user_logged_in
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -86,4 +86,6 @@ class RotateTokenView(APIView):
     @extend_schema(request=None, responses=TokenSerializer)
     def post(self, request: Request) -> Response:
         new = api_tokens.rotate(token=request.auth, actor=request.user.get_username())
+        if new is None:
+            raise exceptions.AuthenticationFailed("Invalid token.")
         return Response({"token": new})

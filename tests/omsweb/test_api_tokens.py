@@ -165,3 +165,16 @@ def test_demo_first_start_then_tokens_saved_once_and_kept_on_second_start(
         assert _client(user["token"]).get(ORDERS).status_code == 200
     assert load_demo(tmp_path) is False
     assert path.read_text() == saved
+
+
+def test_rotate_twice_with_one_token_then_second_refused_and_one_token_left(users):
+    """Two concurrent rotations of one token: the second finds it gone, issues nothing."""
+    from knox.models import AuthToken
+
+    from omsweb import api_tokens
+    from omsweb.token_auth import find
+
+    token = find(users["trader"])
+    assert api_tokens.rotate(token=token, actor="trader") is not None
+    assert api_tokens.rotate(token=token, actor="trader") is None
+    assert AuthToken.objects.filter(user__username="trader").count() == 1
