@@ -178,3 +178,25 @@ def test_rotate_twice_with_one_token_then_second_refused_and_one_token_left(user
     assert api_tokens.rotate(token=token, actor="trader") is not None
     assert api_tokens.rotate(token=token, actor="trader") is None
     assert AuthToken.objects.filter(user__username="trader").count() == 1
+
+
+def test_admin_rotates_a_token_then_new_one_shown_once_and_old_refused(users):
+    import re
+
+    from django.contrib.auth.models import User
+    from knox.models import AuthToken
+
+    User.objects.filter(username="admin").update(is_staff=True)
+    client = Client()
+    client.force_login(User.objects.get(username="admin"))
+    row = AuthToken.objects.get(user__username="trader")
+    page = client.post(
+        "/admin/knox/authtoken/",
+        {"action": "rotate_selected", "_selected_action": [row.pk]},
+    )
+    assert page.status_code == 200 and "no-store" in page["Cache-Control"]
+    (new,) = re.findall(r"oms_[0-9a-f]{64}", page.content.decode())
+    assert _client(users["trader"]).get(ORDERS).status_code == 401
+    assert _client(new).get(ORDERS).status_code == 200
+    listing = client.get("/admin/knox/authtoken/").content.decode()
+    assert new not in listing
