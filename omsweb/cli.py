@@ -109,6 +109,7 @@ def web_argv(
         _python(), "-m", "uvicorn", "omsweb.asgi:application",
         "--host", host, "--port", str(port),
         "--no-access-log", "--lifespan", "off", "--timeout-graceful-shutdown", "5",
+        "--no-proxy-headers",  # the client address is the connection's (login lock-out)
     ]  # fmt: skip
     if workers > 1:
         # a supervisor process and ``workers`` children; SIGTERM to the supervisor

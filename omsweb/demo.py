@@ -12,9 +12,9 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from fixgw.models import FixSession
+from omsweb import api_tokens
 from omsweb.roles import ADMIN, RISK, TRADER
 from orders.models import Account, Instrument
 from venues.models import Venue
@@ -77,8 +77,8 @@ def load_demo(home: Path) -> bool:
             is_superuser=role == ADMIN,
         )
         user.groups.add(Group.objects.get(name=role))
-        token = Token.objects.create(user=user)
-        creds[username] = {"password": password, "token": token.key}
+        token = api_tokens.issue(user=user, source="demo")
+        creds[username] = {"password": password, "token": token}
     Account.objects.get(code="DEMO").members.add(User.objects.get(username="trader"))
     path = home / "credentials.json"
     path.write_text(json.dumps(creds, indent=2))

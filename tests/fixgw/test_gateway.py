@@ -20,14 +20,14 @@ pytestmark = pytest.mark.django_db  # the test database exists (rows: the fixtur
 @pytest.fixture(scope="module")
 def gateway(django_db_setup, django_db_blocker, tmp_path_factory):
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
     from fixgw.models import FixSession
+    from omsweb import api_tokens
 
     with django_db_blocker.unblock():
         fixer = User.objects.create_user(username="fixer", password="fixer-pw-123")
         other = User.objects.create_user(username="other", password="other-pw-123")
-        tokens = {u.username: Token.objects.create(user=u).key for u in (fixer, other)}
+        tokens = {u.username: api_tokens.issue(user=u, source="test") for u in (fixer, other)}
         FixSession.objects.create(sender_comp_id="FIXER", target_comp_id="OMS", user=fixer)
         FixSession.objects.create(
             sender_comp_id="OFF", target_comp_id="OMS", user=fixer, enabled=False
