@@ -193,7 +193,9 @@ def cmd_up(args: argparse.Namespace) -> int:
             print("\nstopping every process...", flush=True)
             procmgr.stop(home, supervisor.pid)
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = {
+        s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         code = supervisor.wait()
     finally:

@@ -30,6 +30,7 @@ Nothing here imports Django: the listener runs without it.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 import sys
 import time
@@ -98,7 +99,8 @@ serverurl=unix://{socket_path(home)}
 [eventlistener:{LISTENER}]
 command={py} -m omsweb.procmgr listen
 directory={directory}
-events=PROCESS_STATE
+events=PROCESS_STATE_EXITED,PROCESS_STATE_BACKOFF,PROCESS_STATE_FATAL
+buffer_size=1000
 environment=PROMETHEUS_MULTIPROC_DIR="{metrics_dir(home)}"
 autorestart=true
 stderr_logfile=/dev/stdout
@@ -166,7 +168,6 @@ def states(home: Path) -> dict[str, dict[str, Any]] | None:
 def stop(home: Path, pid: int, timeout: float = STOP_WAIT_SECS + 10) -> None:
     """Stop supervisord ``pid`` and everything it runs: SIGTERM makes it stop each
     program (SIGTERM, then SIGKILL to its group after ``stopwaitsecs``) and exit."""
-    import os
     import signal
 
     import psutil
