@@ -162,14 +162,12 @@ def _processes() -> Iterator[Any]:
 
     from omsweb import procmgr
 
-    states = procmgr.states(settings.OMS_HOME)
-    if states is None:
-        return  # not run by the process manager
     family = GaugeMetricFamily(
         "oms_process_running",
         "1 when the supervised process is RUNNING (0: starting, backoff, fatal...)",
         labels=["process"],
     )
-    for name, state in states.items():
+    # none when the processes are not run by the process manager
+    for name, state in (procmgr.states(settings.OMS_HOME) or {}).items():
         family.add_metric([name], 1 if state["state"] == "RUNNING" else 0)
     yield family

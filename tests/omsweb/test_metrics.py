@@ -77,3 +77,29 @@ def test_metrics_from_loopback_then_served_without_login(client):
     r = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     assert r.status_code == 200
     assert b"# TYPE oms_queue_depth gauge" in r.content
+
+
+def test_grafana_dashboard_uses_only_exported_metrics_and_the_lifecycle_open_statuses():
+    import json
+    import re
+
+    from omsweb import metrics
+    from omsweb.metrics_endpoint import StateCollector
+    from orders.domain.lifecycle import OPEN_STATUSES
+    from tests.conftest import ROOT
+
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    counted = {
+        m._name for m in vars(metrics).values() if hasattr(m, "_name") and hasattr(m, "_type")
+    }
+    at_scrape = {family.name for family in StateCollector().collect()}
+    used = {
+        re.sub(r"_(bucket|total|count|sum)$", "", name)
+        for expr in exprs
+        for name in re.findall(r"\boms_\w+", expr)
+    }
+    assert used - counted - at_scrape == set()
+    assert counted - used == set()  # every counted series is on the dashboard
+    (open_,) = [m for e in exprs for m in re.findall(r'status=~"([A-Z_|]+)"', e)]
+    assert set(open_.split("|")) == {s.value for s in OPEN_STATUSES}
