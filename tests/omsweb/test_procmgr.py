@@ -119,3 +119,18 @@ def test_health_when_a_process_is_not_running_then_degraded_and_listed(supervise
     assert report["processes"]["sleeper"]["state"] == "RUNNING"
     assert report["processes"]["sleeper"]["uptime_s"] >= 0
     assert report["processes"]["crasher"]["state"] == "FATAL"
+
+
+def test_blotter_tick_when_supervised_then_lists_processes_else_none(supervised, settings):
+    from blotter.consumer import _tick
+
+    home, _ = supervised
+    procmgr.wait_running(home, ["sleeper"], timeout=30)
+    # Act
+    unsupervised = _tick([], [], [])["processes"]
+    settings.OMS_HOME = home
+    tick = _tick([], [], [])
+    # Assert
+    assert unsupervised is None
+    assert tick["processes"]["sleeper"]["state"] == "RUNNING"
+    assert set(tick["processes"]) == {"alerts", "crasher", "sleeper"}
