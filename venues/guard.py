@@ -184,8 +184,12 @@ class GuardedAdapter(VenueAdapter):
             raise
         except VenueInDoubt:
             self._error("in_doubt")
+            # read before counting (a round trip on failures only): a failed probe
+            # re-opens an open breaker, which is no new alert
+            before = _best_effort(self.breaker.state) or {}
             if _best_effort(self.breaker.record_failure) == "open":
-                self._breaker_opened("timeouts, 5xx or lost connections")
+                if before.get("state") == CLOSED:
+                    self._breaker_opened("timeouts, 5xx or lost connections")
                 _best_effort(_publish_status, self.venue_id, "circuit breaker open")
             _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
             raise

@@ -262,3 +262,19 @@ def test_in_doubt_answers_when_breaker_opens_then_alert_and_errors_counted(guard
     errors = "oms_venue_errors_total"
     assert _sample(errors, {"venue": g.name, "kind": "in_doubt"}) == 3
     assert _sample(errors, {"venue": g.name, "kind": "breaker_open"}) == 1
+
+
+def test_failed_probe_when_breaker_reopens_then_no_new_alert(guard, caplog):
+    g = guard(Scripted(*[VenueInDoubt("503")] * 4))
+    g.name = f"guard-{uuid.uuid4().hex[:6]}"
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        for _ in range(3):
+            with pytest.raises(VenueInDoubt):
+                g.submit_order(REQUEST)
+        g.breaker.redis.hset(g.breaker.key, "open_until", 0)  # the cool-down is over
+        with pytest.raises(VenueInDoubt):
+            g.submit_order(REQUEST)  # the probe fails: open again
+
+    assert g.inner.calls == 4 and g.breaker.state()["state"] == OPEN
+    opened = [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+    assert len(opened) == 1
