@@ -177,7 +177,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     config = procmgr.write_config(
         home, processes(host=host, port=port, sim=not args.no_sim), directory=Path.cwd()
     )
-    print(f"Processes: supervisorctl -c {config} status")
+    supervisorctl = Path(sys.executable).parent / "supervisorctl"
+    print(f"Processes: {supervisorctl} -c {config} status")
     print("Ctrl-C stops everything.\n", flush=True)
 
     # supervisord in a session of its own: Ctrl-C reaches only this process, which then
