@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from omsweb import cli, procmgr
 from omsweb import stack as stack_mod
-from omsweb.stack import SIM_KEY, SIM_SECRET, Proc, Stack, free_port
+from omsweb.stack import SIM_KEY, SIM_SECRET, Proc, Stack, free_port, wait_http
 from tests.conftest import ROOT
 from tests.system.conftest import order_status, wait_for
 
@@ -52,6 +52,9 @@ def supervised(tmp_path_factory):
     )
     stack.procs["supervisord"] = supervisor  # for its log in failure messages
     try:
+        # on a loaded machine the web process alone can take longer than wait_healthy's
+        # 20 s to answer its first request
+        wait_http(stack.web + "/healthz", timeout=120)
         stack.wait_healthy(timeout=120)
         yield stack, supervisor, home
     finally:
