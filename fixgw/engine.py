@@ -95,15 +95,18 @@ def send(message: fix.Message, key: SessionKey) -> bool:
     return bool(fix.Session.sendToTarget(message, _session_id(key)))
 
 
-def serve(acceptor: Acceptor, *, ready: Iterable[str] = ("ready",)) -> None:
-    """Run ``acceptor`` until SIGTERM or SIGINT; print ``ready`` lines once it listens."""
+def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> None:
+    """Run ``acceptor`` (None: nothing, idle) until SIGTERM or SIGINT; print ``ready``
+    lines once it listens."""
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    acceptor.start()
+    if acceptor is not None:
+        acceptor.start()
     for line in ready:
         print(line, flush=True)
     try:
         stop.wait()
     finally:
-        acceptor.stop()
+        if acceptor is not None:
+            acceptor.stop()

@@ -89,7 +89,11 @@ def sessions() -> tuple[SessionKey, ...]:
 def main(*, host: str, port: int, home: Path) -> None:
     keys = sessions()
     if not keys:
-        raise SystemExit("no FIX sessions: add one in the admin (FIX gateway > Fix sessions)")
+        # idle rather than exit: the process manager would restart an exiting gateway
+        # until it gave up, and mark the whole OMS degraded for a gateway nobody uses
+        print("no FIX sessions: add one in the admin (FIX gateway > Fix sessions), then restart")
+        serve(None)
+        return
     config = AcceptorConfig(
         port=port, host=host, store_dir=home / "fix" / "store", log_dir=home / "fix" / "log",
         sessions=keys,
