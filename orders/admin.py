@@ -50,8 +50,9 @@ def status_badge(status: str):  # noqa: ANN201 - SafeString
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "created_at")
-    search_fields = ("code", "name")
+    list_display = ("code", "name", "stp_group", "created_at")
+    list_filter = ("stp_group",)
+    search_fields = ("code", "name", "stp_group")
     filter_horizontal = ("members",)
 
 
