@@ -86,11 +86,22 @@ class ReconStack:
         return "ACTIVE"
 
 
+def _logdir() -> Path:
+    """The stack's logs under .oms/recon-stack/, the last 3 runs kept."""
+    import shutil
+
+    base = ROOT / ".oms" / "recon-stack"
+    base.mkdir(parents=True, exist_ok=True)
+    for old in sorted(base.iterdir(), key=lambda p: p.stat().st_mtime)[:-2]:
+        shutil.rmtree(old, ignore_errors=True)
+    logdir = base / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
+    logdir.mkdir()
+    return logdir
+
+
 @pytest.fixture(scope="module")
 def rs():
-    base_dir = ROOT / ".oms" / "recon-stack"
-    logdir = base_dir / time.strftime(f"%Y%m%d-%H%M%S-{os.getpid()}")
-    logdir.mkdir(parents=True)
+    logdir = _logdir()
     redis_server = RedisServer(logdir / "redis")
     redis_server.start()
     base = {**os.environ, "REDIS_URL": redis_server.url(0)}
@@ -103,7 +114,11 @@ def rs():
             [sys.executable, "-m", "tests.system.fault_setup", "recon-admin"],
             env=env, cwd=ROOT, check=True, capture_output=True, text=True,
         ).stdout.split()[-1]  # fmt: skip
-        running = stack_mod.launch(env, logdir, token=token, sim_port=sim_port)
+        # on a loaded machine (the CI box runs other stacks) the workers can take more
+        # than the default minute to report to the health check
+        running = stack_mod.launch(
+            env, logdir, token=token, sim_port=sim_port, healthy_timeout=180.0
+        )
     except Exception:
         redis_server.stop()
         raise
@@ -170,11 +185,13 @@ def test_venue_forgets_many_orders_then_alert_reducing_and_close_only_on_confirm
     for order in orders:
         _accepted(rs, order["id"])
     ids = sorted(o["id"] for o in orders)
+    # every order past the in-flight grace before the venue forgets them, so that any
+    # run (the beat's too) sees all six missing at once, not the older ones first
+    time.sleep(5.5)
     # Act: the simulated exchange restarts and forgets every order
     rs.stack.restart("sim-a")
-    rs.stack.wait_healthy()
+    rs.stack.wait_healthy(120.0)
     assert not book_orders(rs)
-    time.sleep(5.5)  # past the in-flight grace
     rs.reconcile()
     alert = wait_for(
         lambda: next(iter(rs.findings(kind="MASS_MISSING", open="true")), None),
