@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import audit
 from orders import engine, venue_calls
 from orders.domain.errors import OrderStateConflict
 from orders.domain.lifecycle import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 LOOKBACK_MS = 24 * 3600 * 1000
 OVERLAP_MS = 60_000
 TRADES_LIMIT = 1000
+OPERATOR_STREAM = "operator"  # operators' decisions, in the audit trail
 IN_FLIGHT_GRACE = timedelta(seconds=5)  # a just-sent order may not be listed yet
 FILL_GRACE_MS = 2_000  # a fill this fresh may not be in the venue's trade list yet
 Kind, Severity = ReconFinding.Kind, ReconFinding.Severity
@@ -162,8 +164,21 @@ def resolve_finding(*, finding_id: int, user: str, resolution: str = "") -> Reco
         finding.resolved_by = user
         finding.resolution = resolution.strip() or "resolved by an operator"
         finding.save(update_fields=["resolved_at", "resolved_by", "resolution", "last_seen"])
+        _audit_finding("recon.finding_resolve", user, finding)
     log.info("recon finding %s resolved by %s: %s", finding.pk, user, finding.resolution)
     return finding
+
+
+def _audit_finding(action: str, user: str, finding: ReconFinding) -> None:
+    """An operator's decision on a finding, in the audit trail (same transaction)."""
+    audit.record(
+        OPERATOR_STREAM,
+        action,
+        user,
+        {"finding": finding.pk, "venue": finding.venue.name, "kind": finding.kind,
+         "key": finding.key, "order": finding.order_id,
+         "orders": finding.detail.get("orders", [])},
+    )  # fmt: skip
 
 
 def open_findings_count() -> dict[tuple[str, str, str], int]:
@@ -517,6 +532,7 @@ def confirm_missing(*, finding_id: int, user: str) -> Confirmation:
         finding.resolved_at = timezone.now()  # claimed: a second confirmation conflicts
         finding.resolved_by = user
         finding.save(update_fields=["resolved_at", "resolved_by", "last_seen"])
+        _audit_finding("recon.mass_missing_confirm", user, finding)
     closed, settled, unsettled = [], [], []
     venue_name = finding.venue.name
     for pk in finding.detail.get("orders", []):
@@ -579,8 +595,22 @@ def unknown_cancel(*, unknown_id: int, user: str) -> UnknownVenueOrder:
     except VenueError as exc:
         raise OrderStateConflict(f"venue refused the cancel: {exc.reason}") from exc
     unknown.state, unknown.resolved_by = UnknownVenueOrder.State.CANCELED, user
-    unknown.save(update_fields=["state", "resolved_by", "last_seen"])
+    with transaction.atomic():
+        unknown.save(update_fields=["state", "resolved_by", "last_seen"])
+        _audit("recon.unknown_cancel", user, unknown)
     return unknown
+
+
+def _audit(action: str, user: Any, unknown: UnknownVenueOrder, **extra: Any) -> None:
+    """An operator's decision on an unknown venue order, in the audit trail."""
+    audit.record(
+        OPERATOR_STREAM,
+        action,
+        str(user),
+        {"unknown_venue_order": unknown.pk, "venue": unknown.venue.name,
+         "venue_order_id": unknown.venue_order_id, "client_order_id": unknown.client_order_id,
+         "symbol": unknown.symbol, **extra},
+    )  # fmt: skip
 
 
 def unknown_adopt(*, unknown_id: int, account: Any, user: Any) -> Order:
@@ -613,6 +643,7 @@ def unknown_adopt(*, unknown_id: int, account: Any, user: Any) -> Order:
         unknown.adopted_order = order
         unknown.resolved_by = str(user)
         unknown.save(update_fields=["state", "adopted_order", "resolved_by", "last_seen"])
+        _audit("recon.unknown_adopt", user, unknown, order=order.pk, account=str(account))
     _import_fills(order, unknown)
     return order
 

@@ -213,6 +213,10 @@ def test_reconcile_when_more_than_threshold_vanish_then_alert_reducing_and_nothi
         assert order.status == "CANCELED" and "closed on confirmation by ops" in order.reason
     alert.refresh_from_db()
     assert (alert.resolved_by, alert.detail["confirmation"]["by"]) == ("ops", "ops")
+    from audit.models import AuditRecord
+
+    record = AuditRecord.objects.get(action="recon.mass_missing_confirm")
+    assert (record.stream, record.actor) == ("operator", "ops")
     assert venue_state(harness) == "REDUCING"  # release is its own audited action
     with pytest.raises(OrderStateConflict):
         confirm_missing(finding_id=alert.pk, user="ops")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0003_per_symbol_venue_ids"),
+        ("orders", "0004_audit_chain"),
         ("venues", "0002_venue_rate_limits"),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("orders", "0004_recon_findings")]
+    dependencies = [("orders", "0005_recon_findings")]
 
     operations = [
         migrations.RemoveConstraint(model_name="unknownvenueorder", name="unknown_venue_order"),
