@@ -56,6 +56,7 @@ from orders.models import (
 from orders.reports import ExecutionReport, ReportKind, fill_report
 from venues.base import VenueError, VenueOrder, VenueTrade
 from venues.models import Venue
+from venues.registry import VenueConfigError
 
 log = logging.getLogger(__name__)
 
@@ -659,8 +660,8 @@ def _import_fills(order: Order, unknown: UnknownVenueOrder) -> int:
         trades = venue_calls.adapter_for(unknown.venue).fetch_trades(
             symbol=unknown.symbol, since_ms=since, limit=TRADES_LIMIT
         )
-    except VenueError as exc:
-        log.warning("adopted order %s: its earlier fills not read: %s", order.pk, exc.reason)
+    except (VenueError, VenueConfigError) as exc:
+        log.warning("adopted order %s: its earlier fills not read: %s", order.pk, exc)
         return 0
     mine = [t for t in trades if t.venue_order_id == unknown.venue_order_id]
     mine.sort(key=lambda t: t.timestamp or datetime.min.replace(tzinfo=UTC))
