@@ -226,6 +226,7 @@ def launch(
     token: str,
     sim_port: int,
     sim_args: tuple[str, ...] = ("--paused",),
+    healthy_timeout: float = 60.0,
 ) -> Stack:
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
@@ -248,7 +249,7 @@ def launch(
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
     try:
-        stack.wait_healthy()
+        stack.wait_healthy(healthy_timeout)
     except Exception:
         logs = stack.logs()
         stack.stop()

@@ -208,8 +208,11 @@ class Snapshot:
     open_orders: int = 0
     orders_last_second: int = 0
     duplicates_in_window: int = 0  # identical orders within the duplicate window
-    own_opposite_best: Decimal | None = None  # our best resting opposite price, same venue
+    # "ours" for self-trade prevention: the account's own resting orders and those of
+    # every account in its STP group (the accounts of one owner), same venue and symbol
+    own_opposite_best: Decimal | None = None  # our best resting opposite price
     own_opposite_market: bool = False  # one of ours on the other side is a market order
+    stp_group: str = ""  # the account's STP group ("" = the account alone)
     daily_pnl: Decimal = ZERO  # realized - fees + unrealized since the day began
     # derived once by ``build``
     notional: Decimal | None = None  # quantity * (price, else reference)
@@ -472,9 +475,10 @@ def check_self_trade(s: Snapshot) -> Reason | None:
     side = "buy" if s.side_sign > 0 else "sell"
     price = "market" if s.is_market else fmt(s.price)
     ours = "a market order" if best is None else f"price={fmt(best)}"
+    group = f" (STP group {s.stp_group})" if s.stp_group else ""
     return _reason(
         "SELF_TRADE",
-        f"{side} at {price} would cross our own resting order at {ours} on the same venue",
+        f"{side} at {price} would cross our own resting order at {ours} on the same venue{group}",
         None,
         best if best is not None else "market",
     )

@@ -13,7 +13,8 @@ Pre-trade (``check_new_order``, ``check_amend``) runs inside the order's transac
    trading states and restriction that apply (from the database, on every order: a
    change made anywhere applies to the very next order everywhere), the account's
    positions, its working orders summed per symbol and side, its recent orders (rate,
-   duplicates), and our resting orders on the other side at the same venue (self-trade);
+   duplicates), and the resting orders on the other side at the same venue of the
+   account or of any account in its self-trade prevention group (self-trade);
 4. read the marks of other symbols held or working, if any;
 5. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
 
@@ -314,6 +315,9 @@ SELECT 'X', min(o.price)::text, max(o.price)::text,
   FROM orders_order o
  WHERE o.venue_id = %(v)s AND o.instrument_id = %(i)s AND o.side = %(opp)s
    AND o.status = ANY(%(live)s) AND o.id <> %(o)s
+   AND (o.account_id = %(a)s OR o.account_id IN (
+        SELECT g.id FROM orders_account g JOIN orders_account me ON me.stp_group = g.stp_group
+         WHERE me.id = %(a)s AND me.stp_group <> ''))
 UNION ALL
 SELECT 'N', extract(epoch FROM %(now)s - o.created_at)::text,
        (o.instrument_id = %(i)s AND o.side = %(side)s AND o.type = %(type)s
@@ -461,6 +465,7 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
         duplicates_in_window=duplicates,
         own_opposite_best=own_best,
         own_opposite_market=own_market,
+        stp_group=account.stp_group,
         daily_pnl=pnl - risk_row.day_start_pnl,
     )
 

@@ -240,6 +240,29 @@ def test_self_trade_against_our_resting_order_on_the_same_venue(ref, submit):
     assert submit(price=D("60010.00"), venue=ref["sim_b"])[1] == []  # another venue
 
 
+def test_self_trade_prevention_follows_the_stp_group_of_the_accounts(ref, submit):
+    # Arrange: HEDGE rests a sell; DEMO and HEDGE belong to one owner (demo-desk)
+    assert ref["demo"].stp_group == ref["hedge"].stp_group == "demo-desk"
+    resting, _ = submit(account=ref["hedge"], side="sell", price=D("60010.00"))
+    accept(resting)
+    # Act / Assert: same group -> self
+    _, reasons = submit(price=D("60010.00"))
+    assert checks_of(reasons) == ["SELF_TRADE"]
+    assert "(STP group demo-desk)" in reasons[0]["message"]
+    # other owners: HEDGE leaves the group -> not self, the buy may cross it
+    type(ref["hedge"]).objects.filter(pk=ref["hedge"].pk).update(stp_group="other-desk")
+    assert submit(price=D("60010.00"))[1] == []
+    # no group at all: only the account's own orders are self
+    type(ref["demo"]).objects.filter(pk=ref["demo"].pk).update(stp_group="")
+    type(ref["hedge"]).objects.filter(pk=ref["hedge"].pk).update(stp_group="")
+    assert submit(price=D("60010.00"), quantity=D("0.002"))[1] == []
+    own, _ = submit(side="sell", price=D("60020.00"))
+    accept(own)
+    _, reasons = submit(price=D("60020.00"), quantity=D("0.003"))
+    assert checks_of(reasons) == ["SELF_TRADE"]
+    assert "STP group" not in reasons[0]["message"]
+
+
 def test_price_collar_against_the_venue_book(ref, submit, market):
     market.book("BTC/USDT", "60000")
     assert submit(price=D("69000.00"))[1] == []  # 15%
