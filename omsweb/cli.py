@@ -215,6 +215,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_simex(args: argparse.Namespace) -> int:
     home = _home()
     _simex_credentials(home)
+    from venues.sim.server import DEMO_VENUE_ARGS
     from venues.sim.server import main as simex_main
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
@@ -224,10 +225,7 @@ def cmd_simex(args: argparse.Namespace) -> int:
         "--api-secret",
         os.environ["SIMEX_API_SECRET"],
     ]
-    if args.name in ("sim-b",):
-        # a second venue with other prices and depth, so routing has a choice
-        argv += ["--seed", "2", "--mid", "BTC/USDT=60010,ETH/USDT=3001", "--depth-scale", "0.5"]
-    simex_main(argv + args.extra)
+    simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
     return 0
 
 

@@ -1764,6 +1764,17 @@ def build_app(config: SimConfig) -> web.Application:
     return app
 
 
+# The demo's two venues (``oms up``): one fundamental price (the default seed), each with
+# its own basis, spread, depth, fees and order latency, so neither is always the best.
+DEMO_VENUE_ARGS = {
+    "sim-a": ["--seed", "1", "--spread-ticks", "2", "--taker-fee", "0.001"],
+    "sim-b": [
+        "--seed", "2", "--spread-ticks", "8", "--depth-scale", "2",
+        "--maker-fee", "0.0006", "--taker-fee", "0.0009", "--latency-ms", "2",
+    ],
+}  # fmt: skip
+
+
 def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
@@ -1785,6 +1796,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
     p.add_argument("--mid", default="", help="e.g. BTC/USDT=60000,ETH/USDT=3000")
     p.add_argument("--depth-scale", type=Decimal, default=Decimal("1"))
+    p.add_argument(
+        "--fundamental-seed",
+        type=int,
+        default=14,
+        help="mids follow the shared fundamental price of this seed (-1: independent walk)",
+    )
+    p.add_argument("--basis-bps", type=float, default=2.0, help="venue deviation, stdev in bps")
+    p.add_argument("--spread-ticks", type=int, default=None, help="best ask - best bid")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every /api answer")
     p.add_argument("--api-key", default=os.environ.get("SIMEX_API_KEY", DEFAULT_API_KEY))
     p.add_argument("--api-secret", default=os.environ.get("SIMEX_API_SECRET", DEFAULT_API_SECRET))
     p.add_argument("--maker-fee", type=Decimal, default=Decimal("0.001"))
@@ -1802,7 +1822,13 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     symbols = []
     for unified in filter(None, (s.strip().upper() for s in args.symbols.split(","))):
         mid = Decimal(mids[unified]) if unified in mids else None
-        symbols.append(default_symbol(unified, mid, args.depth_scale))
+        sym = default_symbol(unified, mid, args.depth_scale)
+        if args.fundamental_seed >= 0:
+            sym.market.fundamental_seed = args.fundamental_seed
+            sym.market.basis_bps = args.basis_bps
+        if args.spread_ticks is not None:
+            sym.market.spread_ticks = args.spread_ticks
+        symbols.append(sym)
     unknown = set(mids) - {s.instrument.unified for s in symbols}
     if unknown:
         raise SystemExit(f"--mid names symbols not in --symbols: {sorted(unknown)}")
@@ -1819,6 +1845,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         market_paused=args.paused,
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
+        faults=FaultConfig(latency_ms=args.latency_ms),
     )
 
 
