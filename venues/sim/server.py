@@ -151,6 +151,7 @@ from venues.sim.engine import (
 )
 from venues.sim.faults import Decision, FaultConfig, FaultInjector
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
+from venues.sim.streams import StreamHub
 
 log = logging.getLogger("venues.sim")
 
@@ -589,6 +590,7 @@ class SimExchange:
         self.faults = FaultInjector(FaultConfig(**vars(config.faults)))
         self._task: asyncio.Task[None] | None = None
         self._reset_state()
+        self.streams = StreamHub(self)
 
     # ------------------------------------------------------------------ state
 
@@ -621,13 +623,16 @@ class SimExchange:
 
     def reset(self, keep_faults: bool = False) -> None:
         self._reset_state()
+        self.streams.on_reset()
         if not keep_faults:
             self.faults = FaultInjector(FaultConfig(**vars(self.config.faults)))
 
     async def start_background(self, app: web.Application) -> None:
         self._task = asyncio.create_task(self._market_loop())
+        self.streams.start()
 
     async def stop_background(self, app: web.Application) -> None:
+        await self.streams.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -802,6 +807,8 @@ class SimExchange:
                 return _error(exc)
             except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
                 return _json({"error": str(exc)}, 400)
+        if path == "/ws" or path.startswith(("/ws/", "/stream")):
+            return await handler(request)  # market-data streams (venues/sim/streams.py)
         if not path.startswith("/api/"):
             return web.Response(status=404, text="Not Found")
         ep = ENDPOINTS.get((request.method, path))
@@ -1518,6 +1525,12 @@ class SimExchange:
             }
         )
 
+    async def sim_streams(self, request: web.Request) -> web.Response:
+        """``GET``: stream status; ``POST {"paused": bool, "disconnect": bool}``."""
+        if request.method == "POST":
+            return _json(self.streams.control(await self._admin_body(request)))
+        return _json(self.streams.status())
+
     async def sim_faults_get(self, request: web.Request) -> web.Response:
         return _json(self.faults.as_dict(self.clock()))
 
@@ -1759,6 +1772,11 @@ def build_app(config: SimConfig) -> web.Application:
     r.add_post("/sim/market", sim.sim_market)
     r.add_post("/sim/orders", sim.sim_orders)
     r.add_post("/sim/balances", sim.sim_balances)
+    r.add_get("/sim/streams", sim.sim_streams)
+    r.add_post("/sim/streams", sim.sim_streams)
+    r.add_get("/ws", sim.streams.handle_raw)
+    r.add_get("/ws/{streams:.*}", sim.streams.handle_raw)
+    r.add_get("/stream", sim.streams.handle_combined)
     app.on_startup.append(sim.start_background)
     app.on_cleanup.append(sim.stop_background)
     return app
