@@ -5,7 +5,8 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms simex --name sim-a --port 8101
-    oms venuestream                venue order/trade updates and books into the OMS
+    oms venuestream                venue order and trade updates into the OMS
+    oms marketdata [--record DIR]  venue books and their states into Redis
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
@@ -166,6 +167,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
     if _has_venuestream():
         procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
+    procs["marketdata"] = [_python(), "-m", "omsweb.cli", "marketdata"]
     for name, argv in procs.items():
         manager.add_process(name, shlex.join(argv), env=env)
     try:
@@ -238,6 +240,15 @@ def cmd_venuestream(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_marketdata(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _django()
+    from marketdata.handler import main as marketdata_main
+
+    marketdata_main(args.extra)
+    return 0
+
+
 def cmd_manage(args: argparse.Namespace) -> int:
     _prepare_env()
     from django.core.management import execute_from_command_line
@@ -288,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("venuestream", help="follow venues' order updates and books")
     p.set_defaults(func=cmd_venuestream)
+
+    p = sub.add_parser("marketdata", help="venue books, states and recording into Redis")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="see `oms marketdata -- --help`")
+    p.set_defaults(func=cmd_marketdata)
 
     p = sub.add_parser("manage", help="a Django management command")
     p.add_argument("args", nargs=argparse.REMAINDER)

@@ -243,6 +243,7 @@ def launch(
     for name, argv in worker_argvs().items():
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
+    stack.start("marketdata", [py, "-m", "omsweb.cli", "marketdata"])
     try:
         stack.wait_healthy()
     except Exception:

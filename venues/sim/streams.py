@@ -81,7 +81,7 @@ class StreamHub:
         self.subscribers: list[Subscriber] = []
         self.paused = False
         self.published: dict[str, _Published] = {}
-        self._engine: Any = None
+        self._engine: Any = sim.engine
         self._task: asyncio.Task[None] | None = None
         self.messages_sent = 0
 
@@ -181,6 +181,10 @@ class StreamHub:
             parsed = parse_stream(name)
             if parsed is not None and parsed[0] in self.sim.engine.instruments:
                 sub.streams[name] = parsed
+                if parsed[0] not in self.published:
+                    # diffs start now, as Binance's do: a snapshot taken after the
+                    # subscription is never older than the first diff's start
+                    self.published[parsed[0]] = self._state_of(self.sim.engine, parsed[0])
 
     # ------------------------------------------------------------------ publishing
 
@@ -220,19 +224,20 @@ class StreamHub:
             except ConnectionError:  # gone: its reader loop removes it
                 continue
 
+    @staticmethod
+    def _state_of(engine: Any, symbol: str) -> _Published:
+        return _state_of_engine(engine, symbol)
+
     def _changes(
         self, engine: Any, symbol: str, now: int
     ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-        book = engine.books[symbol]
-        bids, asks = engine.depth(symbol, 5000)
-        bid_map, ask_map = dict(bids), dict(asks)
-        top = (bids[0] if bids else None, asks[0] if asks else None)
-        trades = engine.recent_trades(symbol, 1000)
         last = self.published.get(symbol)
-        newest_trade = trades[-1].id if trades else 0
-        self.published[symbol] = _Published(book.update_id, bid_map, ask_map, top, newest_trade)
+        current = self.published[symbol] = self._state_of(engine, symbol)
         if last is None:  # first look: the baseline diffs start from
             return {}
+        book = engine.books[symbol]
+        bid_map, ask_map, top = current.bids, current.asks, current.top
+        trades = engine.recent_trades(symbol, 1000)
         out: dict[tuple[str, str], list[dict[str, Any]]] = {}
         if book.update_id != last.update_id:
             out[(symbol, "depth")] = [
@@ -274,6 +279,18 @@ class StreamHub:
                 for t in fresh
             ]
         return out
+
+
+def _state_of_engine(engine: Any, symbol: str) -> _Published:
+    bids, asks = engine.depth(symbol, 5000)
+    trades = engine.recent_trades(symbol, 1)
+    return _Published(
+        engine.books[symbol].update_id,
+        dict(bids),
+        dict(asks),
+        (bids[0] if bids else None, asks[0] if asks else None),
+        trades[-1].id if trades else 0,
+    )
 
 
 def _level_changes(
