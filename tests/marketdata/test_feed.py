@@ -17,15 +17,7 @@ from marketdata.book import MdState
 from marketdata.consolidated import VenueBook
 from marketdata.feed import SymbolFeed, VenueFeed, VenueSpec
 from marketdata.store import read_books
-from tests.venues.sim.conftest import (  # noqa: F401 - sim, sim_server are fixtures
-    API_KEY,
-    API_SECRET,
-    RunningSim,
-    SimThread,
-    make_config,
-    sim,
-    sim_server,
-)
+from tests.venues.sim.conftest import API_KEY, API_SECRET, RunningSim, SimThread, make_config
 from venues.ccxt_adapter import VenueConfig, build_exchange
 
 pytestmark = pytest.mark.timeout(90)
