@@ -164,7 +164,7 @@ def consolidate(
     bids: list[Level] = []
     asks: list[Level] = []
     for book in live:
-        age_ms = int(book.age_s(now) * 1000)
+        age_ms = round(book.age_s(now) * 1000)
         fee = book.taker_fee
         bids += [Level(book.venue, p, p * (ONE - fee), q, age_ms) for p, q in book.bids]
         asks += [Level(book.venue, p, p * (ONE + fee), q, age_ms) for p, q in book.asks]
@@ -180,3 +180,41 @@ def consolidate(
     if depth is not None:
         bids, asks = bids[:depth], asks[:depth]
     return Consolidated(symbol, bids, asks, crossed, sorted(b.venue for b in live))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Risk's reference price for an order: the consolidated mid of the LIVE venues.
+
+    ``problem`` says why the reference is not to be trusted for a price-sensitive order:
+    the order's venue has no LIVE book (naming the venue and its state), or no venue is
+    LIVE. Without a LIVE venue the price falls back to the freshest stale mid (the collar
+    still catches a fat finger) with its age.
+    """
+
+    price: Decimal | None
+    age_s: float | None
+    problem: str | None
+
+
+def reference(symbol: str, books: Iterable[VenueBook], venue: str | None, now: float) -> Reference:
+    books = [b for b in books if b.symbol == symbol]
+    merged = consolidate(symbol, books, now)
+    live = [b for b in books if b.venue in merged.venues]
+    problem: str | None = None
+    if venue is not None:
+        own = next((b for b in books if b.venue == venue), None)
+        if own is None:
+            problem = f"no market data for {venue} {symbol}"
+        elif own.effective_state(now) != MdState.LIVE:
+            problem = own.describe(now)
+    if merged.mid is not None:
+        return Reference(merged.mid, min(b.age_s(now) for b in live), problem)
+    if problem is None:
+        states = "; ".join(b.describe(now) for b in books) or "no venue publishes a book"
+        problem = f"no LIVE market data for {symbol} ({states})"
+    fallback = [b for b in books if mid_of(b.best_bid, b.best_ask) is not None]
+    if not fallback:
+        return Reference(None, None, problem)
+    freshest = min(fallback, key=lambda b: b.age_s(now))
+    return Reference(mid_of(freshest.best_bid, freshest.best_ask), freshest.age_s(now), problem)
