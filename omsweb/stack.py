@@ -155,6 +155,16 @@ class Stack:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
 
+    def market_data_state(self, venue: str = "sim-a", symbol: str = "BTC/USDT") -> str | None:
+        """The venue's market-data state for ``symbol`` as the API reports it."""
+        body = self.api().get("/api/v1/marketdata/").json()
+        for row in body.get("symbols", []):
+            if row["symbol"] == symbol:
+                for v in row["venues"]:
+                    if v["venue"] == venue:
+                        return str(v["state"])
+        return None
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         wait_http(self.sim + "/sim/health")
         wait_http(self.web + "/healthz")
@@ -246,6 +256,8 @@ def launch(
     stack.start("marketdata", [py, "-m", "omsweb.cli", "marketdata"])
     try:
         stack.wait_healthy()
+        for symbol in ("BTC/USDT", "ETH/USDT"):  # risk needs a LIVE reference
+            wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=30)
     except Exception:
         logs = stack.logs()
         stack.stop()
