@@ -108,11 +108,12 @@ class VenueFeed:
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            with contextlib.suppress(Exception):
-                await ex.close()
+            await asyncio.wait(tasks, timeout=2.0)
+            with contextlib.suppress(Exception):  # a close handshake must not hold us up
+                await asyncio.wait_for(ex.close(), 2.0)
+            recorder = getattr(ex, "md_recorder", None)
+            if recorder is not None:
+                recorder.close()
 
     def _streams(self) -> bool:
         return bool(self.spec.exchange.has.get("watchOrderBook"))

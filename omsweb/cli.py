@@ -245,7 +245,7 @@ def cmd_marketdata(args: argparse.Namespace) -> int:
     _django()
     from marketdata.handler import main as marketdata_main
 
-    marketdata_main(args.extra)
+    marketdata_main(args.kill_args)
     return 0
 
 
@@ -300,8 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("venuestream", help="follow venues' order updates and books")
     p.set_defaults(func=cmd_venuestream)
 
-    p = sub.add_parser("marketdata", help="venue books, states and recording into Redis")
-    p.add_argument("extra", nargs=argparse.REMAINDER, help="see `oms marketdata -- --help`")
+    # options are parsed by marketdata/handler.py; `oms marketdata --help` lists them
+    p = sub.add_parser("marketdata", help="venue books and their states into Redis", add_help=False)
     p.set_defaults(func=cmd_marketdata)
 
     p = sub.add_parser("manage", help="a Django management command")
@@ -316,9 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args, rest = build_parser().parse_known_args(argv)
-    if args.command != "kill" and rest:
+    if args.command not in ("kill", "marketdata") and rest:
         build_parser().parse_args(argv)  # the usual error for unknown arguments
-    args.kill_args = rest
+    args.kill_args = rest  # the options of the commands that parse their own
     sys.exit(args.func(args))
 
 
