@@ -257,7 +257,7 @@ def launch(
     try:
         stack.wait_healthy()
         for symbol in ("BTC/USDT", "ETH/USDT"):  # risk needs a LIVE reference
-            wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=30)
+            wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=90)
     except Exception:
         logs = stack.logs()
         stack.stop()
