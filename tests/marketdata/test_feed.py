@@ -184,3 +184,32 @@ def test_lost_venue_goes_down_then_resyncing_then_live(redis: Any) -> None:
     assert ("LIVE", "DOWN") in changes
     after_down = changes[changes.index(("LIVE", "DOWN")) + 1 :]
     assert after_down[-2:] == [("DOWN", "RESYNCING"), ("RESYNCING", "LIVE")]
+
+
+def test_venue_answering_depth_with_errors_is_never_live_and_recovers(
+    moving_sim: RunningSim, redis: Any
+) -> None:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    seen: dict[str, Any] = {}
+
+    async def scenario(feed: VenueFeed) -> None:
+        f = feed.feeds["BTC/USDT"]
+        await until(lambda: f.state == MdState.LIVE, 10, "LIVE")
+        # every /api answer a 503 from now on; a stall makes the book need a snapshot
+        await asyncio.to_thread(
+            admin, moving_sim, "/sim/faults", {"scope": "all", "error_rate": 1.0}
+        )
+        await asyncio.to_thread(admin, moving_sim, "/sim/streams", {"paused": True})
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(admin, moving_sim, "/sim/streams", {"paused": False})
+        await until(lambda: f.state in (MdState.RESYNCING, MdState.DOWN, MdState.STALE), 5, "out")
+        await asyncio.sleep(2.0)  # retries meet the errors
+        seen["state"], seen["reason"] = f.state, f.reason
+        seen["book"] = read_books(redis, ["BTC/USDT"], [name])[0]
+        await asyncio.to_thread(admin, moving_sim, "/sim/faults", {"error_rate": 0.0})
+        await until(lambda: f.state == MdState.LIVE, 15, "LIVE again")
+
+    run_feed(spec_for(moving_sim.port, name), redis, scenario)
+    assert seen["state"] != MdState.LIVE
+    assert seen["book"].state != MdState.LIVE
+    assert "ExchangeNotAvailable" in seen["reason"] or "503" in seen["reason"], seen["reason"]
