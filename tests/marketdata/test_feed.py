@@ -213,3 +213,20 @@ def test_venue_answering_depth_with_errors_is_never_live_and_recovers(
     assert seen["state"] != MdState.LIVE
     assert seen["book"].state != MdState.LIVE
     assert "ExchangeNotAvailable" in seen["reason"] or "503" in seen["reason"], seen["reason"]
+
+
+def test_venue_without_a_stream_is_polled_over_rest(moving_sim: RunningSim, redis: Any) -> None:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    spec = spec_for(moving_sim.port, name)
+    spec.exchange.has = {**spec.exchange.has, "watchOrderBook": False, "watchTrades": False}
+    seqs: list[int] = []
+
+    async def scenario(feed: VenueFeed) -> None:
+        f = feed.feeds["BTC/USDT"]
+        await until(lambda: f.state == MdState.LIVE, 10, "LIVE")
+        await until(lambda: len(set(seqs)) >= 3, 10, "three polls")
+
+    run_feed(spec, redis, scenario, on_publish=lambda b: seqs.append(b.seq or 0))
+    book = read_books(redis, ["BTC/USDT"], [name])[0]
+    assert book.source == "poll" and book.state == MdState.LIVE
+    assert requests.get(f"{moving_sim.base}/sim/streams", timeout=5).json()["connections"] == 0
