@@ -162,7 +162,10 @@ class VenueFeed:
             await self.spec.exchange.fetch_time()
         except Exception as exc:
             feed.down_probes += 1
-            self._set_state(feed, MdState.DOWN, _describe(exc), publish=False)
+            reason = _describe(exc)
+            if reason != feed.reason:  # a new way of failing: say so, once
+                log.info("%s %s: still DOWN: %s", feed.venue, feed.symbol, reason)
+            self._set_state(feed, MdState.DOWN, reason, publish=False)
             delay = BACKOFF_S[min(feed.down_probes, len(BACKOFF_S)) - 1]
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
