@@ -13,7 +13,9 @@ States (``marketdata.book.MdState``):
 * ``STALE``: in sync but silent for longer than the interval. A quiet book is not stale:
   when nothing arrives for the interval, the venue's REST depth is asked for its update
   id; the same id as ours confirms the book (it stays LIVE), a newer one that our stream
-  does not deliver, or no answer, makes it STALE;
+  does not deliver, or no answer, makes it STALE. A stream silent for
+  ``STALE_BEFORE_POLLING`` intervals while the venue moves is given up for REST polling
+  (LIVE again from the polled snapshots; the stream is retried later);
 * ``RESYNCING``: a gap or a crossed book; waiting for a fresh snapshot (ccxt.pro
   re-subscribes and refetches on the next watch);
 * ``DOWN``: no connection. Retries with backoff; when the venue answers again the book
@@ -46,6 +48,7 @@ log = logging.getLogger("oms.marketdata")
 POLL_INTERVAL_S = 1.0  # REST polling, when a venue has no stream
 STREAM_FAILURES_BEFORE_POLLING = 3
 STREAM_RETRY_AFTER_S = 30.0  # while polling, try the stream again this often
+STALE_BEFORE_POLLING = 3  # intervals of a silent stream (the venue moving) before polling
 REFRESH_S = 1.0  # republish a LIVE book at least this often (readers judge by its ts)
 BACKOFF_S = (0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -93,19 +96,35 @@ class VenueFeed:
     def __post_init__(self) -> None:
         for symbol in self.spec.symbols:
             self.feeds[symbol] = SymbolFeed(self.spec.name, symbol, L2Book(symbol))
+        self._book_tasks: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+
+    def _poll_instead(self, feed: SymbolFeed, why: str) -> None:
+        """The stream is connected but does not deliver: poll REST for a while (the
+        stream is tried again after ``STREAM_RETRY_AFTER_S``)."""
+        log.warning("%s %s: %s; polling REST", feed.venue, feed.symbol, why)
+        feed.polling_since = time.monotonic()
+        task = self._book_tasks.get(feed.symbol)
+        if task is not None:
+            task.cancel()  # it waits on the silent stream
+        self._book_tasks[feed.symbol] = asyncio.create_task(
+            self._book_loop(feed.symbol, self._stop)
+        )
 
     # ------------------------------------------------------------------ running
 
     async def run(self, stop: asyncio.Event) -> None:
         ex = self.spec.exchange
+        self._stop = stop
         tasks = []
         for symbol in self.spec.symbols:
-            tasks.append(asyncio.create_task(self._book_loop(symbol, stop)))
+            self._book_tasks[symbol] = asyncio.create_task(self._book_loop(symbol, stop))
             tasks.append(asyncio.create_task(self._trade_loop(symbol, stop)))
         tasks.append(asyncio.create_task(self._watchdog(stop)))
         try:
             await stop.wait()
         finally:
+            tasks += self._book_tasks.values()
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks, timeout=2.0)
@@ -233,6 +252,9 @@ class VenueFeed:
             if feed.state in (MdState.LIVE, MdState.STALE):  # not resynced meanwhile
                 feed.heard = time.monotonic()
                 self._set_state(feed, MdState.LIVE, "")
+            return
+        if feed.state == MdState.STALE and silent > STALE_BEFORE_POLLING * self.spec.interval_s:
+            self._poll_instead(feed, f"stream silent for {silent:.1f} s while the venue moves")
             return
         self._set_state(
             feed,

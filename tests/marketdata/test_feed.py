@@ -230,3 +230,23 @@ def test_venue_without_a_stream_is_polled_over_rest(moving_sim: RunningSim, redi
     book = read_books(redis, ["BTC/USDT"], [name])[0]
     assert book.source == "poll" and book.state == MdState.LIVE
     assert requests.get(f"{moving_sim.base}/sim/streams", timeout=5).json()["connections"] == 0
+
+
+def test_stream_silent_while_the_venue_moves_is_given_up_for_rest_polling(
+    moving_sim: RunningSim, redis: Any
+) -> None:
+    name = f"t-{uuid.uuid4().hex[:8]}"
+
+    async def scenario(feed: VenueFeed) -> None:
+        f = feed.feeds["BTC/USDT"]
+        await until(lambda: f.state == MdState.LIVE, 10, "LIVE")
+        await asyncio.to_thread(admin, moving_sim, "/sim/streams", {"paused": True})
+        await until(lambda: f.state == MdState.STALE, 3, "STALE")
+        await until(lambda: f.state == MdState.LIVE and f.source == "poll", 8, "LIVE by polling")
+
+    try:
+        changes = run_feed(spec_for(moving_sim.port, name, interval_s=1.0), redis, scenario)
+    finally:
+        admin(moving_sim, "/sim/streams", {"paused": False})
+    assert ("LIVE", "STALE") in changes
+    assert read_books(redis, ["BTC/USDT"], [name])[0].source == "poll"

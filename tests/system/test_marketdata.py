@@ -32,10 +32,11 @@ def market_order(api, symbol: str = "BTC/USDT") -> Any:
 def blotter_state(stack, venue: str, symbol: str, want: str, timeout: float = 10.0) -> str:
     """Read the blotter's WebSocket (as a browser would) until the venue panel shows
     ``venue``/``symbol`` in state ``want``; returns the state seen."""
-    url = stack.web.replace("http", "ws", 1) + f"/ws/blotter/?token={stack.token}"
+    url = stack.web.replace("http", "ws", 1) + "/ws/blotter/"
+    headers = {"Authorization": f"Token {stack.token}"}
 
     async def watch() -> str:
-        async with websockets.connect(url, open_timeout=10) as ws:
+        async with websockets.connect(url, additional_headers=headers, open_timeout=10) as ws:
             deadline = time.monotonic() + timeout
             seen = ""
             while time.monotonic() < deadline:
@@ -64,12 +65,12 @@ def test_stream_stops_then_stale_then_venue_lost_then_down_and_back_to_live(stac
         wait_for(lambda: stack.market_data_state() == "STALE", timeout=3, interval=0.05)
         stale_after = time.monotonic() - t0
         assert stale_after <= 3.0
-        assert blotter_state(stack, "sim-a", "BTC/USDT", "STALE") == "STALE"
         r = market_order(api)
         assert r.status_code == 422, r.text
         reasons = r.json()["error"]["reasons"]
         assert [x["check"] for x in reasons] == ["REFERENCE_PRICE"]
         assert "sim-a BTC/USDT market data is STALE" in reasons[0]["message"]
+        assert blotter_state(stack, "sim-a", "BTC/USDT", "STALE") == "STALE"
         # Stream resumes: a gap, a fresh snapshot, LIVE by itself
         stack.sim_post("/sim/streams", {"paused": False})
         wait_for(lambda: stack.market_data_state() == "LIVE", timeout=10, interval=0.1)
