@@ -257,10 +257,10 @@ def launch(
         stack.wait_healthy()
         for symbol in ("BTC/USDT", "ETH/USDT"):  # risk needs a LIVE reference
             wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=90)
-    except Exception:
+    except Exception as exc:
         logs = stack.logs()
         stack.stop()
-        raise RuntimeError(f"stack did not start:\n{logs}") from None
+        raise RuntimeError(f"stack did not start ({exc!r}):\n{logs}") from None
     return stack
 
 
