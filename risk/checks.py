@@ -201,6 +201,9 @@ class Snapshot:
     # market data
     reference_price: Decimal | None = None
     reference_age_s: float | None = None  # None with a price: age unknown (treated stale)
+    # why the reference is not to be trusted (the order's venue has no LIVE book, or no
+    # venue is LIVE), naming the venue and its market-data state; None when it is LIVE
+    reference_problem: str | None = None
     # the account, summed by the engine
     position: Decimal = ZERO  # signed net position in this instrument
     working_same_side: Decimal = ZERO  # leaves of same-side working orders, this symbol
@@ -356,10 +359,19 @@ def check_max_order_notional(s: Snapshot) -> Reason | None:
 
 
 def check_reference_price(s: Snapshot) -> Reason | None:
-    """Market orders need a fresh reference price (its absence blocks them)."""
+    """Market orders need a fresh reference price from LIVE market data (its absence,
+    or the order's venue's book not LIVE, blocks them)."""
     if not s.is_market:
         return None
     max_age = s.limits.max_reference_age_s
+    if s.reference_problem is not None:
+        return _reason(
+            "REFERENCE_PRICE",
+            f"stale reference for {s.symbol}: {s.reference_problem}; a market order needs"
+            " LIVE market data",
+            max_age,
+            "not LIVE",
+        )
     if s.reference_price is None:
         return _reason(
             "REFERENCE_PRICE", f"no reference price for {s.symbol}; a market order needs one",

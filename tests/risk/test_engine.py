@@ -282,6 +282,38 @@ def test_market_order_needs_a_fresh_reference(ref, submit, market):
     assert submit(**mkt)[1] == []
 
 
+def test_market_order_to_a_venue_whose_book_is_not_live_then_denied_naming_it(ref, submit, market):
+    # Arrange: sim-b is LIVE; sim-a's book stopped updating 3 s ago, then it went DOWN
+    from marketdata.book import MdState
+
+    mkt = {"type": "market", "price": None}
+    market.book("BTC/USDT", "60000", venue="sim-b")
+    market.book("BTC/USDT", "60000", venue="sim-a", age_s=3.0)
+    # Act / Assert: STALE by age, named with the venue
+    _, reasons = submit(**mkt)
+    assert checks_of(reasons) == ["REFERENCE_PRICE"]
+    assert "sim-a BTC/USDT market data is STALE" in reasons[0]["message"]
+    assert submit(venue=ref["sim_b"], **mkt)[1] == []  # the LIVE venue takes it
+    market.book("BTC/USDT", "60000", venue="sim-a", state=MdState.DOWN)
+    _, reasons = submit(**mkt)
+    assert "sim-a BTC/USDT market data is DOWN" in reasons[0]["message"]
+    # a limit order is collared on the LIVE reference, not denied
+    assert submit()[1] == []
+
+
+def test_collar_uses_the_consolidated_mid_of_live_venues_only(ref, submit, market):
+    from marketdata.book import MdState
+
+    market.book("BTC/USDT", "60000", venue="sim-a")
+    market.book("BTC/USDT", "61000", venue="sim-b")
+    market.book("BTC/USDT", "10000", venue="sim-x", state=MdState.RESYNCING)
+    # reference = (best bid 61000 + best ask 60000) / 2 = 60500; 15% collar
+    assert submit(price=D("69575.00"))[1] == []
+    _, reasons = submit(price=D("69575.01"))
+    assert checks_of(reasons) == ["PRICE_COLLAR"]
+    assert "reference=60500" in reasons[0]["message"]
+
+
 def test_daily_loss_realized_and_unrealized(ref, submit, set_limit, market):
     set_limit("max_daily_loss", "1000", account=ref["demo"], breach_action="REDUCING")
     market.book("BTC/USDT", "60000")
