@@ -40,12 +40,13 @@ class VenueAdmin(admin.ModelAdmin):
     )
     list_filter = ("driver", "enabled")
     search_fields = ("name", "exchange_id", "base_url")
-    readonly_fields = ("breaker", "rate_limit_use", "created_at", "updated_at")
+    readonly_fields = ("taker_fee", "breaker", "rate_limit_use", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
         ("Credentials (names of environment variables, never the secrets)",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
+        ("Fees (kept by `oms marketdata`)", {"fields": ("taker_fee",)}),
         ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")
