@@ -9,6 +9,7 @@
     oms simex --name sim-a --port 8101
     oms venuestream                venue order and trade updates into the OMS
     oms marketdata [--record DIR]  venue books and their states into Redis
+    oms fixgw [--host H] [--port P] FIX 4.4 order-entry gateway (OMS_FIX_PORT, default 9878)
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
@@ -142,6 +143,7 @@ def processes(*, host: str, port: int, sim: bool = True) -> dict[str, list[str]]
     procs["web"] = web_argv(host, port)
     for name, (queues, concurrency, beat) in WORKERS.items():
         procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
+    procs["fixgw"] = [_python(), "-m", "omsweb.cli", "fixgw"]
     if _has_venuestream():
         procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
     procs["marketdata"] = [_python(), "-m", "omsweb.cli", "marketdata"]
@@ -269,6 +271,17 @@ def cmd_simex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fixgw(args: argparse.Namespace) -> int:
+    home = _prepare_env()
+    _django()
+    from django.conf import settings
+
+    from fixgw.gateway import main as fixgw_main
+
+    fixgw_main(host=args.host or settings.FIX_HOST, port=args.port or settings.FIX_PORT, home=home)
+    return 0
+
+
 def cmd_venuestream(args: argparse.Namespace) -> int:
     _prepare_env()
     _django()
@@ -365,6 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
+
+    p = sub.add_parser("fixgw", help="the FIX 4.4 order-entry gateway")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_fixgw)
 
     p = sub.add_parser("venuestream", help="follow venues' order updates and books")
     p.set_defaults(func=cmd_venuestream)

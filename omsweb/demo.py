@@ -7,10 +7,13 @@ import json
 import secrets
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
+from fixgw.models import FixSession
 from omsweb import api_tokens
 from omsweb.roles import ADMIN, RISK, TRADER
 from orders.models import Account, Instrument
@@ -66,8 +69,9 @@ def load_demo(home: Path) -> bool:
     """Create the demo set once. Returns True when users were created (first start)."""
     ensure_reference_data()
     if User.objects.filter(username="admin").exists():
+        _demo_fix_session(home)  # a home made before the FIX gateway existed
         return False
-    creds: dict[str, dict[str, str]] = {}
+    creds: dict[str, dict[str, Any]] = {}
     for username, role in (("admin", ADMIN), ("risk", RISK), ("trader", TRADER)):
         password = secrets.token_urlsafe(12)
         user = User.objects.create_user(
@@ -83,4 +87,27 @@ def load_demo(home: Path) -> bool:
     path = home / "credentials.json"
     path.write_text(json.dumps(creds, indent=2))
     path.chmod(0o600)
+    _demo_fix_session(home)
     return True
+
+
+def _demo_fix_session(home: Path) -> None:
+    """The trader's FIX session, and its connection details in credentials.json."""
+    trader = User.objects.filter(username="trader").first()
+    path = home / "credentials.json"
+    if trader is None or not path.exists():
+        return
+    session, _ = FixSession.objects.get_or_create(
+        sender_comp_id="TRADER", target_comp_id=settings.FIX_COMP_ID, defaults={"user": trader}
+    )
+    creds = json.loads(path.read_text())
+    fix = {
+        "host": settings.FIX_HOST,
+        "port": settings.FIX_PORT,
+        "sender_comp_id": session.sender_comp_id,
+        "target_comp_id": session.target_comp_id,
+    }
+    if "trader" in creds and creds["trader"].get("fix") != fix:
+        creds["trader"]["fix"] = fix
+        path.write_text(json.dumps(creds, indent=2))
+        path.chmod(0o600)

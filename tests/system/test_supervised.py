@@ -35,6 +35,7 @@ def supervised(tmp_path_factory):
     env.update(
         OMS_HOME=str(home), OMS_LOG_LEVEL="INFO", SIMEX_API_KEY=SIM_KEY, SIMEX_API_SECRET=SIM_SECRET
     )
+    env["OMS_FIX_PORT"] = str(free_port())  # the FIX gateway, off the default port
     token = stack_mod.setup_database(env, sim_port, "supervised-trader")
     programs = {
         name: stack_mod._beat_schedule_in(argv, home)
