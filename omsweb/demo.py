@@ -14,6 +14,7 @@ from rest_framework.authtoken.models import Token
 
 from omsweb.roles import ADMIN, RISK, TRADER
 from orders.models import Account, Instrument
+from venues.credentials import env_name
 from venues.models import Venue
 
 INSTRUMENTS = [
@@ -46,8 +47,8 @@ def ensure_reference_data() -> None:
                 "driver": Venue.Driver.SIM,
                 "exchange_id": "binance",
                 "base_url": f"http://127.0.0.1:{port}",
-                "api_key_env": "SIMEX_API_KEY",
-                "secret_env": "SIMEX_API_SECRET",
+                "api_key_env": env_name(name, "api_key_env"),
+                "secret_env": env_name(name, "secret_env"),
             },
         )
     for role in (TRADER, RISK, ADMIN):

@@ -193,12 +193,13 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
 
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
+    from venues.credentials import env_name
     from venues.models import Venue
 
     ensure_reference_data()
     Venue.objects.filter(name="sim-a").update(
-        base_url=f"http://127.0.0.1:{sim_port}", enabled=True, api_key_env="SIMEX_API_KEY",
-        secret_env="SIMEX_API_SECRET",
+        base_url=f"http://127.0.0.1:{sim_port}", enabled=True,
+        api_key_env=env_name("sim-a", "api_key_env"), secret_env=env_name("sim-a", "secret_env"),
         # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
         rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
     )  # fmt: skip
@@ -221,8 +222,13 @@ def launch(
 ) -> Stack:
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
+    from venues.credentials import env_name
 
-    env = {**env, "SIMEX_API_KEY": SIM_KEY, "SIMEX_API_SECRET": SIM_SECRET}
+    env = {
+        **env,
+        env_name("sim-a", "api_key_env"): SIM_KEY,
+        env_name("sim-a", "secret_env"): SIM_SECRET,
+    }
     env.setdefault("PYTHONPATH", str(ROOT))
     web_port = free_port()
     py = sys.executable

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from venues.models import Venue
+from venues.services import venue_save
 
 
 def _live_state(venue: Venue) -> dict[str, Any]:
@@ -41,12 +42,15 @@ class VenueAdmin(admin.ModelAdmin):
     readonly_fields = ("breaker", "rate_limit_use", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
-        ("Credentials (names of environment variables, never the secrets)",
+        ("Credentials: OMS_VENUE_<NAME>_KEY / _SECRET (names, never the secrets), or empty",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
         ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")
+
+    def save_model(self, request: HttpRequest, obj: Venue, form: Any, change: bool) -> None:
+        venue_save(venue=obj, actor=request.user.get_username())  # audited (venues/services.py)
 
     @admin.display(description="breaker")
     def breaker(self, venue: Venue) -> str:
