@@ -108,11 +108,13 @@ class VenueViewSet(
 
     def perform_create(self, serializer: VenueSerializer) -> None:
         serializer.instance = venue_save(
-            venue=Venue(**serializer.validated_data), actor=self.request.user.get_username()
+            venue=Venue(**serializer.validated_data),
+            actor=self.request.user.get_username(),
+            via="api",
         )
 
     def perform_update(self, serializer: VenueSerializer) -> None:
         venue = serializer.instance
         for field, value in serializer.validated_data.items():
             setattr(venue, field, value)
-        venue_save(venue=venue, actor=self.request.user.get_username())
+        venue_save(venue=venue, actor=self.request.user.get_username(), via="api")

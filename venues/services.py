@@ -2,11 +2,12 @@
 
 Where a venue's orders go and which credentials they carry is security configuration:
 an admin who points a venue's base URL at a listener of their own receives what the
-OMS sends there. So every save from the admin or the API goes through ``venue_save``,
-and a change to the name (it fixes the credential variables, ``venues/credentials.py``),
-the base URL or the credential variable names is reported by ``venue_config_changed``:
-a WARNING ``event=venue_config_changed`` with who and what, old -> new (the place the
-audit trail hooks in).
+OMS sends there. So every save from the admin or the API goes through ``venue_save``:
+every change goes into the audit trail (``venues/changes.py``, in the save's
+transaction), and a change to the name (it fixes the credential variables,
+``venues/credentials.py``), the base URL or the credential variable names is also
+reported by ``venue_config_changed``: a WARNING ``event=venue_config_changed`` with who
+and what, old -> new.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 
 from django.db import transaction
 
+from venues.changes import record_change, settings_of
 from venues.models import Venue
 
 log = logging.getLogger(__name__)
@@ -22,9 +24,9 @@ log = logging.getLogger(__name__)
 AUDITED_FIELDS = ("name", "base_url", "api_key_env", "secret_env")
 
 
-def venue_save(*, venue: Venue, actor: str) -> Venue:
-    """Save ``venue`` (new or changed) for ``actor`` (a user name), reporting a change
-    to its audited fields; the cached adapters of this process are rebuilt."""
+def venue_save(*, venue: Venue, actor: str, via: str) -> Venue:
+    """Save ``venue`` (new or changed) for ``actor`` (a user name) from ``via`` (admin,
+    api), recording the change; the cached adapters of this process are rebuilt."""
     from venues.registry import reset_adapters
 
     with transaction.atomic():
@@ -34,6 +36,7 @@ def venue_save(*, venue: Venue, actor: str) -> Venue:
             else None
         )
         venue.save()
+        record_change(settings_of(before), venue, actor=actor, via=via)
         changes = {}
         for field in AUDITED_FIELDS:
             old = getattr(before, field) if before is not None else ""
