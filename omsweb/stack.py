@@ -211,6 +211,17 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     return api_tokens.issue(user=user, source="stack")
 
 
+def sim_credentials_env() -> dict[str, str]:
+    """The variables that give venue sim-a the stack simulator's key (its own
+    ``OMS_VENUE_SIM_A_KEY`` / ``_SECRET``: venues/credentials.py)."""
+    from venues.credentials import env_name
+
+    return {
+        env_name("sim-a", "api_key_env"): SIM_KEY,
+        env_name("sim-a", "secret_env"): SIM_SECRET,
+    }
+
+
 def sim_argv(sim_port: int, sim_args: tuple[str, ...] = ("--paused",)) -> list[str]:
     """The stack's simulated exchange sim-a (huge rate limits, the stack's API key)."""
     return [
@@ -230,13 +241,8 @@ def launch(
 ) -> Stack:
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
-    from venues.credentials import env_name
 
-    env = {
-        **env,
-        env_name("sim-a", "api_key_env"): SIM_KEY,
-        env_name("sim-a", "secret_env"): SIM_SECRET,
-    }
+    env = {**env, **sim_credentials_env()}
     env.setdefault("PYTHONPATH", str(ROOT))
     web_port = free_port()
     py = sys.executable
