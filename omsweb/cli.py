@@ -7,7 +7,8 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms simex --name sim-a --port 8101
-    oms venuestream                venue order/trade updates and books into the OMS
+    oms venuestream                venue order and trade updates into the OMS
+    oms marketdata [--record DIR]  venue books and their states into Redis
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
@@ -148,6 +149,7 @@ def processes(*, host: str, port: int, sim: bool = True) -> dict[str, list[str]]
         procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
     if _has_venuestream():
         procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
+    procs["marketdata"] = [_python(), "-m", "omsweb.cli", "marketdata"]
     return procs
 
 
@@ -257,14 +259,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_simex(args: argparse.Namespace) -> int:
     creds = _simex_credentials(_home())
+    from venues.sim.server import DEMO_VENUE_ARGS
     from venues.sim.server import main as simex_main
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
     argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
-    if args.name in ("sim-b",):
-        # a second venue with other prices and depth, so routing has a choice
-        argv += ["--seed", "2", "--mid", "BTC/USDT=60010,ETH/USDT=3001", "--depth-scale", "0.5"]
-    simex_main(argv + args.extra)
+    simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
     return 0
 
 
@@ -274,6 +274,15 @@ def cmd_venuestream(args: argparse.Namespace) -> int:
     from orders.stream import main as stream_main
 
     stream_main()
+    return 0
+
+
+def cmd_marketdata(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _django()
+    from marketdata.handler import main as marketdata_main
+
+    marketdata_main(args.kill_args)
     return 0
 
 
@@ -359,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("venuestream", help="follow venues' order updates and books")
     p.set_defaults(func=cmd_venuestream)
 
+    # options are parsed by marketdata/handler.py; `oms marketdata --help` lists them
+    p = sub.add_parser("marketdata", help="venue books and their states into Redis", add_help=False)
+    p.set_defaults(func=cmd_marketdata)
+
     p = sub.add_parser("manage", help="a Django management command")
     p.add_argument("args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_manage)
@@ -377,9 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args, rest = build_parser().parse_known_args(argv)
-    if args.command != "kill" and rest:
+    if args.command not in ("kill", "marketdata") and rest:
         build_parser().parse_args(argv)  # the usual error for unknown arguments
-    args.kill_args = rest
+    args.kill_args = rest  # the options of the commands that parse their own
     sys.exit(args.func(args))
 
 

@@ -22,13 +22,17 @@ INSTRUMENTS = [
     ("BTC/USDT", "BTC", "USDT", "0.01", "0.00001", "5"),
     ("ETH/USDT", "ETH", "USDT", "0.01", "0.0001", "5"),
 ]
-ACCOUNTS = [("DEMO", "Demo strategy account"), ("HEDGE", "Hedging account")]
+# code, name, self-trade prevention group (one owner: neither may trade against the other)
+ACCOUNTS = [
+    ("DEMO", "Demo strategy account", "demo-desk"),
+    ("HEDGE", "Hedging account", "demo-desk"),
+]
 SIM_PORTS = {"sim-a": 8101, "sim-b": 8102}
 
 
 def ensure_reference_data() -> None:
-    for code, name in ACCOUNTS:
-        Account.objects.get_or_create(code=code, defaults={"name": name})
+    for code, name, stp_group in ACCOUNTS:
+        Account.objects.get_or_create(code=code, defaults={"name": name, "stp_group": stp_group})
     for symbol, base, quote, tick, lot, min_notional in INSTRUMENTS:
         Instrument.objects.get_or_create(
             symbol=symbol,

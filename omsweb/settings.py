@@ -31,6 +31,8 @@ ENV_VARS = {
     "OMS_WEB_WORKERS": "web server processes (uvicorn --workers); default 1 (omsweb/cli.py)",
     "OMS_LOG_LEVEL": "log level; default INFO",
     "OMS_METRICS_TOKEN": "bearer token that opens /metrics to other hosts; default: 127.0.0.1 only",
+    "OMS_RECON_MASS_MISSING": "reconciliation: more working orders than this missing at one "
+    "venue at once are not closed; the venue goes to REDUCING for an operator; default 5",
     "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
 }
 
@@ -70,6 +72,10 @@ CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0
 
 # Who hears the execution engine's and the venues' events (omsweb/events.py), in order:
 # post-trade risk (in the fill's transaction), then the live push to the blotters.
+# Reconciliation (orders/reconcile.py): more working orders than this vanished from one
+# venue at once raise an alert and wait for an operator instead of being closed.
+RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
+
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
     "blotter.push.on_event",

@@ -155,6 +155,16 @@ class Stack:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
 
+    def market_data_state(self, venue: str = "sim-a", symbol: str = "BTC/USDT") -> str | None:
+        """The venue's market-data state for ``symbol`` as the API reports it."""
+        body = self.api().get("/api/v1/marketdata/").json()
+        for row in body.get("symbols", []):
+            if row["symbol"] == symbol:
+                for v in row["venues"]:
+                    if v["venue"] == venue:
+                        return str(v["state"])
+        return None
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         wait_http(self.sim + "/sim/health")
         wait_http(self.web + "/healthz")
@@ -238,6 +248,7 @@ def launch(
     token: str,
     sim_port: int,
     sim_args: tuple[str, ...] = ("--paused",),
+    healthy_timeout: float = 60.0,
 ) -> Stack:
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
@@ -259,12 +270,15 @@ def launch(
     for name, argv in worker_argvs().items():
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
+    stack.start("marketdata", [py, "-m", "omsweb.cli", "marketdata"])
     try:
-        stack.wait_healthy()
-    except Exception:
+        stack.wait_healthy(healthy_timeout)
+        for symbol in ("BTC/USDT", "ETH/USDT"):  # risk needs a LIVE reference
+            wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=90)
+    except Exception as exc:
         logs = stack.logs()
         stack.stop()
-        raise RuntimeError(f"stack did not start:\n{logs}") from None
+        raise RuntimeError(f"stack did not start ({exc!r}):\n{logs}") from None
     return stack
 
 

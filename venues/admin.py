@@ -41,12 +41,13 @@ class VenueAdmin(admin.ModelAdmin):
     )
     list_filter = ("driver", "enabled")
     search_fields = ("name", "exchange_id", "base_url")
-    readonly_fields = ("breaker", "rate_limit_use", "created_at", "updated_at")
+    readonly_fields = ("taker_fee", "breaker", "rate_limit_use", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
         ("Credentials: OMS_VENUE_<NAME>_KEY / _SECRET (names, never the secrets), or empty",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
+        ("Fees (kept by `oms marketdata`)", {"fields": ("taker_fee",)}),
         ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")

@@ -39,8 +39,9 @@ class VenueSerializer(serializers.ModelSerializer):
         model = Venue
         fields = [
             "id", "name", "driver", "exchange_id", "base_url", "api_key_env", "secret_env",
-            "enabled", "rate_limits", "status", "breaker", "rate_limit",
+            "enabled", "rate_limits", "taker_fee", "status", "breaker", "rate_limit",
         ]  # fmt: skip
+        read_only_fields = ["taker_fee"]  # the venue's own figure, kept by `oms marketdata`
 
     def _status(self, venue: Venue) -> dict[str, Any]:
         cache = self.context.setdefault("_status", {})

@@ -33,6 +33,15 @@ class Venue(models.Model):
         help_text='token-bucket pools, e.g. {"weight": [5400, 60], "orders": [90, 10]} '
         "(capacity, window seconds); empty = Binance spot limits with a margin",
     )
+    taker_fee = models.DecimalField(
+        max_digits=8,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="taker fee rate, e.g. 0.001; filled by `oms marketdata` from the venue "
+        "(ccxt's market data, the simulator's trade-fee endpoint); the consolidated book "
+        "adjusts this venue's prices by it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -190,7 +190,7 @@ def test_migration_when_rows_name_other_variables_then_pointed_at_their_own(refd
 
     from django.apps import apps
 
-    migration = importlib.import_module("venues.migrations.0003_venue_credentials_own_variables")
+    migration = importlib.import_module("venues.migrations.0004_venue_credentials_own_variables")
     Venue.objects.filter(name="sim-a").update(
         api_key_env="SIMEX_API_KEY", secret_env="SIMEX_API_SECRET"
     )

@@ -24,6 +24,6 @@ def own_variables(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("venues", "0002_venue_rate_limits")]
+    dependencies = [("venues", "0003_venue_taker_fee")]
 
     operations = [migrations.RunPython(own_variables, migrations.RunPython.noop)]
