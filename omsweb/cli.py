@@ -56,16 +56,21 @@ def _prepare_env() -> Path:
     return home
 
 
-def _simex_credentials(home: Path) -> None:
-    """The demo's simulated venues and the workers share one generated API key."""
+def _simex_credentials(home: Path) -> dict[str, str]:
+    """The demo's simulated venues and the workers share one generated API key: the
+    venues' own variables (``OMS_VENUE_SIM_A_KEY``...) carry it to the OMS's processes."""
+    from venues.credentials import env_name
+
     path = home / "simex.json"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
         path.chmod(0o600)
     creds = json.loads(path.read_text())
-    os.environ.setdefault("SIMEX_API_KEY", creds["key"])
-    os.environ.setdefault("SIMEX_API_SECRET", creds["secret"])
+    for name in SIM_VENUES:
+        os.environ.setdefault(env_name(name, "api_key_env"), creds["key"])
+        os.environ.setdefault(env_name(name, "secret_env"), creds["secret"])
+    return creds
 
 
 def _django() -> None:
@@ -255,18 +260,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simex(args: argparse.Namespace) -> int:
-    home = _home()
-    _simex_credentials(home)
+    creds = _simex_credentials(_home())
     from venues.sim.server import DEMO_VENUE_ARGS
     from venues.sim.server import main as simex_main
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
-    argv += [
-        "--api-key",
-        os.environ["SIMEX_API_KEY"],
-        "--api-secret",
-        os.environ["SIMEX_API_SECRET"],
-    ]
+    argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
     simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
     return 0
 

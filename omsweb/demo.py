@@ -17,6 +17,7 @@ from fixgw.models import FixSession
 from omsweb import api_tokens
 from omsweb.roles import ADMIN, RISK, TRADER
 from orders.models import Account, Instrument
+from venues.credentials import env_name
 from venues.models import Venue
 
 INSTRUMENTS = [
@@ -53,8 +54,8 @@ def ensure_reference_data() -> None:
                 "driver": Venue.Driver.SIM,
                 "exchange_id": "binance",
                 "base_url": f"http://127.0.0.1:{port}",
-                "api_key_env": "SIMEX_API_KEY",
-                "secret_env": "SIMEX_API_SECRET",
+                "api_key_env": env_name(name, "api_key_env"),
+                "secret_env": env_name(name, "secret_env"),
             },
         )
     for role in (TRADER, RISK, ADMIN):

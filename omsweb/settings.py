@@ -22,6 +22,8 @@ ENV_VARS = {
     "DATABASE_URL": "PostgreSQL URL; unset = embedded PostgreSQL under OMS_HOME",
     "REDIS_URL": "Redis URL (broker, channel layer, rate limits); unset = embedded Redis",
     "OMS_SECRET_KEY": "Django secret key; default: generated once into OMS_HOME",
+    "OMS_TASK_KEY": "key of the task messages' HMAC (omsweb/task_auth.py), the same in every "
+    "OMS process; default: generated once into OMS_HOME",
     "OMS_DEBUG": "1 for Django debug pages (never in production)",
     "OMS_ALLOWED_HOSTS": "comma-separated host names; default localhost,127.0.0.1",
     "OMS_WEB_HOST": "web bind address; default 127.0.0.1",
@@ -62,21 +64,9 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 METRICS_TOKEN = _env("OMS_METRICS_TOKEN")
 
 
-def _secret_key() -> str:
-    key = _env("OMS_SECRET_KEY")
-    if key:
-        return key
-    path = OMS_HOME / "secret_key"
-    if not path.exists():
-        import secrets
-
-        OMS_HOME.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = _env("OMS_SECRET_KEY") or embedded.secret_file(OMS_HOME / "secret_key")
+# Task messages that change orders, fills or positions carry an HMAC with this key.
+OMS_TASK_KEY = _env("OMS_TASK_KEY") or embedded.secret_file(OMS_HOME / "task_key")
 DEBUG = _env_bool("OMS_DEBUG")
 ALLOWED_HOSTS = (_env("OMS_ALLOWED_HOSTS") or "localhost,127.0.0.1,testserver").split(",")
 WEB_HOST = _env("OMS_WEB_HOST", "127.0.0.1")

@@ -203,12 +203,13 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     from omsweb import api_tokens
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
+    from venues.credentials import env_name
     from venues.models import Venue
 
     ensure_reference_data()
     Venue.objects.filter(name="sim-a").update(
-        base_url=f"http://127.0.0.1:{sim_port}", enabled=True, api_key_env="SIMEX_API_KEY",
-        secret_env="SIMEX_API_SECRET",
+        base_url=f"http://127.0.0.1:{sim_port}", enabled=True,
+        api_key_env=env_name("sim-a", "api_key_env"), secret_env=env_name("sim-a", "secret_env"),
         # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
         rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
     )  # fmt: skip
@@ -218,6 +219,17 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     for code in ("DEMO", "HEDGE"):
         Account.objects.get(code=code).members.add(user)
     return api_tokens.issue(user=user, source="stack")
+
+
+def sim_credentials_env() -> dict[str, str]:
+    """The variables that give venue sim-a the stack simulator's key (its own
+    ``OMS_VENUE_SIM_A_KEY`` / ``_SECRET``: venues/credentials.py)."""
+    from venues.credentials import env_name
+
+    return {
+        env_name("sim-a", "api_key_env"): SIM_KEY,
+        env_name("sim-a", "secret_env"): SIM_SECRET,
+    }
 
 
 def sim_argv(sim_port: int, sim_args: tuple[str, ...] = ("--paused",)) -> list[str]:
@@ -241,7 +253,7 @@ def launch(
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
 
-    env = {**env, "SIMEX_API_KEY": SIM_KEY, "SIMEX_API_SECRET": SIM_SECRET}
+    env = {**env, **sim_credentials_env()}
     env.setdefault("PYTHONPATH", str(ROOT))
     web_port = free_port()
     py = sys.executable
