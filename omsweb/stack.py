@@ -166,12 +166,14 @@ class Stack:
         )
 
 
-def worker_argvs(suffix: str = "stack") -> dict[str, list[str]]:
-    from omsweb.cli import WORKERS, worker_argv
+def worker_argvs(
+    suffix: str = "stack", venues: tuple[str, ...] = ("sim-a",)
+) -> dict[str, list[str]]:
+    from omsweb.cli import WORKERS, venue_workers, worker_argv
 
     return {
         f"worker-{name}": worker_argv(queues, name=f"{name}-{suffix}", concurrency=c, beat=beat)
-        for name, (queues, c, beat) in WORKERS.items()
+        for name, (queues, c, beat) in {**WORKERS, **venue_workers(list(venues))}.items()
     }
 
 
@@ -185,9 +187,12 @@ def _beat_schedule_in(argv: list[str], logdir: Path) -> list[str]:
     return argv
 
 
-def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
-    """Reference data, the venue row pointed at our simulator, a trader's API token.
-    Needs Django set up against the stack's database."""
+def prepare_data(
+    sim_port: int, username: str = "stack-trader", extra_sims: dict[str, int] | None = None
+) -> str:
+    """Reference data, the venue rows pointed at our simulators (sim-a, and any
+    ``extra_sims`` by name), a trader's API token. Other venues are disabled. Needs
+    Django set up against the stack's database."""
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
@@ -196,13 +201,16 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     from venues.models import Venue
 
     ensure_reference_data()
-    Venue.objects.filter(name="sim-a").update(
-        base_url=f"http://127.0.0.1:{sim_port}", enabled=True, api_key_env="SIMEX_API_KEY",
-        secret_env="SIMEX_API_SECRET",
-        # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
-        rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
-    )  # fmt: skip
-    Venue.objects.exclude(name="sim-a").update(enabled=False)
+    sims = {"sim-a": sim_port, **(extra_sims or {})}
+    for name, port in sims.items():
+        Venue.objects.update_or_create(name=name, defaults=dict(
+            driver=Venue.Driver.SIM, exchange_id="binance",
+            base_url=f"http://127.0.0.1:{port}", enabled=True, api_key_env="SIMEX_API_KEY",
+            secret_env="SIMEX_API_SECRET",
+            # the stack's simulators run with huge limits; so do we (benchmarks, bursts)
+            rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
+        ))  # fmt: skip
+    Venue.objects.exclude(name__in=sims).update(enabled=False)
     user, _ = User.objects.get_or_create(username=username)
     user.groups.add(Group.objects.get(name="trader"))
     for code in ("DEMO", "HEDGE"):
@@ -218,8 +226,11 @@ def launch(
     token: str,
     sim_port: int,
     sim_args: tuple[str, ...] = ("--paused",),
+    extra_sims: dict[str, int] | None = None,
 ) -> Stack:
-    """Start every process and wait until the health check reports all queues up."""
+    """Start every process and wait until the health check reports all queues up.
+    ``extra_sims``: more simulated venues by name and port (``prepare_data`` with the
+    same), each with its own venue worker; ``Stack.sim`` stays sim-a."""
     from omsweb.cli import web_argv
 
     env = {**env, "SIMEX_API_KEY": SIM_KEY, "SIMEX_API_SECRET": SIM_SECRET}
@@ -239,8 +250,12 @@ def launch(
         "--weight-limit", "10000000", "--order-limit-10s", "10000000", *sim_args,
     ]  # fmt: skip
     stack.start("sim-a", stack.sim_argv)
+    for name, port in (extra_sims or {}).items():
+        argv = [*stack.sim_argv]
+        argv[argv.index("--name") + 1], argv[argv.index("--port") + 1] = name, str(port)
+        stack.start(name, argv)
     stack.start("web", web_argv("127.0.0.1", web_port))
-    for name, argv in worker_argvs().items():
+    for name, argv in worker_argvs(venues=("sim-a", *(extra_sims or {}))).items():
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
     try:
@@ -288,14 +303,17 @@ def _libpq(url: str) -> str:
     return " ".join(f"{k}='{v}'" for k, v in bits.items() if v)
 
 
-def setup_database(env: dict[str, str], sim_port: int, username: str) -> str:
+def setup_database(
+    env: dict[str, str], sim_port: int, username: str, extra_sims: dict[str, int] | None = None
+) -> str:
     """Migrate the stack's database and load its data in a subprocess; return the token."""
     py = sys.executable
     subprocess.run(
         [py, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
     )
+    sims = [f"{name}={port}" for name, port in (extra_sims or {}).items()]
     out = subprocess.run(
-        [py, "-m", "omsweb.stack", "prepare", str(sim_port), username],
+        [py, "-m", "omsweb.stack", "prepare", str(sim_port), username, *sims],
         env=env,
         cwd=ROOT,
         check=True,
@@ -323,9 +341,10 @@ def isolated_env(base_env: dict[str, str], *, db_name: str, redis_db: int) -> di
     return env
 
 
-if __name__ == "__main__":  # python -m omsweb.stack prepare SIM_PORT USERNAME
+if __name__ == "__main__":  # python -m omsweb.stack prepare SIM_PORT USERNAME [NAME=PORT...]
     import django
 
     django.setup()
     if sys.argv[1] == "prepare":
-        print(prepare_data(int(sys.argv[2]), username=sys.argv[3]))
+        extra = {k: int(v) for k, v in (a.split("=") for a in sys.argv[4:])}
+        print(prepare_data(int(sys.argv[2]), username=sys.argv[3], extra_sims=extra))
