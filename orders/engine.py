@@ -52,7 +52,7 @@ from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
 from orders.reports import ExecutionReport, ReportKind
 from risk import engine as pretrade
-from routing.venue_choice import choose_venue
+from routing.venue_choice import choose_venue, listing_problem
 from venues.models import Venue
 
 log = logging.getLogger(__name__)
@@ -239,10 +239,12 @@ def _submit(command: SubmitOrder) -> SubmitResult:
         raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
     if venue is not None and not venue.enabled:
         raise OrderValidationError(f"venue {venue.name} is disabled", field="venue")
+    if venue is not None and (unlisted := listing_problem(venue, instrument=instrument)):
+        raise OrderValidationError(unlisted, field="venue")
     _check_increments(instrument, quantity=command.quantity, price=command.price)
     chosen = venue or choose_venue(instrument=instrument)
     if chosen is None:
-        raise OrderValidationError(f"no enabled venue trades {instrument.symbol}", field="venue")
+        raise OrderValidationError(f"no enabled venue lists {instrument.symbol}", field="venue")
     # Read before the transaction: the account's risk lock is held as briefly as possible.
     unavailable = _venue_unavailable(chosen)
     order = Order(

@@ -143,10 +143,35 @@ class Follower:
             writer.set_marks(symbol, book.mid)
 
 
+MISCONFIGURED_RETRY_S = (5.0, 300.0)  # first and longest wait before checking again
+
+
+def _configured(venue: Any, stop: threading.Event) -> Any | None:
+    """The venue row once it is configured well enough to call (``check_config``: one
+    WARNING per change of state), re-read with backoff while it is not; None if the
+    stream stops or the venue is disabled meanwhile."""
+    from omsweb.redis_client import client
+    from venues.models import Venue
+    from venues.status import check_config
+
+    wait, longest = MISCONFIGURED_RETRY_S
+    while not stop.is_set():
+        venue = Venue.objects.filter(pk=venue.pk, enabled=True).first()
+        if venue is None or not check_config(client(), venue):
+            return venue
+        close_old_connections()
+        stop.wait(wait)
+        wait = min(longest, wait * 2)
+    return None
+
+
 def _follow(venue: Any, stop: threading.Event) -> None:
     from omsweb.redis_client import client
     from venues.guard import guarded_adapter
 
+    venue = _configured(venue, stop)
+    if venue is None:
+        return
     follower = Follower(
         venue_id=venue.pk, name=venue.name, adapter=guarded_adapter(venue), redis=client()
     )

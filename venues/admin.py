@@ -32,21 +32,33 @@ class VenueAdmin(admin.ModelAdmin):
         "exchange_id",
         "base_url",
         "enabled",
+        "state",
         "breaker",
         "rate_limit_use",
         "updated_at",
     )
     list_filter = ("driver", "enabled")
     search_fields = ("name", "exchange_id", "base_url")
-    readonly_fields = ("breaker", "rate_limit_use", "created_at", "updated_at")
+    readonly_fields = (
+        "disabled_reason", "state", "breaker", "rate_limit_use", "created_at", "updated_at",
+    )  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
+        (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled",
+                           "disabled_reason")}),
         ("Credentials (names of environment variables, never the secrets)",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
-        ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
+        ("Now", {"fields": ("state", "breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")
+
+    @admin.display(description="state")
+    def state(self, venue: Venue) -> str:
+        """up / down / stale / misconfigured (with why) / disabled (with why)."""
+        live = _live_state(venue)
+        status = live.get("status") or "?"
+        why = live.get("detail") if status == "misconfigured" else venue.disabled_reason
+        return f"{status}: {why}" if why else status
 
     @admin.display(description="breaker")
     def breaker(self, venue: Venue) -> str:
@@ -67,8 +79,26 @@ class VenueAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected venues")
     def enable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        count = queryset.update(enabled=True)
-        self.message_user(request, f"{count} venue(s) enabled", messages.SUCCESS)
+        """Each venue is checked as the form checks it (``Venue.clean``): one with a bad
+        field or missing credentials stays disabled, with the reason."""
+        from django.core.exceptions import ValidationError
+
+        enabled = []
+        for venue in queryset:
+            venue.enabled = True
+            try:
+                venue.clean()
+            except ValidationError as exc:
+                self.message_user(request, f"{venue.name}: {exc.messages[0]}", messages.ERROR)
+                continue
+            venue.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+            if venue.enabled:
+                enabled.append(venue.name)
+            else:
+                self.message_user(
+                    request, f"{venue.name} stays disabled: {venue.disabled_reason}", messages.ERROR
+                )
+        self.message_user(request, f"{len(enabled)} venue(s) enabled", messages.SUCCESS)
 
     @admin.action(description="Disable the selected venues (no new orders are routed there)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:

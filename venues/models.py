@@ -23,6 +23,12 @@ class Venue(models.Model):
     api_key_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     secret_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="why the venue could not be enabled (set by validation, e.g. credentials)",
+    )
     rate_limits = models.JSONField(
         default=dict,
         blank=True,
@@ -37,3 +43,23 @@ class Venue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """Field problems are errors naming the field; missing credentials keep (or put)
+        the venue disabled with the reason (``venues/validation.py``)."""
+        from django.core.exceptions import ValidationError
+
+        from venues.validation import field_problems
+
+        problems = field_problems(self)
+        if problems:
+            raise ValidationError(problems)
+        self.disable_without_credentials()
+
+    def disable_without_credentials(self) -> None:
+        from venues.validation import credential_problem
+
+        missing = credential_problem(self)
+        self.disabled_reason = f"{missing[0]}: {missing[1]}" if missing else ""
+        if missing:
+            self.enabled = False
