@@ -48,6 +48,7 @@ class Follower:
     next_book: float = 0.0
     next_open: float = 0.0
     backoff_until: float = 0.0
+    failing: str = ""  # the kind of venue error the last round met ("" when it did not)
 
     def _cursor_key(self, symbol: str) -> str:
         return f"oms:stream:{self.name}:{symbol}:since"
@@ -82,8 +83,15 @@ class Follower:
             self.backoff_until = time.monotonic() + (exc.retry_after or 5.0)
             log.warning("%s rate limited; pausing %.1fs", self.name, exc.retry_after or 5.0)
         except VenueError as exc:
-            log.warning("%s poll failed: %s", self.name, exc.reason)
+            # one WARNING when polling starts failing (or fails differently), not per round
+            if type(exc).__name__ != self.failing:
+                log.warning("%s poll failed: %s", self.name, exc.reason)
+            self.failing = type(exc).__name__
             return SLOW_POLL_S
+        else:
+            if self.failing:
+                log.warning("%s polls again", self.name)
+            self.failing = ""
         return FAST_POLL_S if working else SLOW_POLL_S
 
     def _poll_trades(self, symbol: str, app: Any, find_order: Any) -> None:

@@ -41,7 +41,9 @@ MEASURED_ORDERS = 20
 @pytest.fixture(scope="module")
 def two_venues(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("isolation")
-    redis_db = int(os.environ.get("OMS_TEST_REDIS_DB", "15")) - 4
+    redis_db = (
+        int(os.environ.get("OMS_TEST_REDIS_DB", "15")) - 5
+    )  # not the session stack's (-2), nor bench's 11
     env = stack_mod.isolated_env(dict(os.environ), db_name="test_oms_isolation", redis_db=redis_db)
     env.update(OMS_HOME=str(logdir), OMS_LOG_LEVEL="INFO")
     sim_a, sim_b = free_port(), free_port()

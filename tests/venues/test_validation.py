@@ -244,3 +244,30 @@ def test_stream_when_venue_misconfigured_then_waits_with_backoff_not_tracebacks(
     assert waits == [5.0, 10.0, 20.0, 40.0]
     assert [r.levelname for r in caplog.records] == ["WARNING", "WARNING"]  # bad, fixed
     assert not any(r.exc_info for r in caplog.records)
+
+
+def test_stream_when_venue_keeps_failing_then_one_warning_until_it_answers(
+    refdata, redis_clean, caplog
+):
+    from orders.stream import Follower
+    from venues.base import VenueUnavailable
+    from venues.models import Venue
+
+    venue = Venue.objects.get(name="sim-a")
+    follower = Follower(venue_id=venue.pk, name="sim-a", adapter=None, redis=redis_clean)
+    answers = iter([VenueUnavailable("sim-a: breaker open")] * 4 + [None])
+
+    def poll_books() -> None:
+        answer = next(answers)
+        if answer is not None:
+            raise answer
+
+    follower._poll_books = poll_books
+    with caplog.at_level(logging.WARNING, logger="oms.venuestream"):
+        for _ in range(5):
+            follower.next_book = 0.0
+            follower.step()
+    assert [r.message for r in caplog.records] == [
+        "sim-a poll failed: sim-a: breaker open",
+        "sim-a polls again",
+    ]
