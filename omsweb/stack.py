@@ -155,7 +155,8 @@ class Stack:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        # generous: on a loaded 2-core machine a Celery worker can take 50 s to be ready
         wait_http(self.sim + "/sim/health")
         wait_http(self.web + "/healthz")
         api = self.api()
