@@ -271,3 +271,16 @@ def test_stream_when_venue_keeps_failing_then_one_warning_until_it_answers(
         "sim-a poll failed: sim-a: breaker open",
         "sim-a polls again",
     ]
+
+
+def test_blotter_venue_state_when_misconfigured_then_status_and_reason(refdata, redis_clean):
+    from venues.models import Venue
+    from venues.status import check_config, venue_states
+
+    Venue.objects.filter(name="sim-a").update(base_url="")
+    venue = Venue.objects.get(name="sim-a")
+    check_config(redis_clean, venue)
+    row = {"name": "sim-a", "driver": "sim", "enabled": True, "rate_limits": {}}
+    (state,) = venue_states(redis_clean, [row], ["BTC/USDT"])
+    assert state["status"] == "misconfigured"
+    assert state["detail"].startswith("base_url: a sim venue needs")
