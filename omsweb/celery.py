@@ -7,6 +7,7 @@ oms.urgent         cancels, cancel-all, kill switch                 never behind
 oms.orders.VENUE   submit, amend, re-send of orders at VENUE        that venue's own worker
 oms.reports        apply execution reports from venues              reports worker
 oms.recon          reconciliation, outbox sweep, stale-state checks recon worker + beat
+                   and audit checkpoints
 =================  ===============================================  ========================
 
 A slow venue delays only its own orders: each venue's calls have a queue and a worker of
@@ -72,6 +73,7 @@ app.conf.beat_schedule = {
     "risk-roll-day": {"task": "oms.recon.risk_roll_day", "schedule": 60.0},
     "risk-warm-venues": {"task": "oms.urgent.risk_warm_venues", "schedule": 30.0},
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
+    "audit-checkpoint": {"task": "oms.recon.audit_checkpoint", "schedule": 60.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 

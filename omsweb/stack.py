@@ -195,8 +195,8 @@ def prepare_data(
     ``extra_sims`` by name), a trader's API token. Other venues are disabled. Needs
     Django set up against the stack's database."""
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
 
+    from omsweb import api_tokens
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
     from venues.models import Venue
@@ -216,8 +216,7 @@ def prepare_data(
     user.groups.add(Group.objects.get(name="trader"))
     for code in ("DEMO", "HEDGE"):
         Account.objects.get(code=code).members.add(user)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return api_tokens.issue(user=user, source="stack")
 
 
 def launch(

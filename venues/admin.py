@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from venues.changes import record_change, record_delete, settings_of
 from venues.models import Venue
 
 
@@ -77,30 +79,53 @@ class VenueAdmin(admin.ModelAdmin):
             text += f" (paused {limit['paused_for_s']} s)"
         return text or "?"
 
+    def save_model(self, request: HttpRequest, obj: Venue, form: Any, change: bool) -> None:
+        before = settings_of(Venue.objects.filter(pk=obj.pk).first()) if change else {}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record_change(before, obj, actor=request.user.get_username(), via="admin")
+
+    def delete_model(self, request: HttpRequest, obj: Venue) -> None:
+        with transaction.atomic():
+            record_delete(obj, actor=request.user.get_username(), via="admin")
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
+        with transaction.atomic():
+            for venue in queryset:
+                record_delete(venue, actor=request.user.get_username(), via="admin")
+            super().delete_queryset(request, queryset)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Venue], enabled: bool) -> int:
+        count = 0
+        with transaction.atomic():
+            for venue in queryset.select_for_update().exclude(enabled=enabled):
+                before = settings_of(venue)
+                venue.enabled = enabled
+                if enabled:  # missing credentials: it stays disabled, with the reason
+                    venue.disable_without_credentials()
+                venue.save(update_fields=["enabled", "disabled_reason", "updated_at"])
+                if venue.enabled != enabled:
+                    why = f"{venue.name} stays disabled: {venue.disabled_reason}"
+                    self.message_user(request, why, messages.ERROR)
+                    continue
+                record_change(before, venue, actor=request.user.get_username(), via="admin")
+                count += 1
+        return count
+
     @admin.action(description="Enable the selected venues")
     def enable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        """Each venue is checked as the form checks it (``Venue.clean``): one with a bad
-        field or missing credentials stays disabled, with the reason."""
-        from django.core.exceptions import ValidationError
+        """Each venue is checked as the form checks it (``venues/validation.py``): one with
+        a bad field, or missing credentials, stays disabled, with the reason."""
+        from venues.validation import field_problems
 
-        enabled = []
-        for venue in queryset:
-            venue.enabled = True
-            try:
-                venue.clean()
-            except ValidationError as exc:
-                self.message_user(request, f"{venue.name}: {exc.messages[0]}", messages.ERROR)
-                continue
-            venue.save(update_fields=["enabled", "disabled_reason", "updated_at"])
-            if venue.enabled:
-                enabled.append(venue.name)
-            else:
-                self.message_user(
-                    request, f"{venue.name} stays disabled: {venue.disabled_reason}", messages.ERROR
-                )
-        self.message_user(request, f"{len(enabled)} venue(s) enabled", messages.SUCCESS)
+        bad = {v.name: next(iter(p.values())) for v in queryset if (p := field_problems(v))}
+        for name, why in bad.items():
+            self.message_user(request, f"{name} stays disabled: {why}", messages.ERROR)
+        count = self._set_enabled(request, queryset.exclude(name__in=bad), True)
+        self.message_user(request, f"{count} venue(s) enabled", messages.SUCCESS)
 
     @admin.action(description="Disable the selected venues (no new orders are routed there)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        count = queryset.update(enabled=False)
+        count = self._set_enabled(request, queryset, False)
         self.message_user(request, f"{count} venue(s) disabled", messages.WARNING)
