@@ -146,6 +146,12 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def start_venue_worker(self, venue: str) -> Proc:
+        """The worker of a venue added to the running stack (its calls have a queue of
+        their own: nothing sends its orders until this runs)."""
+        ((name, argv),) = worker_argvs(venues=(venue,), only_venues=True).items()
+        return self.start(name, argv)
+
     def restart(self, name: str) -> Proc:
         old = self.procs[name]
         old.stop()
@@ -168,13 +174,14 @@ class Stack:
 
 
 def worker_argvs(
-    suffix: str = "stack", venues: tuple[str, ...] = ("sim-a",)
+    suffix: str = "stack", venues: tuple[str, ...] = ("sim-a",), only_venues: bool = False
 ) -> dict[str, list[str]]:
     from omsweb.cli import WORKERS, venue_workers, worker_argv
 
+    table = {**({} if only_venues else WORKERS), **venue_workers(list(venues))}
     return {
         f"worker-{name}": worker_argv(queues, name=f"{name}-{suffix}", concurrency=c, beat=beat)
-        for name, (queues, c, beat) in {**WORKERS, **venue_workers(list(venues))}.items()
+        for name, (queues, c, beat) in table.items()
     }
 
 

@@ -56,7 +56,7 @@ class VenueSerializer(serializers.ModelSerializer):
         400 naming it; missing credentials keep the venue disabled, with the reason."""
         from types import SimpleNamespace
 
-        from venues.validation import credential_problem, field_problems
+        from venues.validation import enabling_problem, field_problems
 
         current = {
             f: getattr(self.instance, f)
@@ -64,15 +64,18 @@ class VenueSerializer(serializers.ModelSerializer):
             if self.instance and hasattr(self.instance, f)
         }
         row = SimpleNamespace(
-            **{"driver": "ccxt", "base_url": "", "exchange_id": "", **current, **attrs}
+            **{"driver": "ccxt", "base_url": "", "exchange_id": "", "enabled": True}
+            | current
+            | attrs
         )
         problems = field_problems(row)
         if problems:
             raise serializers.ValidationError(problems)
-        missing = credential_problem(row)
-        attrs["disabled_reason"] = f"{missing[0]}: {missing[1]}" if missing else ""
-        if missing:
-            attrs["enabled"] = False
+        why = enabling_problem(self.instance, row)
+        if why:
+            attrs["enabled"], attrs["disabled_reason"] = False, why
+        elif row.enabled:
+            attrs["disabled_reason"] = ""
         return attrs
 
     def _status(self, venue: Venue) -> dict[str, Any]:

@@ -45,8 +45,8 @@ class Venue(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """Field problems are errors naming the field; missing credentials keep (or put)
-        the venue disabled with the reason (``venues/validation.py``)."""
+        """Field problems are errors naming the field; missing credentials keep the
+        venue disabled with the reason (``venues/validation.py``)."""
         from django.core.exceptions import ValidationError
 
         from venues.validation import field_problems
@@ -57,9 +57,12 @@ class Venue(models.Model):
         self.disable_without_credentials()
 
     def disable_without_credentials(self) -> None:
-        from venues.validation import credential_problem
+        """Being enabled without its credentials: it stays disabled, with the reason."""
+        from venues.validation import enabling_problem
 
-        missing = credential_problem(self)
-        self.disabled_reason = f"{missing[0]}: {missing[1]}" if missing else ""
-        if missing:
-            self.enabled = False
+        before = Venue.objects.filter(pk=self.pk).first() if self.pk else None
+        why = enabling_problem(before, self)
+        if why:
+            self.enabled, self.disabled_reason = False, why
+        elif self.enabled:
+            self.disabled_reason = ""

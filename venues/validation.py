@@ -64,7 +64,7 @@ def credential_problem(venue: Any) -> tuple[str, str] | None:
     environment variables *named* on the row must be set (a ccxt venue must name both).
     The one place that knows where credentials come from."""
     driver = getattr(venue, "driver", "")
-    for attr in ("api_key_env", "secret_env"):
+    for attr in _CREDENTIALS:
         var = (getattr(venue, attr, "") or "").strip()
         if not var:
             if driver == "ccxt":
@@ -73,6 +73,26 @@ def credential_problem(venue: Any) -> tuple[str, str] | None:
         if not os.environ.get(var):
             return attr, f"environment variable {var} (named in {attr}) is not set"
     return None
+
+
+def enabling_problem(before: Any | None, after: Any) -> str | None:
+    """Why the row ``after`` (about to be saved; ``before``: the saved row, None when new)
+    must stay disabled: it is being enabled (created enabled, switched on, or its
+    credential names changed while enabled) and its credentials are missing. An edit
+    of anything else leaves an enabled venue enabled: if its credentials went missing
+    since, it is MISCONFIGURED at run time (``venues.status.check_config``)."""
+    if not getattr(after, "enabled", False):
+        return None
+    enabling = (
+        before is None
+        or not before.enabled
+        or any(getattr(before, a, "") != getattr(after, a, "") for a in _CREDENTIALS)
+    )
+    missing = credential_problem(after) if enabling else None
+    return f"{missing[0]}: {missing[1]}" if missing else None
+
+
+_CREDENTIALS = ("api_key_env", "secret_env")
 
 
 def config_problem(venue: Any) -> str | None:

@@ -150,6 +150,18 @@ def test_api_when_credentials_missing_then_created_disabled_with_reason(api):
     assert r.status_code == 200 and r.json()["enabled"] is False  # still no credentials
 
 
+def test_api_edit_of_an_enabled_venue_then_not_disabled_by_the_credential_rule(api):
+    # SIMEX_API_KEY (named on the demo venues) is not set here: the venue keeps working
+    # state as it is; at run time a missing variable is MISCONFIGURED, not a silent switch
+    sim_a = next(v for v in api("admin").get("/api/v1/venues/").json()["results"]
+                 if v["name"] == "sim-a")  # fmt: skip
+    r = api("admin").patch(f"/api/v1/venues/{sim_a['id']}/", {"base_url": "http://127.0.0.1:9/"})
+    assert r.status_code == 200 and r.json()["enabled"] is True, r.text
+    r = api("admin").patch(f"/api/v1/venues/{sim_a['id']}/", {"enabled": False})
+    r = api("admin").patch(f"/api/v1/venues/{sim_a['id']}/", {"enabled": True})
+    assert r.json()["enabled"] is False and "SIMEX_API_KEY" in r.json()["disabled_reason"]
+
+
 def test_api_patch_when_made_invalid_then_400(api, creds):
     venue = api("admin").get("/api/v1/venues/").json()["results"][0]
     r = api("admin").patch(f"/api/v1/venues/{venue['id']}/", {"base_url": ""})
@@ -284,3 +296,24 @@ def test_blotter_venue_state_when_misconfigured_then_status_and_reason(refdata, 
     (state,) = venue_states(redis_clean, [row], ["BTC/USDT"])
     assert state["status"] == "misconfigured"
     assert state["detail"].startswith("base_url: a sim venue needs")
+
+
+def test_admin_enable_action_when_credentials_missing_then_stays_disabled(refdata, client):
+    from django.contrib.auth.models import User
+
+    from venues.models import Venue
+
+    client.force_login(User.objects.create_superuser("venue-admin", password="pw-123456"))
+    Venue.objects.filter(name="sim-b").update(enabled=False)
+    Venue.objects.filter(name="sim-a").update(enabled=False, exchange_id="À", driver="ccxt")
+    pks = list(Venue.objects.filter(name__in=["sim-a", "sim-b"]).values_list("pk", flat=True))
+    r = client.post(
+        "/admin/venues/venue/",
+        {"action": "enable", "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
+    )
+    text = " | ".join(str(m) for m in r.context["messages"])
+    assert "sim-a stays disabled: unknown ccxt exchange id" in text
+    assert "sim-b stays disabled: api_key_env: environment variable SIMEX_API_KEY" in text
+    assert not Venue.objects.filter(enabled=True, pk__in=pks).exists()
+    assert Venue.objects.get(name="sim-b").disabled_reason.startswith("api_key_env")
