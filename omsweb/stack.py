@@ -162,15 +162,17 @@ class Stack:
             proc.stop()
 
     def wait_healthy(self, timeout: float = 120.0) -> None:
-        # generous: on a loaded 2-core machine a Celery worker can take 50 s to be ready
-        wait_http(self.sim + "/sim/health")
-        wait_http(self.web + "/healthz")
+        # generous: on a loaded 2-core machine a Celery worker can take 50 s to be ready,
+        # and the web server 20 s to answer
+        wait_http(self.sim + "/sim/health", timeout=timeout)
+        wait_http(self.web + "/healthz", timeout=timeout)
         api = self.api()
-        wait_for(
-            lambda: api.get("/api/v1/health/").json().get("status") == "up",
-            timeout=timeout,
-            interval=0.3,
-        )
+
+        def up() -> bool:
+            r = api.get("/api/v1/health/")
+            return r.status_code == 200 and r.json().get("status") == "up"
+
+        wait_for(up, timeout=timeout, interval=0.3)
 
 
 def worker_argvs(
