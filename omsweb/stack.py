@@ -269,10 +269,10 @@ def launch(
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
     try:
         stack.wait_healthy()
-    except Exception:
+    except Exception as exc:
         logs = stack.logs()
         stack.stop()
-        raise RuntimeError(f"stack did not start:\n{logs}") from None
+        raise RuntimeError(f"stack did not start: {exc!r}\n{logs}") from None
     return stack
 
 
