@@ -185,3 +185,24 @@ def test_follow_up_cancels_all_again_where_it_did(ref, submit, venue, sent):
     killswitch.sweep(change.pk, follow_up=True, groups=first["groups"])
     assert venue.open == {} and venue.calls == [("cancel_all", "BTC/USDT")] * 2
     assert len(sent["follow_ups"]) == 1  # a follow-up schedules no further one
+
+
+def test_engage_when_committed_then_kill_switch_alert_once_and_not_on_release(
+    ref, sent, caplog, django_capture_on_commit_callbacks
+):
+    # Arrange
+    def alerts_logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+
+    # Act
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.trading_state_set(actor=RISK, scope="global", state="HALTED", reason="drill")
+        engaged = alerts_logged()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.trading_state_set(actor=RISK, scope="global", state="ACTIVE", reason="done")
+    # Assert
+    assert engaged == [
+        "event=kill_switch_engaged scope=global state=HALTED by=test-risk reason=drill"
+    ]
+    assert alerts_logged() == engaged  # a release is no alert
