@@ -162,6 +162,7 @@ def start_drill_sim(stack: Any) -> str:
         "--paused", "--weight-limit", "10000000", "--order-limit-10s", "10000000",
     ]  # fmt: skip
     stack.start(DRILL_VENUE, argv)
+    stack.start_venue_worker(DRILL_VENUE)  # the venue's calls run on a worker of its own
     url = f"http://127.0.0.1:{port}"
     wait_http(url + "/sim/health")
     stack._drill_sim_url = url

@@ -1,14 +1,18 @@
-"""The Celery app: four queues, routed by task name.
+"""The Celery app: the queues, routed by task name (and, for venue calls, by venue).
 
-=============  ===============================================  ======================
-queue          tasks                                            worker
-=============  ===============================================  ======================
-oms.urgent     cancels, cancel-all, kill switch                 never behind new orders
-oms.orders     submit, amend                                    order worker
-oms.reports    apply execution reports from venues              order worker
-oms.recon      reconciliation, outbox sweep, stale-state checks recon worker + beat
-               and audit checkpoints
-=============  ===============================================  ======================
+=================  ===============================================  ========================
+queue              tasks                                            worker
+=================  ===============================================  ========================
+oms.urgent         cancels, cancel-all, kill switch                 never behind new orders
+oms.orders.VENUE   submit, amend, re-send of orders at VENUE        that venue's own worker
+oms.reports        apply execution reports from venues              reports worker
+oms.recon          reconciliation, outbox sweep, stale-state checks recon worker + beat
+                   and audit checkpoints
+=================  ===============================================  ========================
+
+A slow venue delays only its own orders: each venue's calls have a queue and a worker of
+their own (``oms worker --venue NAME``), and execution reports, which call no venue,
+never wait behind a venue call (docs/RELIABILITY.md, "One slow venue").
 
 Reliability settings (acks late, reject on worker lost, prefetch 1, visibility timeout)
 live in ``omsweb/settings.py`` under ``CELERY_``. Every message is authenticated
@@ -34,16 +38,28 @@ from omsweb import task_auth
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
 
-QUEUES = ("oms.urgent", "oms.orders", "oms.reports", "oms.recon")
+# The queues every deployment has; each venue adds its own (``venue_queue``).
+QUEUES = ("oms.urgent", "oms.reports", "oms.recon")
+VENUE_TASKS = "oms.orders."  # task name prefix of the venue calls of one order
+
+
+def venue_queue(venue_name: str) -> str:
+    """The queue of the venue calls (submit, amend, re-send) of orders at ``venue_name``."""
+    return f"{VENUE_TASKS}{venue_name}"
+
 
 # Task name prefix -> queue. Every task has an explicit name under one of these.
-ROUTES = {
-    "oms.urgent.*": {"queue": "oms.urgent"},
-    "oms.orders.*": {"queue": "oms.orders"},
-    "oms.reports.*": {"queue": "oms.reports"},
-    "oms.recon.*": {"queue": "oms.recon"},
-    "oms.ping": {"queue": "oms.orders"},
-}
+# ``oms.orders.*`` go to their order's venue queue: ``orders.tasks.route_venue_task`` (named
+# by path: the Celery app imports nothing of orders).
+ROUTES = (
+    "orders.tasks.route_venue_task",
+    {
+        "oms.urgent.*": {"queue": "oms.urgent"},
+        "oms.reports.*": {"queue": "oms.reports"},
+        "oms.recon.*": {"queue": "oms.recon"},
+        "oms.ping": {"queue": "oms.reports"},
+    },
+)
 
 
 class OmsCelery(Celery):

@@ -6,6 +6,7 @@
     oms services [--stop]          embedded PostgreSQL + Redis (only where *_URL unset)
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
+    oms worker --venue NAME        the venue calls of one venue, on a worker of its own
     oms simex --name sim-a --port 8101
     oms venuestream                venue order and trade updates into the OMS
     oms marketdata [--record DIR]  venue books and their states into Redis
@@ -34,9 +35,27 @@ from pathlib import Path
 WORKERS = {
     # name: (queues, concurrency, beat)
     "urgent": ("oms.urgent", 1, False),
-    "orders": ("oms.orders,oms.reports", 2, False),
+    "reports": ("oms.reports", 2, False),
     "recon": ("oms.recon", 1, True),
 }
+# Plus one worker per venue for its venue calls (submit, amend, re-send): a slow venue
+# delays only its own orders (docs/RELIABILITY.md, "One slow venue").
+VENUE_WORKER_CONCURRENCY = 2
+
+
+def venue_workers(venues: list[str]) -> dict[str, tuple[str, int, bool]]:
+    """``WORKERS``-shaped entries for the venues named: ``orders-NAME`` on its queue."""
+    from omsweb.celery import venue_queue
+
+    return {f"orders-{v}": (venue_queue(v), VENUE_WORKER_CONCURRENCY, False) for v in venues}
+
+
+def _enabled_venues() -> tuple[str, ...]:
+    from venues.models import Venue
+
+    return tuple(Venue.objects.filter(enabled=True).values_list("name", flat=True))
+
+
 SIM_VENUES = {"sim-a": 8101, "sim-b": 8102}
 
 
@@ -136,17 +155,23 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
     return argv
 
 
-def processes(*, host: str, port: int, sim: bool = True) -> dict[str, list[str]]:
+def processes(
+    *, host: str, port: int, sim: bool = True, venues: tuple[str, ...] = tuple(SIM_VENUES)
+) -> dict[str, list[str]]:
     """Every process ``oms up`` runs, by name: the one table of them (a new kind of
-    process adds its entry here). The process manager (``omsweb/procmgr.py``) restarts
-    any of them that dies."""
+    process adds its entry here), with a worker for each of ``venues`` (``oms up``: the
+    enabled ones). The process manager (``omsweb/procmgr.py``) restarts any of them
+    that dies."""
     procs: dict[str, list[str]] = {}
     if sim:
         for name, sim_port in SIM_VENUES.items():
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
                            "--port", str(sim_port)]  # fmt: skip
     procs["web"] = web_argv(host, port)
-    for name, (queues, concurrency, beat) in WORKERS.items():
+    for name, (queues, concurrency, beat) in {
+        **WORKERS,
+        **venue_workers(list(venues)),
+    }.items():
         procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
     procs["fixgw"] = [_python(), "-m", "omsweb.cli", "fixgw"]
     if _has_venuestream():
@@ -189,7 +214,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     else:
         print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
     config = procmgr.write_config(
-        home, processes(host=host, port=port, sim=not args.no_sim), directory=Path.cwd()
+        home,
+        processes(host=host, port=port, sim=not args.no_sim, venues=_enabled_venues()),
+        directory=Path.cwd(),
     )
     supervisorctl = Path(sys.executable).parent / "supervisorctl"
     print(f"Processes: {supervisorctl} -c {config} status")
@@ -254,8 +281,16 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     _prepare_env()
-    name = args.name or args.queues.split(",")[0].replace("oms.", "")
-    _exec(worker_argv(args.queues, name=name, concurrency=args.concurrency, beat=args.beat))
+    if args.venue:
+        ((default_name, (queues, concurrency, _)),) = venue_workers([args.venue]).items()
+        concurrency = args.concurrency or concurrency
+    elif args.queues:
+        queues, concurrency = args.queues, args.concurrency or 2
+        default_name = queues.split(",")[0].replace("oms.", "")
+    else:
+        raise SystemExit("oms worker: give --queues or --venue")
+    name = args.name or default_name
+    _exec(worker_argv(queues, name=name, concurrency=concurrency, beat=args.beat))
     return 0
 
 
@@ -365,9 +400,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_web)
 
     p = sub.add_parser("worker", help="a Celery worker")
-    p.add_argument("--queues", required=True, help="e.g. oms.orders,oms.reports")
+    p.add_argument("--queues", help="e.g. oms.reports or oms.urgent")
+    p.add_argument("--venue", help="the venue calls of this venue (queue oms.orders.VENUE)")
     p.add_argument("--beat", action="store_true", help="also run the periodic scheduler")
-    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--concurrency", type=int, default=None)
     p.add_argument("--name", default=None)
     p.set_defaults(func=cmd_worker)
 

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from omsweb import procmgr
-from omsweb.celery import QUEUES, app
+from omsweb.celery import QUEUES, app, venue_queue
 
 
 def _timed(check) -> dict[str, Any]:  # noqa: ANN001
@@ -46,26 +46,36 @@ def _redis() -> str | None:
     return None
 
 
-def _workers() -> dict[str, Any]:
+def _queues() -> tuple[str, ...]:
+    """The fixed queues and each enabled venue's own (``omsweb.celery.venue_queue``)."""
+    from venues.models import Venue
+
+    venues = Venue.objects.filter(enabled=True).values_list("name", flat=True)
+    return QUEUES + tuple(venue_queue(name) for name in venues)
+
+
+def _workers(expected: tuple[str, ...]) -> dict[str, Any]:
     replies = app.control.inspect(timeout=1.0).active_queues() or {}
-    consumers: dict[str, list[str]] = {q: [] for q in QUEUES}
+    consumers: dict[str, list[str]] = {q: [] for q in expected}
     for worker, queues in replies.items():
         for queue in queues:
             consumers.setdefault(queue["name"], []).append(worker)
     return {
         q: {"status": "up" if workers else "down", "workers": sorted(workers)}
         for q, workers in consumers.items()
-        if q in QUEUES
+        if q in expected
     }
 
 
 def health_report(*, workers: bool = True) -> dict[str, Any]:
     report: dict[str, Any] = {"database": _timed(_database), "redis": _timed(_redis)}
     if workers:
+        expected = QUEUES
         try:
-            report["queues"] = _workers()
+            expected = _queues()
+            report["queues"] = _workers(expected)
         except Exception as exc:
-            report["queues"] = {q: {"status": "down", "detail": str(exc)} for q in QUEUES}
+            report["queues"] = {q: {"status": "down", "detail": str(exc)} for q in expected}
     up = all(v["status"] == "up" for k, v in report.items() if k != "queues")
     if workers:
         up = up and all(v["status"] == "up" for v in report["queues"].values())

@@ -271,7 +271,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_DEFAULT_QUEUE = "oms.orders"
+# Every task is routed (omsweb/celery.py); one that is not still runs, on the recon worker.
+CELERY_TASK_DEFAULT_QUEUE = "oms.recon"
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task not acked within this many seconds is redelivered. No ETA/countdown may exceed it.

@@ -146,6 +146,12 @@ class Stack:
         self.procs[name] = proc
         return proc
 
+    def start_venue_worker(self, venue: str) -> Proc:
+        """The worker of a venue added to the running stack (its calls have a queue of
+        their own: nothing sends its orders until this runs)."""
+        ((name, argv),) = worker_argvs(venues=(venue,), only_venues=True).items()
+        return self.start(name, argv)
+
     def restart(self, name: str) -> Proc:
         old = self.procs[name]
         old.stop()
@@ -165,23 +171,29 @@ class Stack:
                         return str(v["state"])
         return None
 
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        wait_http(self.sim + "/sim/health")
-        wait_http(self.web + "/healthz")
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        # generous: on a loaded 2-core machine a Celery worker can take 50 s to be ready,
+        # and the web server 20 s to answer
+        wait_http(self.sim + "/sim/health", timeout=timeout)
+        wait_http(self.web + "/healthz", timeout=timeout)
         api = self.api()
-        wait_for(
-            lambda: api.get("/api/v1/health/").json().get("status") == "up",
-            timeout=timeout,
-            interval=0.3,
-        )
+
+        def up() -> bool:
+            r = api.get("/api/v1/health/")
+            return r.status_code == 200 and r.json().get("status") == "up"
+
+        wait_for(up, timeout=timeout, interval=0.3)
 
 
-def worker_argvs(suffix: str = "stack") -> dict[str, list[str]]:
-    from omsweb.cli import WORKERS, worker_argv
+def worker_argvs(
+    suffix: str = "stack", venues: tuple[str, ...] = ("sim-a",), only_venues: bool = False
+) -> dict[str, list[str]]:
+    from omsweb.cli import WORKERS, venue_workers, worker_argv
 
+    table = {**({} if only_venues else WORKERS), **venue_workers(list(venues))}
     return {
         f"worker-{name}": worker_argv(queues, name=f"{name}-{suffix}", concurrency=c, beat=beat)
-        for name, (queues, c, beat) in WORKERS.items()
+        for name, (queues, c, beat) in table.items()
     }
 
 
@@ -195,9 +207,12 @@ def _beat_schedule_in(argv: list[str], logdir: Path) -> list[str]:
     return argv
 
 
-def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
-    """Reference data, the venue row pointed at our simulator, a trader's API token.
-    Needs Django set up against the stack's database."""
+def prepare_data(
+    sim_port: int, username: str = "stack-trader", extra_sims: dict[str, int] | None = None
+) -> str:
+    """Reference data, the venue rows pointed at our simulators (sim-a, and any
+    ``extra_sims`` by name), a trader's API token. Other venues are disabled. Needs
+    Django set up against the stack's database."""
     from django.contrib.auth.models import Group, User
 
     from omsweb import api_tokens
@@ -207,13 +222,16 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     from venues.models import Venue
 
     ensure_reference_data()
-    Venue.objects.filter(name="sim-a").update(
-        base_url=f"http://127.0.0.1:{sim_port}", enabled=True,
-        api_key_env=env_name("sim-a", "api_key_env"), secret_env=env_name("sim-a", "secret_env"),
-        # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
-        rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
-    )  # fmt: skip
-    Venue.objects.exclude(name="sim-a").update(enabled=False)
+    sims = {"sim-a": sim_port, **(extra_sims or {})}
+    for name, port in sims.items():
+        Venue.objects.update_or_create(name=name, defaults=dict(
+            driver=Venue.Driver.SIM, exchange_id="binance",
+            base_url=f"http://127.0.0.1:{port}", enabled=True,
+            api_key_env=env_name(name, "api_key_env"), secret_env=env_name(name, "secret_env"),
+            # the stack's simulators run with huge limits; so do we (benchmarks, bursts)
+            rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
+        ))  # fmt: skip
+    Venue.objects.exclude(name__in=sims).update(enabled=False)
     user, _ = User.objects.get_or_create(username=username)
     user.groups.add(Group.objects.get(name="trader"))
     for code in ("DEMO", "HEDGE"):
@@ -221,15 +239,17 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     return api_tokens.issue(user=user, source="stack")
 
 
-def sim_credentials_env() -> dict[str, str]:
-    """The variables that give venue sim-a the stack simulator's key (its own
-    ``OMS_VENUE_SIM_A_KEY`` / ``_SECRET``: venues/credentials.py)."""
+def sim_credentials_env(names: tuple[str, ...] = ("sim-a",)) -> dict[str, str]:
+    """The variables that give the stack's venues (sim-a and any ``extra_sims``) the
+    stack simulator's key (their own ``OMS_VENUE_SIM_A_KEY`` / ``_SECRET``:
+    venues/credentials.py)."""
     from venues.credentials import env_name
 
-    return {
-        env_name("sim-a", "api_key_env"): SIM_KEY,
-        env_name("sim-a", "secret_env"): SIM_SECRET,
-    }
+    env = {}
+    for name in names:
+        env[env_name(name, "api_key_env")] = SIM_KEY
+        env[env_name(name, "secret_env")] = SIM_SECRET
+    return env
 
 
 def sim_argv(sim_port: int, sim_args: tuple[str, ...] = ("--paused",)) -> list[str]:
@@ -249,11 +269,14 @@ def launch(
     sim_port: int,
     sim_args: tuple[str, ...] = ("--paused",),
     healthy_timeout: float = 60.0,
+    extra_sims: dict[str, int] | None = None,
 ) -> Stack:
-    """Start every process and wait until the health check reports all queues up."""
+    """Start every process and wait until the health check reports all queues up.
+    ``extra_sims``: more simulated venues by name and port (``prepare_data`` with the
+    same), each with its own venue worker; ``Stack.sim`` stays sim-a."""
     from omsweb.cli import web_argv
 
-    env = {**env, **sim_credentials_env()}
+    env = {**env, **sim_credentials_env(("sim-a", *(extra_sims or {})))}
     env.setdefault("PYTHONPATH", str(ROOT))
     web_port = free_port()
     py = sys.executable
@@ -266,8 +289,12 @@ def launch(
     )
     stack.sim_argv = sim_argv(sim_port, sim_args)
     stack.start("sim-a", stack.sim_argv)
+    for name, port in (extra_sims or {}).items():
+        argv = [*stack.sim_argv]
+        argv[argv.index("--name") + 1], argv[argv.index("--port") + 1] = name, str(port)
+        stack.start(name, argv)
     stack.start("web", web_argv("127.0.0.1", web_port))
-    for name, argv in worker_argvs().items():
+    for name, argv in worker_argvs(venues=("sim-a", *(extra_sims or {}))).items():
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
     stack.start("marketdata", [py, "-m", "omsweb.cli", "marketdata"])
@@ -318,14 +345,17 @@ def _libpq(url: str) -> str:
     return " ".join(f"{k}='{v}'" for k, v in bits.items() if v)
 
 
-def setup_database(env: dict[str, str], sim_port: int, username: str) -> str:
+def setup_database(
+    env: dict[str, str], sim_port: int, username: str, extra_sims: dict[str, int] | None = None
+) -> str:
     """Migrate the stack's database and load its data in a subprocess; return the token."""
     py = sys.executable
     subprocess.run(
         [py, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, check=True
     )
+    sims = [f"{name}={port}" for name, port in (extra_sims or {}).items()]
     out = subprocess.run(
-        [py, "-m", "omsweb.stack", "prepare", str(sim_port), username],
+        [py, "-m", "omsweb.stack", "prepare", str(sim_port), username, *sims],
         env=env,
         cwd=ROOT,
         check=True,
@@ -353,9 +383,10 @@ def isolated_env(base_env: dict[str, str], *, db_name: str, redis_db: int) -> di
     return env
 
 
-if __name__ == "__main__":  # python -m omsweb.stack prepare SIM_PORT USERNAME
+if __name__ == "__main__":  # python -m omsweb.stack prepare SIM_PORT USERNAME [NAME=PORT...]
     import django
 
     django.setup()
     if sys.argv[1] == "prepare":
-        print(prepare_data(int(sys.argv[2]), username=sys.argv[3]))
+        extra = {k: int(v) for k, v in (a.split("=") for a in sys.argv[4:])}
+        print(prepare_data(int(sys.argv[2]), username=sys.argv[3], extra_sims=extra))

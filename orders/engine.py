@@ -52,7 +52,7 @@ from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
 from orders.reports import ExecutionReport, ReportKind
 from risk import engine as pretrade
-from routing.venue_choice import choose_venue
+from routing.venue_choice import choose_venue, listing_problem
 from venues.models import Venue
 
 log = logging.getLogger(__name__)
@@ -60,27 +60,30 @@ log = logging.getLogger(__name__)
 ENQUEUED_AT_HEADER = "oms_enqueued_at"
 
 
-def _send_task(name: str, args: tuple[Any, ...]) -> None:
-    from omsweb.celery import app
+def _send_task(name: str, args: tuple[Any, ...], venue: str | None = None) -> None:
+    from omsweb.celery import app, venue_queue
 
     # the time it was queued rides along: the worker records it, so queueing delay is
     # visible per order
-    app.send_task(name, args=args, headers={ENQUEUED_AT_HEADER: time.time()})
+    options = {"queue": venue_queue(venue)} if venue else {}
+    app.send_task(name, args=args, headers={ENQUEUED_AT_HEADER: time.time()}, **options)
 
 
 # Where venue work goes (a Celery task by name), and the clock: in-process tests
 # replace both (tests/orders/engine_harness.py).
-dispatch: Callable[[str, tuple[Any, ...]], None] = _send_task
+dispatch: Callable[[str, tuple[Any, ...], str | None], None] = _send_task
 clock: Callable[[], datetime] = timezone.now
 
 
-def queue(task: str, *args: Any) -> None:
+def queue(task: str, *args: Any, venue: str | None = None) -> None:
     """Queue venue work when the transaction commits (never inside it; at once outside
-    a transaction). A broker that is down is logged: the sweeps send it again."""
+    a transaction). ``venue``: the order's venue name when at hand, for its queue
+    (otherwise the Celery router looks it up). A broker that is down is logged: the
+    sweeps send it again."""
 
     def send() -> None:
         try:
-            dispatch(task, args)
+            dispatch(task, args, venue)
         except Exception:  # broker down: the outbox sweep re-sends it, nothing is lost
             log.exception("enqueue %s%s failed; the sweep will retry", task, args)
 
@@ -236,10 +239,12 @@ def _submit(command: SubmitOrder) -> SubmitResult:
         raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
     if venue is not None and not venue.enabled:
         raise OrderValidationError(f"venue {venue.name} is disabled", field="venue")
+    if venue is not None and (unlisted := listing_problem(venue, instrument=instrument)):
+        raise OrderValidationError(unlisted, field="venue")
     _check_increments(instrument, quantity=command.quantity, price=command.price)
     chosen = venue or choose_venue(instrument=instrument)
     if chosen is None:
-        raise OrderValidationError(f"no enabled venue trades {instrument.symbol}", field="venue")
+        raise OrderValidationError(f"no enabled venue lists {instrument.symbol}", field="venue")
     # Read before the transaction: the account's risk lock is held as briefly as possible.
     unavailable = _venue_unavailable(chosen)
     order = Order(
@@ -291,7 +296,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
                     reason=unavailable,
                 )
             else:
-                queue("oms.orders.submit", order.pk)
+                queue("oms.orders.submit", order.pk, venue=chosen.name)
             _changed(order)
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.

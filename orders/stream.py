@@ -48,6 +48,7 @@ class Follower:
     next_mark: float = 0.0
     next_open: float = 0.0
     backoff_until: float = 0.0
+    failing: str = ""  # the kind of venue error the last round met ("" when it did not)
 
     def _cursor_key(self, symbol: str) -> str:
         return f"oms:stream:{self.name}:{symbol}:since"
@@ -82,8 +83,15 @@ class Follower:
             self.backoff_until = time.monotonic() + (exc.retry_after or 5.0)
             log.warning("%s rate limited; pausing %.1fs", self.name, exc.retry_after or 5.0)
         except VenueError as exc:
-            log.warning("%s poll failed: %s", self.name, exc.reason)
+            # one WARNING when polling starts failing (or fails differently), not per round
+            if type(exc).__name__ != self.failing:
+                log.warning("%s poll failed: %s", self.name, exc.reason)
+            self.failing = type(exc).__name__
             return SLOW_POLL_S
+        else:
+            if self.failing:
+                log.warning("%s polls again", self.name)
+            self.failing = ""
         return FAST_POLL_S if working else SLOW_POLL_S
 
     def _poll_trades(self, symbol: str, app: Any, find_order: Any) -> None:
@@ -135,10 +143,35 @@ class Follower:
                 writer.set_marks(symbol, Decimal(raw.decode()))
 
 
+MISCONFIGURED_RETRY_S = (5.0, 300.0)  # first and longest wait before checking again
+
+
+def _configured(venue: Any, stop: threading.Event) -> Any | None:
+    """The venue row once it is configured well enough to call (``check_config``: one
+    WARNING per change of state), re-read with backoff while it is not; None if the
+    stream stops or the venue is disabled meanwhile."""
+    from omsweb.redis_client import client
+    from venues.models import Venue
+    from venues.status import check_config
+
+    wait, longest = MISCONFIGURED_RETRY_S
+    while not stop.is_set():
+        venue = Venue.objects.filter(pk=venue.pk, enabled=True).first()
+        if venue is None or not check_config(client(), venue):
+            return venue
+        close_old_connections()
+        stop.wait(wait)
+        wait = min(longest, wait * 2)
+    return None
+
+
 def _follow(venue: Any, stop: threading.Event) -> None:
     from omsweb.redis_client import client
     from venues.guard import guarded_adapter
 
+    venue = _configured(venue, stop)
+    if venue is None:
+        return
     follower = Follower(
         venue_id=venue.pk, name=venue.name, adapter=guarded_adapter(venue), redis=client()
     )

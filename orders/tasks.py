@@ -19,6 +19,7 @@ from typing import Any
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
+from omsweb.celery import VENUE_TASKS, venue_queue
 from orders import venue_calls
 from orders.engine import ENQUEUED_AT_HEADER
 from orders.venue_calls import Outcome
@@ -31,6 +32,21 @@ DB_RETRY_S = 0.05
 # Exponential backoff with full jitter, capped well under the broker visibility timeout.
 MAX_COUNTDOWN = 30.0
 RESEND_AFTER_LOOKS = 2
+
+
+def route_venue_task(
+    name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any
+) -> dict[str, str] | None:
+    """The Celery router of ``oms.orders.*`` (``omsweb/celery.py`` ROUTES): the venue calls
+    of an order go to its venue's queue. The engine names the queue when it sends (it
+    has the order at hand); a task sent without one (a follow-up of a task, a sweep,
+    reconciliation) is routed by its order's venue here."""
+    if not name.startswith(VENUE_TASKS) or options.get("queue") or not args:
+        return None
+    from orders.models import Order
+
+    venue = Order.objects.filter(pk=args[0]).values_list("venue__name", flat=True).first()
+    return {"queue": venue_queue(venue)} if venue else None
 
 
 def _backoff(retries: int, hint: float | None = None) -> float:
@@ -160,8 +176,14 @@ def apply_report(order_id: int, report: dict[str, Any]) -> Outcome:
 # --- sweeps (beat) ------------------------------------------------------------------
 
 OUTBOX_AGE_S = 2.0
+# A PENDING_NEW order whose venue queue still holds tasks is waiting its turn, not lost:
+# it is sent again only past this age (no queue waits that long while its worker runs).
+OUTBOX_LOST_S = 30.0
 IN_DOUBT_AGE_S = 10.0
 SWEEP_GUARD_S = 10  # a swept order is not swept again within this many seconds
+# kombu's Redis transport keeps a queue as one list per priority step (the base name
+# for priority 0, NAME + "\x06\x16" + step for the others)
+_PRIORITY_KEYS = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
 def _first_sweep(kind: str, order_ids: list[int]) -> list[int]:
@@ -175,11 +197,28 @@ def _first_sweep(kind: str, order_ids: list[int]) -> list[int]:
     return [i for i, fresh in zip(order_ids, pipe.execute(), strict=True) if fresh]
 
 
+def queue_depths(queues: set[str]) -> dict[str, int]:
+    """How many tasks wait in each broker queue (one pipelined round trip)."""
+    from omsweb.redis_client import client
+
+    names = sorted(queues)
+    pipe = client().pipeline(transaction=False)
+    for name in names:
+        for suffix in _PRIORITY_KEYS:
+            pipe.llen(name + suffix)
+    counts = pipe.execute()
+    step = len(_PRIORITY_KEYS)
+    return {name: sum(counts[i * step : (i + 1) * step]) for i, name in enumerate(names)}
+
+
 @shared_task(name="oms.recon.sweep_outbox", acks_late=True, time_limit=30, expires=10)
 def sweep_outbox() -> int:
-    """Re-enqueue the submit of PENDING_NEW orders older than a couple of seconds: a
-    broker outage or a crash between commit and enqueue loses nothing. Idempotent: the
-    submit task does nothing for an order already past PENDING_NEW."""
+    """Re-enqueue the submit of PENDING_NEW orders whose task is lost: a broker outage
+    or a crash between commit and enqueue loses nothing. An order older than a couple of
+    seconds counts as lost when its venue's queue is empty (its task is neither waiting
+    nor running: a running submit has marked it SUBMITTED), or once it is older than
+    ``OUTBOX_LOST_S``; an order merely waiting behind a slow venue is left alone.
+    Idempotent: the submit task does nothing for an order already past PENDING_NEW."""
     from datetime import timedelta
 
     from django.utils import timezone
@@ -187,15 +226,26 @@ def sweep_outbox() -> int:
     from orders.domain.lifecycle import OrderStatus
     from orders.models import Order
 
-    cutoff = timezone.now() - timedelta(seconds=OUTBOX_AGE_S)
-    ids = list(
-        Order.objects.filter(status=OrderStatus.PENDING_NEW.value, created_at__lt=cutoff)
+    now = timezone.now()
+    rows = list(
+        Order.objects.filter(
+            status=OrderStatus.PENDING_NEW.value,
+            created_at__lt=now - timedelta(seconds=OUTBOX_AGE_S),
+            venue__isnull=False,
+        )
         .order_by("id")
-        .values_list("pk", flat=True)[:1000]
+        .values_list("pk", "venue__name", "created_at")[:1000]
     )
-    ids = _first_sweep("outbox", ids)
+    depth = queue_depths({venue_queue(venue) for _, venue, _ in rows})
+    lost_before = now - timedelta(seconds=OUTBOX_LOST_S)
+    queues = {
+        pk: venue_queue(venue)
+        for pk, venue, created in rows
+        if depth[venue_queue(venue)] == 0 or created < lost_before
+    }
+    ids = _first_sweep("outbox", list(queues))
     for order_id in ids:
-        submit_order.delay(order_id)
+        submit_order.apply_async((order_id,), queue=queues[order_id])
     return len(ids)
 
 
@@ -230,8 +280,14 @@ def sweep_in_doubt() -> int:
 def reconcile_venue(venue_id: int, trigger: str = "recovery") -> str:
     """Reconcile one venue (see orders/reconcile.py). Idempotent: every fix it applies
     is itself idempotent (fills dedupe, states re-read under lock)."""
+    from omsweb.redis_client import client
     from orders.reconcile import reconcile_venue as run
+    from venues.models import Venue
+    from venues.status import check_config
 
+    problem = check_config(client(), Venue.objects.get(pk=venue_id))
+    if problem:  # marked MISCONFIGURED (one WARNING); tried again on the next schedule
+        return f"skipped: {problem}"
     result = run(venue_id, trigger=trigger)
     return f"{result.status}: {result.found} {result.fixed}"
 

@@ -43,17 +43,25 @@ def roll_day() -> int:
 @shared_task(name="oms.urgent.risk_warm_venues", acks_late=True, time_limit=60, expires=25)
 def warm_venues() -> list[str]:
     """Build every enabled venue's adapter and load its markets in this urgent worker, so
-    a kill switch's first cancel-all is not delayed by that (seconds on a busy machine).
+    a kill switch's first cancel-all is not delayed by that (seconds on a busy machine),
+    and publish the symbols each venue lists (routing sends an order only there).
     Idempotent and cheap when warm; a venue that is down is skipped."""
     import logging
 
+    from omsweb.redis_client import client
     from venues.guard import guarded_adapter
     from venues.models import Venue
+    from venues.status import check_config, publish_markets
 
     warm = []
+    redis = client()
     for venue in Venue.objects.filter(enabled=True):
+        if check_config(redis, venue):
+            continue  # marked MISCONFIGURED (one WARNING); checked again next time
         try:
-            guarded_adapter(venue).capabilities()
+            markets = guarded_adapter(venue).capabilities().markets
+            if markets:  # what routing may send where (routing/venue_choice.py)
+                publish_markets(redis, venue.name, markets)
             warm.append(venue.name)
         except Exception as exc:  # down or misconfigured: the sweep falls back per order
             logging.getLogger(__name__).warning("warming %s failed: %s", venue.name, exc)

@@ -35,22 +35,35 @@ class VenueAdmin(admin.ModelAdmin):
         "exchange_id",
         "base_url",
         "enabled",
+        "state",
         "breaker",
         "rate_limit_use",
         "updated_at",
     )
     list_filter = ("driver", "enabled")
     search_fields = ("name", "exchange_id", "base_url")
-    readonly_fields = ("taker_fee", "breaker", "rate_limit_use", "created_at", "updated_at")
+    readonly_fields = (
+        "disabled_reason", "state", "taker_fee", "breaker", "rate_limit_use", "created_at",
+        "updated_at",
+    )  # fmt: skip
     fieldsets = (
-        (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
+        (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled",
+                           "disabled_reason")}),
         ("Credentials: OMS_VENUE_<NAME>_KEY / _SECRET (names, never the secrets), or empty",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
         ("Fees (kept by `oms marketdata`)", {"fields": ("taker_fee",)}),
-        ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
+        ("Now", {"fields": ("state", "breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")
+
+    @admin.display(description="state")
+    def state(self, venue: Venue) -> str:
+        """up / down / stale / misconfigured (with why) / disabled (with why)."""
+        live = _live_state(venue)
+        status = live.get("status") or "?"
+        why = live.get("detail") if status == "misconfigured" else venue.disabled_reason
+        return f"{status}: {why}" if why else status
 
     @admin.display(description="breaker")
     def breaker(self, venue: Venue) -> str:
@@ -88,13 +101,26 @@ class VenueAdmin(admin.ModelAdmin):
         with transaction.atomic():
             for venue in queryset.select_for_update().exclude(enabled=enabled):
                 venue.enabled = enabled
+                if enabled:  # missing credentials: it stays disabled, with the reason
+                    venue.disable_without_credentials()
                 venue_save(venue=venue, actor=request.user.get_username(), via="admin")
+                if venue.enabled != enabled:
+                    why = f"{venue.name} stays disabled: {venue.disabled_reason}"
+                    self.message_user(request, why, messages.ERROR)
+                    continue
                 count += 1
         return count
 
     @admin.action(description="Enable the selected venues")
     def enable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        count = self._set_enabled(request, queryset, True)
+        """Each venue is checked as the form checks it (``venues/validation.py``): one with
+        a bad field, or missing credentials, stays disabled, with the reason."""
+        from venues.validation import field_problems
+
+        bad = {v.name: next(iter(p.values())) for v in queryset if (p := field_problems(v))}
+        for name, why in bad.items():
+            self.message_user(request, f"{name} stays disabled: {why}", messages.ERROR)
+        count = self._set_enabled(request, queryset.exclude(name__in=bad), True)
         self.message_user(request, f"{count} venue(s) enabled", messages.SUCCESS)
 
     @admin.action(description="Disable the selected venues (no new orders are routed there)")

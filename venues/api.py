@@ -18,13 +18,19 @@ def venue_status(venue: Venue) -> dict[str, Any]:
     from venues.breaker import CircuitBreaker
     from venues.guard import pools_for
     from venues.ratelimit import RateLimiter
+    from venues.status import misconfigured
 
     redis = client()
     breaker = CircuitBreaker(redis, venue.name).state()
     limiter = RateLimiter(redis, venue.name, pools_for(venue.rate_limits))
     status = "disabled" if not venue.enabled else ("up" if breaker["state"] == "closed" else "down")
+    detail = venue.disabled_reason if not venue.enabled else ""
+    why = misconfigured(redis, venue.name) if venue.enabled else None
+    if why:
+        status, detail = "misconfigured", why
     return {
         "status": status,
+        "detail": detail,
         "breaker": breaker,
         "rate_limit": {"usage": limiter.usage(), "paused_for_s": round(limiter.paused_for(), 3)},
     }
@@ -32,6 +38,7 @@ def venue_status(venue: Venue) -> dict[str, Any]:
 
 class VenueSerializer(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
+    status_detail = serializers.SerializerMethodField()
     breaker = serializers.SerializerMethodField()
     rate_limit = serializers.SerializerMethodField()
 
@@ -39,9 +46,39 @@ class VenueSerializer(serializers.ModelSerializer):
         model = Venue
         fields = [
             "id", "name", "driver", "exchange_id", "base_url", "api_key_env", "secret_env",
-            "enabled", "rate_limits", "taker_fee", "status", "breaker", "rate_limit",
+            "enabled", "disabled_reason", "rate_limits", "taker_fee", "status", "status_detail",
+            "breaker", "rate_limit",
         ]  # fmt: skip
-        read_only_fields = ["taker_fee"]  # the venue's own figure, kept by `oms marketdata`
+        # taker_fee: the venue's own figure, kept by `oms marketdata`
+        read_only_fields = ["taker_fee", "disabled_reason"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The row's checks (``venues/validation.py``, as the admin's): a bad field is a
+        400 naming it; missing credentials keep the venue disabled, with the reason."""
+        from types import SimpleNamespace
+
+        self.validate_credentials(attrs)
+        from venues.validation import enabling_problem, field_problems
+
+        current = {
+            f: getattr(self.instance, f)
+            for f in self.Meta.fields
+            if self.instance and hasattr(self.instance, f)
+        }
+        row = SimpleNamespace(
+            **{"driver": "ccxt", "base_url": "", "exchange_id": "", "enabled": True}
+            | current
+            | attrs
+        )
+        problems = field_problems(row)
+        if problems:
+            raise serializers.ValidationError(problems)
+        why = enabling_problem(self.instance, row)
+        if why:
+            attrs["enabled"], attrs["disabled_reason"] = False, why
+        elif row.enabled:
+            attrs["disabled_reason"] = ""
+        return attrs
 
     def _status(self, venue: Venue) -> dict[str, Any]:
         cache = self.context.setdefault("_status", {})
@@ -52,15 +89,14 @@ class VenueSerializer(serializers.ModelSerializer):
     def get_status(self, venue: Venue) -> str:
         return self._status(venue)["status"]
 
+    def get_status_detail(self, venue: Venue) -> str:
+        return self._status(venue)["detail"]
+
     def get_breaker(self, venue: Venue) -> dict[str, Any]:
         return self._status(venue)["breaker"]
 
     def get_rate_limit(self, venue: Venue) -> dict[str, Any]:
         return self._status(venue)["rate_limit"]
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        self.validate_credentials(attrs)
-        return attrs
 
     def validate_credentials(self, attrs: dict[str, Any]) -> None:
         """Credential variables: the venue's own only (``venues/credentials.py``), checked

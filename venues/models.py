@@ -27,6 +27,12 @@ class Venue(models.Model):
     api_key_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     secret_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(
+        max_length=200,
+        blank=True,
+        default="",
+        help_text="why the venue could not be enabled (set by validation, e.g. credentials)",
+    )
     rate_limits = models.JSONField(
         default=dict,
         blank=True,
@@ -52,8 +58,18 @@ class Venue(models.Model):
         return self.name
 
     def clean(self) -> None:
+        """Field problems are errors naming the field (``venues/validation.py``), and so
+        are credential variables not the venue's own (``venues/credentials.py``); missing
+        credentials keep the venue disabled with the reason."""
+
+        from venues.validation import field_problems
+
         super().clean()
+        problems = field_problems(self)
+        if problems:
+            raise ValidationError(problems)
         self.clean_credentials()
+        self.disable_without_credentials()
 
     def clean_credentials(self) -> None:
         """Credential variables: the venue's own only (``venues/credentials.py``)."""
@@ -61,3 +77,14 @@ class Venue(models.Model):
         errors = credentials.credential_errors(self.name, values)
         if errors:
             raise ValidationError(errors)
+
+    def disable_without_credentials(self) -> None:
+        """Being enabled without its credentials: it stays disabled, with the reason."""
+        from venues.validation import enabling_problem
+
+        before = Venue.objects.filter(pk=self.pk).first() if self.pk else None
+        why = enabling_problem(before, self)
+        if why:
+            self.enabled, self.disabled_reason = False, why
+        elif self.enabled:
+            self.disabled_reason = ""

@@ -5,6 +5,7 @@ blotter, the venue admin and the venues API."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from typing import Any
 
@@ -15,6 +16,51 @@ from venues.ratelimit import RateLimiter
 BOOK_STALE_S = 10.0  # a venue whose newest book is older than this shows as stale
 VENUE_STATUS_KEY = "oms:venue:{name}:status"  # JSON, same shape as a venue.status event
 BOOK_KEY = "oms:book:{venue}:{symbol}"  # written by `oms marketdata` (marketdata/store.py)
+MISCONFIGURED_KEY = "oms:venue:{name}:misconfigured"  # the reason, while it is
+MARKETS_KEY = "oms:venue:{name}:markets"  # JSON list of the symbols the venue lists
+MARKETS_TTL_S = 3600  # markets are re-published every 30 s while the venue answers
+MISCONFIGURED = "misconfigured"
+
+log = logging.getLogger("oms.venues")
+
+
+def check_config(redis: Any, venue: Any) -> str | None:
+    """Check the venue row against ``venues/validation.py`` before calling the venue:
+    the problem, or None. A change of state (misconfigured, or configured again) is
+    recorded in Redis and logged as one WARNING line; the same problem again is
+    silent, so a process retrying with backoff does not flood the log."""
+    from venues.validation import config_problem
+
+    key = MISCONFIGURED_KEY.format(name=venue.name)
+    problem = config_problem(venue)
+    if problem:
+        old = redis.set(key, problem, get=True)
+        if old is None or old.decode() != problem:
+            log.warning("venue %s MISCONFIGURED: %s", venue.name, problem)
+    elif redis.delete(key):
+        log.warning("venue %s configured again", venue.name)
+    return problem
+
+
+def misconfigured(redis: Any, name: str) -> str | None:
+    """Why the venue is misconfigured (as last checked), or None."""
+    raw = redis.get(MISCONFIGURED_KEY.format(name=name))
+    return raw.decode() if raw else None
+
+
+def publish_markets(redis: Any, name: str, symbols: list[str] | tuple[str, ...]) -> None:
+    """Record the symbols the venue lists (from its markets)."""
+    redis.set(MARKETS_KEY.format(name=name), json.dumps(sorted(symbols)), ex=MARKETS_TTL_S)
+
+
+def listed(redis: Any, names: list[str]) -> dict[str, frozenset[str] | None]:
+    """The symbols each venue lists, None where not yet known (one round trip)."""
+    raws = redis.mget([MARKETS_KEY.format(name=n) for n in names]) if names else []
+    out: dict[str, frozenset[str] | None] = {}
+    for name, raw in zip(names, raws, strict=True):
+        symbols = json_or_none(raw)
+        out[name] = frozenset(symbols) if isinstance(symbols, list) else None
+    return out
 
 
 def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -> list[dict]:
@@ -25,12 +71,14 @@ def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -
     keys: list[str] = []
     for v in venues:
         keys.append(VENUE_STATUS_KEY.format(name=v["name"]))
+        keys.append(MISCONFIGURED_KEY.format(name=v["name"]))
         keys += [BOOK_KEY.format(venue=v["name"], symbol=s) for s in symbols]
     values = iter(redis.mget(keys) if keys else [])
     now = time.time()
     out = []
     for v in venues:
         blob = json_or_none(next(values)) or {}
+        why = next(values)
         raw_books = [json_or_none(next(values)) for _ in symbols]
         books = [b for b in raw_books if b]
         newest = max((b["ts"] for b in books if isinstance(b.get("ts"), int | float)), default=None)
@@ -50,6 +98,8 @@ def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -
         state.update(guard_state(redis, v))
         state.update({k: val for k, val in blob.items() if k in state and k != "venue"})
         state["status"] = str(blob.get("status") or _summary(state))
+        if why and v["enabled"]:
+            state["status"], state["detail"] = MISCONFIGURED, why.decode()
         out.append(state)
     return out
 

@@ -443,7 +443,7 @@ class Harness:
         self.queued: deque[Work] = deque()
         self.ran: list[Ran] = []
 
-    def dispatch(self, task: str, args: tuple[Any, ...]) -> None:
+    def dispatch(self, task: str, args: tuple[Any, ...], venue: str | None = None) -> None:
         self.dispatched.append((task, args))
         self.queued.append(Work(task, args[0]))
 

@@ -41,7 +41,8 @@ def test_submit_enqueues_submit_task_on_commit(api):
 
     r = api("trader").post("/api/v1/orders/", limit_order(client_order_id="t-enq"))
     assert r.status_code == 201
-    queued = redis.Redis.from_url(settings.REDIS_URL).lrange("oms.orders", 0, -1)
+    # on the queue of the order's venue (sim-a, routed), not a queue shared by all venues
+    queued = redis.Redis.from_url(settings.REDIS_URL).lrange("oms.orders.sim-a", 0, -1)
     assert any(b"oms.orders.submit" in m and str(r.json()["id"]).encode() in m for m in queued)
 
 
@@ -280,6 +281,9 @@ def test_health_reports_database_redis_and_queues(api):
     body = r.json()
     assert body["database"]["status"] == "up"
     assert body["redis"]["status"] == "up"
-    assert set(body["queues"]) == {"oms.urgent", "oms.orders", "oms.reports", "oms.recon"}
+    # the fixed queues and one per enabled venue
+    assert set(body["queues"]) == {
+        "oms.urgent", "oms.reports", "oms.recon", "oms.orders.sim-a", "oms.orders.sim-b",
+    }  # fmt: skip
     # no workers run in this test: the queues are reported down and health degraded
     assert r.status_code == 503 and body["status"] == "degraded"

@@ -177,10 +177,10 @@ def test_cancel_before_sent_then_canceled_and_submit_is_noop(
     from django.conf import settings
 
     queue = redis.Redis.from_url(settings.REDIS_URL)
-    queue.delete("oms.orders")
+    queue.delete("oms.orders.sim-a")
     for callback in callbacks:  # the submit task is enqueued by an on-commit hook only
         callback()
-    assert any(str(order.pk).encode() in m for m in queue.lrange("oms.orders", 0, -1))
+    assert any(str(order.pk).encode() in m for m in queue.lrange("oms.orders.sim-a", 0, -1))
     canceled = engine.execute(CancelOrder(order_id=order.pk))
     assert canceled.status == "CANCELED"
     assert mark_sent(order.pk) is None

@@ -242,11 +242,11 @@ def test_kill9_order_worker_mid_burst_then_nothing_lost_nothing_doubled(fs):
     burst.wait_sent(70)
     with fs.lock:
         fs.supervised = False
-        fs.stack.procs["worker-orders"].kill()  # SIGKILL: its children die with it
+        fs.stack.procs["worker-orders-sim-a"].kill()  # SIGKILL: its children die with it
     killed_at = burst.sent
     in_flight = _in_flight(fs, burst)
     time.sleep(1.0)
-    fs.stack.restart("worker-orders")
+    fs.stack.restart("worker-orders-sim-a")
     fs.supervised = True
     burst.join()
     done = time.monotonic()

@@ -48,7 +48,7 @@ def test_oms_up_then_ctrl_c_stops_every_process_and_its_embedded_services():
             env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        names = ["web", "worker-orders", "worker-urgent", "worker-recon"]
+        names = ["web", "worker-orders-sim-a", "worker-urgent", "worker-recon"]
         procmgr.wait_running(home, names, timeout=180)
         tree = [psutil.Process(up.pid), *psutil.Process(up.pid).children(recursive=True)]
         services = [

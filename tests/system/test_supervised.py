@@ -80,9 +80,9 @@ def test_order_worker_killed_then_restarted_shown_in_health_and_orders_still_flo
     api = stack.api()
     before = scrape(stack.web)
     health = api.get("/api/v1/health/").json()
-    assert set(health["processes"]) >= {"web", "worker-orders", "worker-urgent", "sim-a"}
+    assert set(health["processes"]) >= {"web", "worker-orders-sim-a", "worker-urgent", "sim-a"}
     assert all(p["state"] == "RUNNING" for p in health["processes"].values()), health
-    killed = health["processes"]["worker-orders"]["pid"]
+    killed = health["processes"]["worker-orders-sim-a"]["pid"]
     pool = [c.pid for c in psutil.Process(killed).children(recursive=True)]
 
     # Act: the order worker crashes
@@ -91,7 +91,7 @@ def test_order_worker_killed_then_restarted_shown_in_health_and_orders_still_flo
 
     def restarted() -> dict | None:
         r = api.get("/api/v1/health/")
-        proc = r.json().get("processes", {}).get("worker-orders", {})
+        proc = r.json().get("processes", {}).get("worker-orders-sim-a", {})
         seen.append((r.status_code, r.json()["status"], proc.get("state", "")))
         return proc if proc.get("state") == "RUNNING" and proc["pid"] != killed else None
 
@@ -105,7 +105,9 @@ def test_order_worker_killed_then_restarted_shown_in_health_and_orders_still_flo
     stack.wait_healthy(timeout=60)  # the new worker consumes its queues
     # the dead worker's pool children do not outlive it
     wait_for(lambda: not [p for p in pool if _alive(p)], timeout=30)
-    wait_for(lambda: "event=process_restart process=worker-orders" in supervisor.tail(400), 10)
+    wait_for(
+        lambda: "event=process_restart process=worker-orders-sim-a" in supervisor.tail(400), 10
+    )
 
     # an order submitted after the restart still reaches the venue
     price = D(stack.sim_get("/sim/state", depth=1)["books"]["BTCUSDT"]["bids"][0][0]) * D("0.9")
@@ -121,11 +123,11 @@ def test_order_worker_killed_then_restarted_shown_in_health_and_orders_still_flo
     # /metrics from the running web process: the series moved
     after = scrape(stack.web)
     restarts = "oms_process_restarts_total"
-    assert sample(after, restarts, process="worker-orders") == 1
+    assert sample(after, restarts, process="worker-orders-sim-a") == 1
     acks = "oms_order_submit_ack_seconds_count"
     assert sample(after, acks, venue="sim-a") >= sample(before, acks, venue="sim-a") + 1
     assert sample(after, "oms_orders", status="ACCEPTED") >= 1
-    assert sample(after, "oms_process_running", process="worker-orders") == 1
+    assert sample(after, "oms_process_running", process="worker-orders-sim-a") == 1
     assert sample(after, "oms_alerts_total", event="process_restart") == 1
 
 
