@@ -67,9 +67,11 @@ class TimeInForce(models.TextChoices):
 class Order(models.Model):
     Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])
 
-    client_order_id = models.CharField(max_length=32, unique=True)
-    # The id the venue knows the order by now: the client order id, then one per amend
-    # (``<client_order_id>/<n>``) because a cancel-replace needs a fresh id.
+    # The client's id, unique per account (another account may use the same id).
+    client_order_id = models.CharField(max_length=32)
+    # The id the venue knows the order by now, unique across all accounts by construction
+    # (``engine.new_client_order_id()``, never the client's id): that id, then one per
+    # amend (``<id>/<n>``) because a cancel-replace needs a fresh id.
     venue_client_order_id = models.CharField(max_length=40, unique=True, null=True, blank=True)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
@@ -118,6 +120,9 @@ class Order(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="order_client_id_per_account"
+            ),
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="order_qty_positive"),
             models.CheckConstraint(
                 condition=models.Q(filled_quantity__gte=0)
@@ -132,6 +137,11 @@ class Order(models.Model):
     @property
     def symbol(self) -> str:
         return self.instrument.symbol
+
+    @property
+    def venue_base_id(self) -> str:
+        """The venue-side client id without its amend suffix (``<id>/<n>``)."""
+        return (self.venue_client_order_id or self.client_order_id).split("/", 1)[0]
 
     @property
     def leaves_quantity(self) -> Decimal:

@@ -114,7 +114,12 @@ class _Out(serializers.Serializer):
 class OrderSerializer(_Out):
     builder = staticmethod(order_to_dict)
     id = serializers.IntegerField()
-    client_order_id = serializers.CharField()
+    client_order_id = serializers.CharField(help_text="the client's id, unique per account")
+    venue_client_order_id = serializers.CharField(
+        allow_null=True,
+        help_text="the id the venue knows the order by now (unique across accounts; "
+        "<id>/<n> after n amends)",
+    )
     account = serializers.CharField()
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=Side.values)
