@@ -5,10 +5,14 @@ a 5xx (issue 12, item 4).
 * ``JSONParser``: JSON nested too deep for the parser (Python's recursion limit).
 * ``LimitOffsetPagination``: ``limit`` and ``offset`` are plain ASCII integers in range.
 * ``ids``: a comma-separated list of row ids in a filter.
+* ``plain_decimal``: a number (order quantities and prices, risk limit values) written
+  plainly in ASCII.
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import pagination, parsers
@@ -17,6 +21,24 @@ from rest_framework.exceptions import ParseError, ValidationError
 MAX_PAGE = 1000
 MAX_OFFSET = 10**9
 MAX_ID = 2**63 - 1  # bigint
+# A decimal as people write it in ASCII: no spaces, signs, underscores, other digits or
+# huge exponents (the exponent is bounded before Decimal sees it).
+DECIMAL_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?", re.ASCII)
+MAX_DECIMAL_TEXT = 64
+
+
+def plain_decimal(data: Any) -> Decimal | None:
+    """``data`` (a JSON string or number) as a finite, non-negative Decimal when it is
+    written plainly in ASCII (``"0.5"``, ``"1e-3"``, ``2``), else None. Python's
+    ``Decimal`` alone takes ``"１"``, ``"١٢٣"``, ``"1_000"``, ``" 1 "`` and
+    ``"1E+999999999"``."""
+    if isinstance(data, bool) or not isinstance(data, str | int | float):
+        return None
+    text = str(data)
+    if len(text) > MAX_DECIMAL_TEXT or not DECIMAL_PATTERN.fullmatch(text):
+        return None
+    value = Decimal(text)
+    return value if value.is_finite() else None
 
 
 class JSONParser(parsers.JSONParser):

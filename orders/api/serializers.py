@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
 from omsweb.serializers import StrictSerializer
+from omsweb.strict_input import MAX_DECIMAL_TEXT, plain_decimal
 from orders.models import Order, OrderType, Side, TimeInForce
 from orders.shapes import dec, event_to_dict, fill_to_dict, order_to_dict, position_to_dict
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,32}\Z"  # \Z: no trailing newline
-# A decimal as people write it in ASCII: no spaces, signs, underscores, other digits or
-# huge exponents (the exponent is bounded before Decimal sees it).
-DECIMAL_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?", re.ASCII)
 MAX_DIGITS = 30
 MAX_PLACES = 12
 
@@ -31,18 +28,10 @@ class PositiveDecimalField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, str | int | float):
-            self.fail("invalid")
-        text = str(data)
-        if len(text) > 64:
+        if isinstance(data, str) and len(data) > MAX_DECIMAL_TEXT:
             self.fail("digits")
-        if not DECIMAL_PATTERN.fullmatch(text):
-            self.fail("invalid")
-        try:
-            value = Decimal(text)
-        except (InvalidOperation, ValueError):
-            self.fail("invalid")
-        if not value.is_finite():
+        value = plain_decimal(data)
+        if value is None:
             self.fail("invalid")
         if value <= 0:
             self.fail("positive")
