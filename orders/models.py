@@ -132,7 +132,9 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.client_order_id} {self.side} {self.quantity} {self.instrument_id}"
+        return (
+            f"{self.client_order_id} {self.side} {self.quantity.normalize():f} {self.instrument_id}"
+        )
 
     @property
     def symbol(self) -> str:
@@ -202,7 +204,8 @@ class Fill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue_id}:{self.venue_trade_id} {self.side} {self.quantity}@{self.price}"
+        q, p = self.quantity.normalize(), self.price.normalize()
+        return f"{self.venue_id}:{self.venue_trade_id} {self.side} {q:f}@{p:f}"
 
 
 class Position(models.Model):
@@ -224,7 +227,7 @@ class Position(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.account_id}/{self.instrument_id} {self.quantity}"
+        return f"{self.account_id}/{self.instrument_id} {self.quantity.normalize():f}"
 
     @property
     def unrealized_pnl(self) -> Decimal | None:
@@ -315,4 +318,5 @@ class UnknownVenueOrder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue_id}:{self.venue_order_id} {self.side} {self.quantity} {self.symbol}"
+        q = self.quantity.normalize()
+        return f"{self.venue_id}:{self.venue_order_id} {self.side} {q:f} {self.symbol}"
