@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ needs no CDN
     "channels",
     "omsweb",
     "venues",
@@ -221,6 +222,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Order Management System for algorithmic trading",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     # the schema and its docs page list every endpoint: only for logged-in users (token or
     # session), unless OMS_DEBUG is on
     "SERVE_PERMISSIONS": (
