@@ -211,7 +211,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "omsweb.strict_input.LimitOffsetPagination",
     "DEFAULT_PARSER_CLASSES": ["omsweb.strict_input.JSONParser"],
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "omsweb.openapi.OmsAutoSchema",
     "EXCEPTION_HANDLER": "omsweb.errors.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -225,6 +225,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # request bodies get components of their own: required strings say minLength 1
+    "COMPONENT_SPLIT_REQUEST": True,
     # the schema and its docs page list every endpoint: only for logged-in users (token or
     # session), unless OMS_DEBUG is on
     "SERVE_PERMISSIONS": (

@@ -5,10 +5,12 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from omsweb.openapi import ErrorSerializer
 from omsweb.serializers import StrictSerializer
-from omsweb.strict_input import MAX_DECIMAL_TEXT, plain_decimal
+from omsweb.strict_input import MAX_DECIMAL_TEXT, POSITIVE_DECIMAL_SCHEMA, plain_decimal
 from orders.models import Order, OrderType, Side, TimeInForce
 from orders.shapes import dec, event_to_dict, fill_to_dict, order_to_dict, position_to_dict
 
@@ -17,8 +19,9 @@ MAX_DIGITS = 30
 MAX_PLACES = 12
 
 
+@extend_schema_field(POSITIVE_DECIMAL_SCHEMA)
 class PositiveDecimalField(serializers.Field):
-    """A decimal given as a string (or number): finite, > 0, at most 12 places."""
+    """A decimal given as a string: > 0, below 10^18, at most 12 places."""
 
     default_error_messages = {
         "invalid": 'must be a decimal number given as a string, e.g. "0.5"',
@@ -73,7 +76,38 @@ class OrderCreateSerializer(StrictSerializer):
         return attrs
 
 
+@extend_schema_field({"type": "string", "nullable": True, "enum": [None]})
+class NoPriceField(serializers.Field):
+    """Documents a market order's price: absent or null."""
+
+
+class LimitOrderCreateSerializer(OrderCreateSerializer):
+    """A limit order, as the schema shows it: it needs a price (``OrderCreateSerializer``
+    parses both kinds)."""
+
+    type = serializers.ChoiceField(choices=[OrderType.LIMIT.value])
+    price = PositiveDecimalField()
+
+
+class MarketOrderCreateSerializer(OrderCreateSerializer):
+    """A market order, as the schema shows it: no price."""
+
+    type = serializers.ChoiceField(choices=[OrderType.MARKET.value])
+    price = NoPriceField(required=False)
+
+
+ORDER_CREATE_SCHEMA = PolymorphicProxySerializer(
+    component_name="OrderCreate",
+    serializers={
+        OrderType.LIMIT.value: LimitOrderCreateSerializer,
+        OrderType.MARKET.value: MarketOrderCreateSerializer,
+    },
+    resource_type_field_name="type",
+)
+
+
 class OrderAmendSerializer(StrictSerializer):
+    openapi_rules = {"minProperties": 1}
     quantity = PositiveDecimalField(required=False)
     price = PositiveDecimalField(required=False)
 
@@ -170,6 +204,12 @@ class OrderDetailSerializer(OrderSerializer):
             for f in instance.fills.select_related("account", "instrument", "venue").order_by("id")
         ]
         return data
+
+
+class RiskDeniedSerializer(ErrorSerializer):
+    """422: the order was stored DENIED; ``error.reasons`` says why."""
+
+    order = OrderSerializer()
 
 
 class PositionSerializer(_Out):

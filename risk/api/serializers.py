@@ -5,10 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from omsweb.serializers import StrictSerializer
-from omsweb.strict_input import plain_decimal
+from omsweb.strict_input import DECIMAL_SCHEMA, plain_decimal
 from orders.shapes import dec
 from risk.checks import LimitKind
 from risk.models import BreachAction, LimitScope, RiskLimit, State, StateScope, TradingState
@@ -17,6 +18,7 @@ from risk.services import state_to_dict
 KINDS = [k.value for k in LimitKind]
 
 
+@extend_schema_field(DECIMAL_SCHEMA)
 class LimitValueField(serializers.Field):
     """A limit value: a decimal written plainly in ASCII, as order numbers are
     (``strict_input.plain_decimal``); its range is checked by the service."""
@@ -60,6 +62,7 @@ class LimitCreateSerializer(StrictSerializer):
 
 
 class LimitUpdateSerializer(StrictSerializer):
+    openapi_rules = {"anyOf": [{"required": ["value"]}, {"required": ["breach_action"]}]}
     value = LimitValueField(required=False)
     breach_action = serializers.ChoiceField(
         choices=BreachAction.values, required=False, allow_blank=True
