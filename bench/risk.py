@@ -417,8 +417,8 @@ def _sim_main(argv: list[str]) -> None:
 def prepare_drill(sim_url: str) -> dict[str, str]:
     """Account, venue, users and limits of the drill (idempotent); the API tokens."""
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
 
+    from omsweb import api_tokens
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
     from risk import services
@@ -445,7 +445,7 @@ def prepare_drill(sim_url: str) -> dict[str, str]:
     for username, role in (("drill-risk", "risk"), ("drill-trader", "trader")):
         user, _ = User.objects.get_or_create(username=username)
         user.groups.add(Group.objects.get(name=role))
-        tokens[role] = Token.objects.get_or_create(user=user)[0].key
+        tokens[role] = api_tokens.issue(user=user, source="bench")
     account.members.add(User.objects.get(username="drill-trader"))
     actor = services.operator("drill")
     for kind, value in (

@@ -328,6 +328,9 @@ class Bench:
             bench_risk_eval = None
         if bench_risk_eval:
             self.results.update(bench_risk_eval())
+        from bench.audit import bench_audit_seal
+
+        self.results.update(bench_audit_seal())
         try:
             from bench.risk import bench_killswitch
         except ImportError:

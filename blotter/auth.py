@@ -1,5 +1,13 @@
-"""WebSocket authentication for programmatic clients: an API token, given as
-``Authorization: Token <key>`` or ``?token=<key>``, when there is no session.
+"""WebSocket authentication for programmatic clients: an API token, when there is no
+session, given as
+
+- the header ``Authorization: Token <token>`` (clients that can set headers), or
+- the subprotocol ``oms.token.<token>``, offered next to ``oms.v1`` (browsers' WebSocket
+  API cannot set headers: ``new WebSocket(url, ["oms.v1", "oms.token." + token])``);
+  the server answers with ``oms.v1``, never echoing the token.
+
+A token in the query string (``?token=``) is not accepted: URLs end up in access logs
+and browser history.
 
 Sits inside ``AuthMiddlewareStack`` (which resolves the session user first) and marks
 how the connection was authenticated in ``scope["oms_auth"]`` (``session`` | ``token``),
@@ -9,10 +17,12 @@ so the consumer checks the Origin of cookie-authenticated browsers only.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.middleware import BaseMiddleware
+
+SUBPROTOCOL = "oms.v1"
+TOKEN_SUBPROTOCOL_PREFIX = "oms.token."
 
 
 def _token_from(scope: dict[str, Any]) -> str | None:
@@ -20,16 +30,17 @@ def _token_from(scope: dict[str, Any]) -> str | None:
     scheme, _, key = header.partition(" ")
     if scheme.lower() == "token" and key.strip():
         return key.strip()
-    query = parse_qs(scope.get("query_string", b"").decode("latin1"))
-    values = query.get("token")
-    return values[0] if values else None
+    for offered in scope.get("subprotocols") or ():
+        if offered.startswith(TOKEN_SUBPROTOCOL_PREFIX):
+            return offered[len(TOKEN_SUBPROTOCOL_PREFIX) :]
+    return None
 
 
 @database_sync_to_async
 def _user_for(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
+    from omsweb.token_auth import find
 
-    token = Token.objects.select_related("user").filter(key=key).first()
+    token = find(key)
     if token is None or not token.user.is_active:
         return None
     return token.user

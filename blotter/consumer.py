@@ -34,7 +34,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 
-from blotter import snapshot
+from blotter import auth, snapshot
 from omsweb import realtime
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,16 @@ class BlotterConsumer(AsyncJsonWebsocketConsumer):
         self.venues: list[dict[str, Any]] = []
         self.symbols: list[str] = []
         self.user = self.scope.get("user")
-        await self.accept()
+        offered = self.scope.get("subprotocols") or ()
+        await self.accept(subprotocol=auth.SUBPROTOCOL if auth.SUBPROTOCOL in offered else None)
         if self.user is None or not self.user.is_authenticated:
-            await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", "log in or pass a token")
+            await self._refuse(
+                CLOSE_UNAUTHENTICATED,
+                "unauthenticated",
+                "log in, or send an API token as 'Authorization: Token <token>' or as the "
+                f"subprotocol '{auth.TOKEN_SUBPROTOCOL_PREFIX}<token>' next to "
+                f"'{auth.SUBPROTOCOL}' (a token in the URL is not accepted)",
+            )
             return
         if self.scope.get("oms_auth") == "session" and not _origin_allowed(self.scope):
             await self._refuse(CLOSE_FORBIDDEN, "forbidden_origin", "origin not allowed")

@@ -4,7 +4,8 @@ HTTP goes through ``omsweb.asgi_http.OmsASGIHandler`` (Django's handler with the
 middleware chain and view run in one thread hop, on reused request threads).
 
 ``/ws/blotter/`` authenticates by session (browsers; Origin checked) or by API token
-(``Authorization: Token <key>`` or ``?token=<key>``; programmatic clients).
+(``Authorization: Token <token>`` or the ``oms.token.<token>`` subprotocol; programmatic
+clients; ``blotter/auth.py``).
 """
 
 import multiprocessing

@@ -7,6 +7,7 @@ oms.urgent     cancels, cancel-all, kill switch                 never behind new
 oms.orders     submit, amend                                    order worker
 oms.reports    apply execution reports from venues              order worker
 oms.recon      reconciliation, outbox sweep, stale-state checks recon worker + beat
+               and audit checkpoints
 =============  ===============================================  ======================
 
 Reliability settings (acks late, reject on worker lost, prefetch 1, visibility timeout)
@@ -56,6 +57,7 @@ app.conf.beat_schedule = {
     "risk-roll-day": {"task": "oms.recon.risk_roll_day", "schedule": 60.0},
     "risk-warm-venues": {"task": "oms.urgent.risk_warm_venues", "schedule": 30.0},
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
+    "audit-checkpoint": {"task": "oms.recon.audit_checkpoint", "schedule": 60.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 

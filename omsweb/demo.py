@@ -10,8 +10,8 @@ from pathlib import Path
 
 from django.contrib.auth.models import Group, User
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
+from omsweb import api_tokens
 from omsweb.roles import ADMIN, RISK, TRADER
 from orders.models import Account, Instrument
 from venues.models import Venue
@@ -73,8 +73,8 @@ def load_demo(home: Path) -> bool:
             is_superuser=role == ADMIN,
         )
         user.groups.add(Group.objects.get(name=role))
-        token = Token.objects.create(user=user)
-        creds[username] = {"password": password, "token": token.key}
+        token = api_tokens.issue(user=user, source="demo")
+        creds[username] = {"password": password, "token": token}
     Account.objects.get(code="DEMO").members.add(User.objects.get(username="trader"))
     path = home / "credentials.json"
     path.write_text(json.dumps(creds, indent=2))

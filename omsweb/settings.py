@@ -8,11 +8,12 @@ Every variable the OMS reads is listed in ``ENV_VARS`` (and in the README). With
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 
-from omsweb import embedded
+from omsweb import embedded, logredact
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -82,12 +83,14 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ needs no CDN
     "channels",
     "omsweb",
+    "audit",
     "venues",
     "orders",
     "risk",
@@ -105,7 +108,22 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Login lock-out (omsweb/lockout.py): AXES_FAILURE_LIMIT wrong passwords in a row from
+# one address, for one user or for any, lock that out for AXES_COOLOFF_TIME after the
+# last attempt. The address is the connection's (REMOTE_ADDR): no forwarding header is
+# trusted (omsweb/cli.py starts uvicorn with --no-proxy-headers).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_LOCKOUT_CALLABLE = "omsweb.lockout.response"
+AXES_HTTP_RESPONSE_CODE = 429
 
 ROOT_URLCONF = "omsweb.urls"
 ASGI_APPLICATION = "omsweb.asgi.application"
@@ -217,6 +235,10 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
 }
 
+# API tokens (omsweb/api_tokens.py): stored as hashes; they do not expire, users rotate or
+# revoke theirs; the prefix makes a leaked one easy to spot (and to redact from logs).
+REST_KNOX = {"TOKEN_TTL": None, "TOKEN_PREFIX": "oms_", "AUTH_HEADER_PREFIX": "Token"}
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "OMS API",
     "DESCRIPTION": "Order Management System for algorithmic trading",
@@ -270,3 +292,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": _env("OMS_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+logredact.install()  # no API token in any log line, whichever handler writes it

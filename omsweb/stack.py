@@ -189,8 +189,8 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     """Reference data, the venue row pointed at our simulator, a trader's API token.
     Needs Django set up against the stack's database."""
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
 
+    from omsweb import api_tokens
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
     from venues.models import Venue
@@ -207,8 +207,7 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     user.groups.add(Group.objects.get(name="trader"))
     for code in ("DEMO", "HEDGE"):
         Account.objects.get(code=code).members.add(user)
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return api_tokens.issue(user=user, source="stack")
 
 
 def launch(

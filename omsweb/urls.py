@@ -1,10 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import SimpleRouter
 
-from omsweb import health
+from omsweb import health, token_views
 from venues.api import VenueViewSet
 
 venues_api = SimpleRouter()
@@ -15,7 +14,8 @@ handler404 = "omsweb.errors.json_404"
 handler500 = "omsweb.errors.json_500"
 
 api_v1 = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", token_views.TokenView.as_view(), name="api-token"),
+    path("auth/token/rotate/", token_views.RotateTokenView.as_view(), name="api-token-rotate"),
     path("health/", health.health, name="api-health"),
     path("", include("orders.api.urls")),
     path("", include(venues_api.urls)),

@@ -12,7 +12,9 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
+from audit.chain import GENESIS
 from orders.domain.lifecycle import TERMINAL_STATUSES, WORKING_STATUSES, OrderStatus
 
 QTY = {"max_digits": 30, "decimal_places": 12}
@@ -105,6 +107,8 @@ class Order(models.Model):
     # order id must carry the same fields, else 409.
     request_fingerprint = models.CharField(max_length=64)
     event_sequence = models.PositiveIntegerField(default=0)
+    # The hash of the order's last event: the head of its chain (orders/chain.py).
+    event_hash = models.CharField(max_length=64, default=GENESIS)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -166,7 +170,11 @@ class OrderEvent(models.Model):
     status = models.CharField(max_length=16)  # status after the event
     payload = models.JSONField(default=dict)
     late = models.BooleanField(default=False, help_text="correction after a terminal state")
-    created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the event is made, not when it is saved: its hash covers it.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    # The order's hash chain (orders/chain.py): the previous event's hash, and this one's.
+    prev_hash = models.CharField(max_length=64, default="")
+    hash = models.CharField(max_length=64, default="")
 
     class Meta:
         ordering = ["order_id", "sequence"]

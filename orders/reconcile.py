@@ -27,6 +27,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+import audit
 from orders import engine, venue_calls
 from orders.domain.errors import OrderStateConflict
 from orders.domain.lifecycle import WORKING_STATUSES
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LOOKBACK_MS = 24 * 3600 * 1000
 OVERLAP_MS = 60_000
+OPERATOR_STREAM = "operator"  # operators' decisions, in the audit trail
 IN_FLIGHT_GRACE = timedelta(seconds=5)  # a just-sent order may not be listed yet
 
 
@@ -184,8 +186,22 @@ def unknown_cancel(*, unknown_id: int, user: str) -> UnknownVenueOrder:
     except VenueError as exc:
         raise OrderStateConflict(f"venue refused the cancel: {exc.reason}") from exc
     unknown.state, unknown.resolved_by = UnknownVenueOrder.State.CANCELED, user
-    unknown.save(update_fields=["state", "resolved_by", "last_seen"])
+    with transaction.atomic():
+        unknown.save(update_fields=["state", "resolved_by", "last_seen"])
+        _audit("recon.unknown_cancel", user, unknown)
     return unknown
+
+
+def _audit(action: str, user: Any, unknown: UnknownVenueOrder, **extra: Any) -> None:
+    """An operator's decision on an unknown venue order, in the audit trail."""
+    audit.record(
+        OPERATOR_STREAM,
+        action,
+        str(user),
+        {"unknown_venue_order": unknown.pk, "venue": unknown.venue.name,
+         "venue_order_id": unknown.venue_order_id, "client_order_id": unknown.client_order_id,
+         "symbol": unknown.symbol, **extra},
+    )  # fmt: skip
 
 
 def unknown_adopt(*, unknown_id: int, account: Any, user: Any) -> Order:
@@ -217,4 +233,5 @@ def unknown_adopt(*, unknown_id: int, account: Any, user: Any) -> Order:
         unknown.adopted_order = order
         unknown.resolved_by = str(user)
         unknown.save(update_fields=["state", "adopted_order", "resolved_by", "last_seen"])
+        _audit("recon.unknown_adopt", user, unknown, order=order.pk, account=str(account))
     return order

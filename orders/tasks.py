@@ -245,3 +245,17 @@ def reconcile_all(trigger: str = "schedule") -> int:
     for venue_id in ids:
         reconcile_venue.delay(venue_id, trigger)
     return len(ids)
+
+
+@shared_task(name="oms.recon.audit_checkpoint", acks_late=True, time_limit=120, expires=60)
+def audit_checkpoint() -> int:
+    """Anchor the order events written since the last checkpoint in the audit trail, then
+    log every stream's head (``event=audit_head ...``) for safekeeping outside the
+    database (see orders/chain.py). Idempotent: a checkpoint continues where the last
+    one stopped, under the stream's lock; a second run finds nothing new to anchor."""
+    from audit.trail import export_heads
+    from orders.chain import checkpoint
+
+    done = checkpoint()
+    export_heads()
+    return done["events"] if done else 0

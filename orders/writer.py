@@ -15,6 +15,10 @@ sends them in one statement (``flush``: an UPDATE of the order feeding the INSER
 its events and refs), guarded by the event sequence read under the lock: if that guard
 ever fails, something wrote the order without its lock, and that is a bug (raised).
 
+Each event is sealed into its order's hash chain as it is made (``orders/chain.py``:
+``prev_hash`` is the order's ``event_hash``, read with the lock; the mark hashes in its
+statement), so the audit trail costs the order path no query.
+
 The statements are built once per process from the models' metadata (a new column on
 Order or OrderEvent needs no edit here; ``tests/orders/test_writer.py`` proves it);
 values are prepared as ``save()`` prepares them and rows become instances as the ORM
@@ -35,7 +39,9 @@ import psycopg
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from audit.chain import GENESIS, link_sql
 from omsweb import sqlrows as sr
+from orders import chain
 from orders.domain import lifecycle as lc
 from orders.domain.positions import PositionState, apply_fill
 from orders.models import Account, Fill, Instrument, Order, OrderEvent, Position, VenueOrderRef
@@ -223,17 +229,17 @@ class OrderWrite:
         order.event_sequence += 1
         self._fields.add("event_sequence")
         self.set(updated_at=timezone.now())
-        self._events.append(
-            OrderEvent(
-                order=order,
-                sequence=order.event_sequence,
-                kind=kind,
-                source=source,
-                status=order.status,
-                payload=payload,
-                late=late,
-            )
+        event = OrderEvent(
+            order=order,
+            sequence=order.event_sequence,
+            kind=kind,
+            source=source,
+            status=order.status,
+            payload=payload,
+            late=late,
         )
+        self.set(event_hash=chain.seal(event, order.event_hash))
+        self._events.append(event)
 
 
 @contextmanager
@@ -306,9 +312,18 @@ def mark_submitted(order_id: int, *, payload: dict[str, Any]) -> Order | None:
     second delivery of the submit task, a cancel first): nothing written."""
     now = timezone.now()
     event = OrderEvent(
-        kind=lc.OrderSubmitted.kind, source="worker", payload=payload, late=False, created_at=now
+        kind=lc.OrderSubmitted.kind,
+        source="worker",
+        status=_SUBMITTED,
+        payload=payload,
+        late=False,
+        created_at=now,
     )
-    params: list[Any] = [_SUBMITTED, now, order_id, lc.OrderStatus.PENDING_NEW.value]
+    # the event's sequence and its order's head are read (and the event sealed) in the
+    # statement: the chain's rule as SQL (audit.chain.link_sql)
+    params: list[Any] = [
+        _SUBMITTED, now, chain.event_body(event), order_id, lc.OrderStatus.PENDING_NEW.value
+    ]  # fmt: skip
     params += _prepared_values(event, _concrete(OrderEvent, skip=_FROM_MARKED_ORDER))
     with _cursor() as cursor:
         cursor.execute(_mark_sql(), params)
@@ -316,9 +331,9 @@ def mark_submitted(order_id: int, *, payload: dict[str, Any]) -> Order | None:
     return None if row is None else _hydrate(row)
 
 
-# The event columns the mark takes from the order it marked; the others are the event's
-# own values (each new column's default included).
-_FROM_MARKED_ORDER = ("order", "sequence", "status")
+# The event columns the mark takes from the order it marked (its chain included); the
+# others are the event's own values (each new column's default included).
+_FROM_MARKED_ORDER = ("order", "sequence", "status", "prev_hash", "hash")
 
 
 def _submitted_status() -> str:
@@ -432,6 +447,7 @@ def _insert(order: Order, event: OrderEvent) -> None:
     """INSERT ``order`` and its first ``event`` in one statement; both become saved
     instances with their primary keys. A duplicate ``client_order_id`` raises
     ``IntegrityError``, as ``create()`` would."""
+    order.event_hash = chain.seal(event, GENESIS)
     params = _prepared_values(order, _concrete(Order)) + _prepared_values(
         event, _concrete(OrderEvent, skip=("order",))
     )
@@ -447,23 +463,36 @@ def _insert(order: Order, event: OrderEvent) -> None:
 
 @functools.cache
 def _mark_sql() -> str:
-    """Parameters: new status, now, order id, expected status, then the event's own
-    columns (``_concrete(OrderEvent, skip=_FROM_MARKED_ORDER)``)."""
+    """Parameters: new status, now, the event's body (``chain.event_body``), order id,
+    expected status, then the event's own columns
+    (``_concrete(OrderEvent, skip=_FROM_MARKED_ORDER)``). The order's row is locked by
+    the sub-select (which gives its head hash before the update, the event's prev_hash)."""
+    t = sr.table(Order)
     o = {f.name: _q(f.column) for f in Order._meta.concrete_fields}
     ev = {f.name: _q(f.column) for f in OrderEvent._meta.concrete_fields}
     own = _concrete(OrderEvent, skip=_FROM_MARKED_ORDER)
-    order_cols = ", ".join(_q(c) for c in sr.part(Order).columns)
+    order_cols = ", ".join(f"{t}.{_q(c)}" for c in sr.part(Order).columns)
     event_cols = ", ".join(
-        [ev["order"], ev["sequence"], ev["status"], *(_q(f.column) for f in own)]
+        [ev["order"], ev["sequence"], ev["status"], ev["prev_hash"], ev["hash"]]
+        + [_q(f.column) for f in own]
+    )
+    sealed = link_sql(
+        f"{t}.{o['event_hash']}",
+        f"CAST({t}.{o['event_sequence']} + 1 AS text)",
+        "CAST(%s AS text)",
     )
     return (
         f"WITH o AS ("
-        f"UPDATE {sr.table(Order)} SET {o['status']} = %s, "
-        f"{o['event_sequence']} = {o['event_sequence']} + 1, {o['updated_at']} = %s "
-        f"WHERE {o['id']} = %s AND {o['status']} = %s "
-        f"RETURNING {order_cols}), "
+        f"UPDATE {t} SET {o['status']} = %s, "
+        f"{o['event_sequence']} = {t}.{o['event_sequence']} + 1, {o['updated_at']} = %s, "
+        f"{o['event_hash']} = {sealed} "
+        f"FROM (SELECT {o['id']} AS locked_id, {o['event_hash']} AS locked_hash FROM {t} "
+        f"WHERE {o['id']} = %s AND {o['status']} = %s FOR UPDATE) AS locked "
+        f"WHERE {t}.{o['id']} = locked.locked_id "
+        f"RETURNING {order_cols}, locked.locked_hash), "
         f"e AS (INSERT INTO {sr.table(OrderEvent)} ({event_cols}) "
-        f"SELECT o.{o['id']}, o.{o['event_sequence']}, o.{o['status']}, {_typed(own)} FROM o) "
+        f"SELECT o.{o['id']}, o.{o['event_sequence']}, o.{o['status']}, o.locked_hash, "
+        f"o.{o['event_hash']}, {_typed(own)} FROM o) "
         f"{_select_from('o')}"
     )
 

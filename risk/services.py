@@ -22,6 +22,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+import audit
 from omsweb import realtime
 from omsweb.roles import ADMIN, RISK, TRADER, has_role
 from orders.domain.errors import OmsError
@@ -43,6 +44,7 @@ from venues.models import Venue
 log = logging.getLogger(__name__)
 
 KILL_SWEEP_TASK = "oms.urgent.risk_kill_sweep"
+AUDIT_STREAM = "risk"  # limits and trading states (the kill switch), in the audit trail
 MAX_VALUE = Decimal(10) ** 18
 
 
@@ -173,7 +175,7 @@ def _limit_audit(
     old_breach: str = "",
     deleted: bool = False,
 ) -> RiskLimitChange:
-    return RiskLimitChange.objects.create(
+    change = RiskLimitChange.objects.create(
         limit=None if deleted else limit,
         action=action,
         kind=limit.kind,
@@ -189,6 +191,27 @@ def _limit_audit(
         changed_by_name=actor.name,
         source=actor.source,
     )
+    audit.record(
+        AUDIT_STREAM,
+        f"limit.{action}",
+        actor.name,
+        {
+            "limit": limit.pk,
+            "kind": change.kind,
+            "scope": change.scope,
+            "account": change.account_code,
+            "symbol": change.symbol,
+            "old_value": old_value,
+            "new_value": change.new_value,
+            "old_breach_action": old_breach,
+            "new_breach_action": change.new_breach_action,
+            "reason": reason,
+            "role": actor.role,
+            "source": actor.source,
+            "change": change.pk,
+        },
+    )
+    return change
 
 
 def limit_create(
@@ -429,6 +452,24 @@ def trading_state_set(
             changed_by_role=actor.role,
             source=actor.source,
             detail=detail or {},
+        )
+        audit.record(
+            AUDIT_STREAM,
+            "trading_state.release" if state == State.ACTIVE else "trading_state.engage",
+            actor.name,
+            {
+                "scope": scope,
+                "target": change.target,
+                "symbol": change.symbol,
+                "old_state": old,
+                "new_state": state,
+                "reason": reason,
+                "role": actor.role,
+                "source": actor.source,
+                "detail": change.detail,
+                "change": change.pk,
+                "trading_state": row.pk,
+            },
         )
         log.warning(
             "trading state %s: %s -> %s by %s (%s): %s",

@@ -77,8 +77,8 @@ def refdata(transactional_db):
 def users(refdata):
     """admin, risk, trader (member of DEMO), outsider (member of HEDGE): tokens by name."""
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
 
+    from omsweb import api_tokens
     from orders.models import Account
 
     tokens = {}
@@ -92,7 +92,7 @@ def users(refdata):
             username=name, password=f"{name}-pw-123", is_superuser=name == "admin"
         )
         user.groups.add(Group.objects.get(name=role))
-        tokens[name] = Token.objects.create(user=user).key
+        tokens[name] = api_tokens.issue(user=user, source="test")
     Account.objects.get(code="DEMO").members.add(User.objects.get(username="trader"))
     Account.objects.get(code="HEDGE").members.add(User.objects.get(username="outsider"))
     return tokens

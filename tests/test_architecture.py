@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The production packages; those that do not exist (yet) are skipped.
 PACKAGES = (
     "omsweb",
+    "audit",
     "orders",
     "risk",
     "routing",

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from venues.changes import record_change, record_delete, settings_of
 from venues.models import Venue
 
 
@@ -65,12 +67,40 @@ class VenueAdmin(admin.ModelAdmin):
             text += f" (paused {limit['paused_for_s']} s)"
         return text or "?"
 
+    def save_model(self, request: HttpRequest, obj: Venue, form: Any, change: bool) -> None:
+        before = settings_of(Venue.objects.filter(pk=obj.pk).first()) if change else {}
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            record_change(before, obj, actor=request.user.get_username(), via="admin")
+
+    def delete_model(self, request: HttpRequest, obj: Venue) -> None:
+        with transaction.atomic():
+            record_delete(obj, actor=request.user.get_username(), via="admin")
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
+        with transaction.atomic():
+            for venue in queryset:
+                record_delete(venue, actor=request.user.get_username(), via="admin")
+            super().delete_queryset(request, queryset)
+
+    def _set_enabled(self, request: HttpRequest, queryset: QuerySet[Venue], enabled: bool) -> int:
+        count = 0
+        with transaction.atomic():
+            for venue in queryset.select_for_update().exclude(enabled=enabled):
+                before = settings_of(venue)
+                venue.enabled = enabled
+                venue.save(update_fields=["enabled", "updated_at"])
+                record_change(before, venue, actor=request.user.get_username(), via="admin")
+                count += 1
+        return count
+
     @admin.action(description="Enable the selected venues")
     def enable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        count = queryset.update(enabled=True)
+        count = self._set_enabled(request, queryset, True)
         self.message_user(request, f"{count} venue(s) enabled", messages.SUCCESS)
 
     @admin.action(description="Disable the selected venues (no new orders are routed there)")
     def disable(self, request: HttpRequest, queryset: QuerySet[Venue]) -> None:
-        count = queryset.update(enabled=False)
+        count = self._set_enabled(request, queryset, False)
         self.message_user(request, f"{count} venue(s) disabled", messages.WARNING)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from rest_framework import mixins, permissions, serializers, viewsets
 
 from omsweb.roles import ADMIN, has_role
+from venues.changes import record_change, settings_of
 from venues.models import Venue
 
 
@@ -88,8 +90,16 @@ class VenueViewSet(
     queryset = Venue.objects.order_by("name")
     http_method_names = ["get", "post", "patch", "head", "options"]
 
+    def perform_create(self, serializer: VenueSerializer) -> None:
+        with transaction.atomic():
+            venue = serializer.save()
+            record_change({}, venue, actor=self.request.user.get_username(), via="api")
+
     def perform_update(self, serializer: VenueSerializer) -> None:
         from venues.registry import reset_adapters
 
-        serializer.save()
+        before = settings_of(serializer.instance)
+        with transaction.atomic():
+            venue = serializer.save()
+            record_change(before, venue, actor=self.request.user.get_username(), via="api")
         reset_adapters()  # this process; workers rebuild theirs when the key changes

@@ -28,7 +28,9 @@ def ws_open(web_server, users):
     """``ws_open(path, headers=..., origin=...)``: a WebSocket client to the live server."""
     opened = []
 
-    def make(path: str = "/ws/blotter/", *, headers=None, origin=None, token=None):
+    def make(
+        path: str = "/ws/blotter/", *, headers=None, origin=None, token=None, subprotocols=None
+    ):
         headers = dict(headers or {})
         if token:
             headers["Authorization"] = f"Token {token}"
@@ -36,6 +38,7 @@ def ws_open(web_server, users):
             web_server.replace("http://", "ws://") + path,
             additional_headers=headers,
             origin=origin,
+            subprotocols=subprotocols,
             open_timeout=5,
         )
         opened.append(ws)
@@ -93,10 +96,19 @@ def test_trader_token_then_snapshot_of_own_accounts_only(ws_open, users):
         assert key in snap
 
 
-def test_query_string_token_then_snapshot_and_risk_sees_all(ws_open, users):
-    snap = until(ws_open(f"/ws/blotter/?token={users['risk']}"), "snapshot")
+def test_token_as_subprotocol_then_snapshot_and_risk_sees_all(ws_open, users):
+    ws = ws_open(subprotocols=["oms.v1", f"oms.token.{users['risk']}"])
+    assert ws.subprotocol == "oms.v1"  # the token is never echoed back
+    snap = until(ws, "snapshot")
     assert [a["code"] for a in snap["accounts"]] == ["DEMO", "HEDGE"]
     assert snap["user"]["can_kill_switch"]
+
+
+def test_token_in_query_string_then_refused_4401(ws_open, users):
+    ws = ws_open(f"/ws/blotter/?token={users['risk']}")
+    message = json.loads(ws.recv(timeout=5))
+    assert message["code"] == "unauthenticated" and "Authorization" in message["message"]
+    assert close_code(ws) == 4401
 
 
 def test_snapshot_lists_working_and_recent_orders_fills_and_positions(ws_open, users):
@@ -245,8 +257,8 @@ def test_event_published_while_snapshot_is_read_then_sent_after_it(users, monkey
         "type": "websocket",
         "path": "/ws/blotter/",
         "raw_path": b"/ws/blotter/",
-        "query_string": f"token={users['trader']}".encode(),
-        "headers": [],
+        "query_string": b"",
+        "headers": [(b"authorization", f"Token {users['trader']}".encode())],
         "subprotocols": [],
     }
 

@@ -87,7 +87,7 @@ def web_users(browser, stack):
     code = f"""
 import json
 from django.contrib.auth.models import Group, User
-from rest_framework.authtoken.models import Token
+from omsweb import api_tokens
 from orders.models import Account
 out = {{}}
 for name, role, staff in (("web-trader", "trader", False), ("web-risk", "risk", True)):
@@ -96,7 +96,7 @@ for name, role, staff in (("web-trader", "trader", False), ("web-risk", "risk", 
     user.is_staff = staff
     user.save()
     user.groups.add(Group.objects.get(name=role))
-    out[name] = Token.objects.get_or_create(user=user)[0].key
+    out[name] = api_tokens.issue(user=user, source="test")
 for code in ("DEMO", "HEDGE"):
     Account.objects.get(code=code).members.add(User.objects.get(username="web-trader"))
 print("TOKENS=" + json.dumps(out))

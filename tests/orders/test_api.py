@@ -277,7 +277,7 @@ def test_auth_token_endpoint(api, web_server):
         json={"username": "trader", "password": "trader-pw-123"},
         timeout=10,
     )
-    assert r.status_code == 200 and len(r.json()["token"]) == 40
+    assert r.status_code == 200 and r.json()["token"].startswith("oms_")
     r = requests.post(
         web_server + "/api/v1/auth/token/",
         json={"username": "trader", "password": "wrong"},

@@ -107,14 +107,15 @@ def test_instrument_disabled_between_two_orders_then_second_refused(users):
 
 def test_deleted_token_or_inactive_user_then_401(users):
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
+
+    from omsweb.token_auth import find
 
     client = _client(users["trader"])
     assert client.get("/api/v1/orders/").status_code == 200
     User.objects.filter(username="trader").update(is_active=False)
     assert client.get("/api/v1/orders/").status_code == 401
     User.objects.filter(username="trader").update(is_active=True)
-    Token.objects.filter(key=users["trader"]).delete()
+    find(users["trader"]).delete()
     r = client.get("/api/v1/orders/")
     assert r.status_code == 401 and r.json()["error"]["code"] == "AUTHENTICATION_FAILED"
     assert _client("not-a-token").get("/api/v1/orders/").status_code == 401

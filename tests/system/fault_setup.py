@@ -58,12 +58,12 @@ def generous_limits(accounts: tuple[str, ...] = ("DEMO", "HEDGE")) -> int:
 
 def admin_token(username: str = "fault-admin") -> str:
     from django.contrib.auth.models import Group, User
-    from rest_framework.authtoken.models import Token
+
+    from omsweb import api_tokens
 
     user, _ = User.objects.get_or_create(username=username, defaults={"is_superuser": True})
     user.groups.add(Group.objects.get(name="admin"))
-    token, _ = Token.objects.get_or_create(user=user)
-    return token.key
+    return api_tokens.issue(user=user, source="test")
 
 
 if __name__ == "__main__":  # python -m tests.system.fault_setup
