@@ -5,7 +5,7 @@ Protocol (JSON text frames; ``docs/realtime.md`` has the payloads):
 server -> client
   ``{"type": "snapshot", "seqs": {stream: n}, ...}``  the state to start from
   ``{"type": "events", "events": [event, ...]}``      live events, in seq order per stream
-  ``{"type": "tick", "seqs": {...}, "marks", "quotes", "venues"}``  once a second
+  ``{"type": "tick", "seqs": {...}, "marks", "quotes", "venues", "processes"}``  once a second
   ``{"type": "error", "code": ..., "message": ...}``  then a close (4401 unauthenticated,
                                                       4403 forbidden origin)
 client -> server
@@ -228,4 +228,5 @@ def _tick(streams: list[str], symbols: list[str], venues: list[dict[str, Any]]) 
         "marks": snapshot.read_marks(redis, symbols),
         "quotes": snapshot.read_quotes(redis, venues, symbols),
         "venues": snapshot.venue_states(redis, venues, symbols),
+        "processes": snapshot.process_states(),
     }

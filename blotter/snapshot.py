@@ -17,7 +17,7 @@ from django.db import DatabaseError
 from django.db.models import Q
 
 from blotter.payloads import fill_payload, order_payload, position_payload
-from omsweb import realtime
+from omsweb import procmgr, realtime
 from omsweb.roles import ADMIN, RISK, TRADER, has_role
 from orders.access import visible_accounts
 from orders.domain.lifecycle import TERMINAL_STATUSES
@@ -99,6 +99,14 @@ def read_quotes(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) ->
     return out
 
 
+def process_states() -> dict[str, dict[str, Any]] | None:
+    """Each process ``oms up`` supervises (state, pid, uptime); None when the OMS runs
+    without the process manager."""
+    from django.conf import settings
+
+    return procmgr.states(settings.OMS_HOME)
+
+
 def venue_rows() -> list[dict[str, Any]]:
     fields = ["name", "driver", "enabled"]
     if any(f.name == "rate_limits" for f in Venue._meta.get_fields()):
@@ -177,6 +185,7 @@ def build(user: Any, *, account_ids: list[int], redis: Any) -> dict[str, Any]:
         "marks": read_marks(redis, symbols),
         "quotes": read_quotes(redis, venues, symbols),
         "trading_state": trading_state(account_ids),
+        "processes": process_states(),
         "orders": [order_payload(o) for o in working + recent],
         "fills": [fill_payload(f, order=f.order) for f in fills],
         "positions": [position_payload(p) for p in positions],

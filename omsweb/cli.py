@@ -1,6 +1,8 @@
 """``oms``: run the whole OMS (``oms up``) or any one part of it.
 
     oms up                         services, migrations, demo data, then every process
+                                   (``processes()``) under supervisord, which restarts
+                                   any that dies (omsweb/procmgr.py)
     oms services [--stop]          embedded PostgreSQL + Redis (only where *_URL unset)
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
@@ -24,7 +26,6 @@ import argparse
 import json
 import os
 import secrets
-import shlex
 import sys
 from pathlib import Path
 
@@ -128,16 +129,37 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
     return argv
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    from honcho.manager import Manager
+def processes(*, host: str, port: int, sim: bool = True) -> dict[str, list[str]]:
+    """Every process ``oms up`` runs, by name: the one table of them (a new kind of
+    process adds its entry here). The process manager (``omsweb/procmgr.py``) restarts
+    any of them that dies."""
+    procs: dict[str, list[str]] = {}
+    if sim:
+        for name, sim_port in SIM_VENUES.items():
+            procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
+                           "--port", str(sim_port)]  # fmt: skip
+    procs["web"] = web_argv(host, port)
+    for name, (queues, concurrency, beat) in WORKERS.items():
+        procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
+    if _has_venuestream():
+        procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
+    return procs
 
-    from omsweb import embedded
+
+def cmd_up(args: argparse.Namespace) -> int:
+    import shutil
+    import signal
+    import subprocess
+
+    from omsweb import embedded, procmgr
 
     home = _home()
     # Embedded services this command starts are stopped when it stops (Ctrl-C); ones
     # that were already running (`oms services`) are left running.
     own_services = not os.environ.get("DATABASE_URL") and not embedded.running(home)
     home = _prepare_env()
+    # counters start from zero with the processes that count them
+    shutil.rmtree(procmgr.metrics_dir(home), ignore_errors=True)
     _django()
     from django.core.management import call_command
 
@@ -157,29 +179,40 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {user:7s} password {c['password']}  token {c['token']}")
     else:
         print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
+    config = procmgr.write_config(
+        home, processes(host=host, port=port, sim=not args.no_sim), directory=Path.cwd()
+    )
+    supervisorctl = Path(sys.executable).parent / "supervisorctl"
+    print(f"Processes: {supervisorctl} -c {config} status")
     print("Ctrl-C stops everything.\n", flush=True)
 
-    manager = Manager()
-    env = dict(os.environ)
-    procs: dict[str, list[str]] = {}
-    if not args.no_sim:
-        for name, sim_port in SIM_VENUES.items():
-            procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
-                           "--port", str(sim_port)]  # fmt: skip
-    procs["web"] = web_argv(host, port)
-    for name, (queues, concurrency, beat) in WORKERS.items():
-        procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
-    if _has_venuestream():
-        procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
-    for name, argv in procs.items():
-        manager.add_process(name, shlex.join(argv), env=env)
+    # supervisord in a session of its own: Ctrl-C reaches only this process, which then
+    # stops supervisord, which stops every process in order (no process sees SIGINT
+    # half-way through and is restarted while the rest stop).
+    supervisor = subprocess.Popen(procmgr.supervisord_argv(config), start_new_session=True)
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            print("\nstopping every process...", flush=True)
+            procmgr.stop(home, supervisor.pid)
+
+    previous = {
+        s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    }
     try:
-        manager.loop()
+        code = supervisor.wait()
     finally:
+        if supervisor.poll() is None:
+            procmgr.stop(home, supervisor.pid)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
         if own_services:
             embedded.stop_services(home)
             print("embedded PostgreSQL and Redis stopped", flush=True)
-    return manager.returncode or 0
+    return 0 if stopping else code
 
 
 def _has_venuestream() -> bool:

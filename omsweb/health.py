@@ -1,10 +1,13 @@
-"""Health: the database, Redis, and a Celery worker consuming each queue."""
+"""Health: the database, Redis, a Celery worker consuming each queue, and (under the
+process manager, ``oms up``) the state of every process: one that is STARTING, in
+BACKOFF (restarting after it died) or FATAL makes the OMS ``degraded``."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from drf_spectacular.utils import extend_schema
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
@@ -12,6 +15,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from omsweb import procmgr
 from omsweb.celery import QUEUES, app
 
 
@@ -65,6 +69,10 @@ def health_report(*, workers: bool = True) -> dict[str, Any]:
     up = all(v["status"] == "up" for k, v in report.items() if k != "queues")
     if workers:
         up = up and all(v["status"] == "up" for v in report["queues"].values())
+        processes = procmgr.states(settings.OMS_HOME)
+        if processes is not None:  # run by the process manager
+            report["processes"] = processes
+            up = up and all(p["state"] == "RUNNING" for p in processes.values())
     report["status"] = "up" if up else "degraded"
     return report
 
@@ -72,7 +80,8 @@ def health_report(*, workers: bool = True) -> dict[str, Any]:
 @extend_schema(responses={200: dict, 503: dict})
 @api_view(["GET"])
 def health(request: Request) -> Response:
-    """Database, Redis and each worker queue, with timings (auth required)."""
+    """Database, Redis, each worker queue with timings, and each supervised process
+    (state, pid, uptime) when run by ``oms up`` (auth required)."""
     report = health_report()
     return Response(report, status=200 if report["status"] == "up" else 503)
 

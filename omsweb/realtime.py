@@ -236,6 +236,7 @@ class Sender:
             sends.append(self._send_stream(stream, events))
         await asyncio.gather(*sends)  # streams in parallel, each stream in order
         self.sent_events += len(batch)
+        _count_fill_pushes(batch)
 
     async def _send_stream(self, stream: str, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), MAX_EVENTS_PER_MESSAGE):
@@ -248,6 +249,22 @@ class Sender:
         if now - self._last_error > 10:  # at most one traceback per 10 s
             self._last_error = now
             log.exception("realtime: %d event(s) not sent; clients will resync", count)
+
+
+def _count_fill_pushes(batch: list[tuple[str, dict[str, Any]]]) -> None:
+    """Fill -> push latency (``/metrics``): from the venue's execution time (or, without
+    one, when the OMS booked the fill) to now, when the blotters got it."""
+    from omsweb import metrics
+
+    now = time.time()
+    for _, event in batch:
+        if event["type"] != "fill.created":
+            continue
+        data = event["data"]
+        stamp = data.get("executed_at") or data.get("created_at")
+        if isinstance(stamp, str):
+            executed = dt.datetime.fromisoformat(stamp).timestamp()
+            metrics.FILL_PUSH.observe(max(0.0, now - executed))
 
 
 _SENDER: Sender | None = None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from omsweb import embedded, logredact
+from omsweb import embedded, logredact, procmgr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,6 +28,7 @@ ENV_VARS = {
     "OMS_WEB_PORT": "web port; default 8000",
     "OMS_WEB_WORKERS": "web server processes (uvicorn --workers); default 1 (omsweb/cli.py)",
     "OMS_LOG_LEVEL": "log level; default INFO",
+    "OMS_METRICS_TOKEN": "bearer token that opens /metrics to other hosts; default: 127.0.0.1 only",
     "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
 }
 
@@ -46,6 +47,14 @@ def _env_bool(name: str, default: bool = False) -> bool:
 
 OMS_HOME = Path(_env("OMS_HOME", str(BASE_DIR / ".oms"))).resolve()
 embedded.ensure_environment(OMS_HOME)
+
+# Prometheus multi-process mode (omsweb/metrics.py): every process of this OMS_HOME
+# writes its samples to one directory. Set here, before anything imports
+# prometheus_client; always derived from OMS_HOME (an inherited value would mix two OMSs).
+METRICS_DIR = procmgr.metrics_dir(OMS_HOME)
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
+METRICS_TOKEN = _env("OMS_METRICS_TOKEN")
 
 
 def _secret_key() -> str:

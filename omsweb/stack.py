@@ -210,6 +210,15 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     return api_tokens.issue(user=user, source="stack")
 
 
+def sim_argv(sim_port: int, sim_args: tuple[str, ...] = ("--paused",)) -> list[str]:
+    """The stack's simulated exchange sim-a (huge rate limits, the stack's API key)."""
+    return [
+        sys.executable, "-m", "venues.sim", "--name", "sim-a", "--port", str(sim_port),
+        "--api-key", SIM_KEY, "--api-secret", SIM_SECRET,
+        "--weight-limit", "10000000", "--order-limit-10s", "10000000", *sim_args,
+    ]  # fmt: skip
+
+
 def launch(
     env: dict[str, str],
     logdir: Path,
@@ -232,11 +241,7 @@ def launch(
         env=env,
         logdir=logdir,
     )
-    stack.sim_argv = [
-        py, "-m", "venues.sim", "--name", "sim-a", "--port", str(sim_port),
-        "--api-key", SIM_KEY, "--api-secret", SIM_SECRET,
-        "--weight-limit", "10000000", "--order-limit-10s", "10000000", *sim_args,
-    ]  # fmt: skip
+    stack.sim_argv = sim_argv(sim_port, sim_args)
     stack.start("sim-a", stack.sim_argv)
     stack.start("web", web_argv("127.0.0.1", web_port))
     for name, argv in worker_argvs().items():

@@ -28,6 +28,7 @@ from django.db import transaction
 from django.utils import timezone
 
 import audit
+from omsweb import alerts, metrics
 from orders import engine, venue_calls
 from orders.domain.errors import OrderStateConflict
 from orders.domain.lifecycle import WORKING_STATUSES
@@ -104,7 +105,22 @@ def reconcile_venue(venue_id: int, *, trigger: str = "schedule") -> Reconciliati
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
     run.found, run.fixed, run.finished_at = found, fixed, timezone.now()
     run.save(update_fields=["status", "error", "found", "fixed", "finished_at"])
+    _report_findings(run)
     return run
+
+
+def _report_findings(run: ReconciliationRun) -> None:
+    """Each difference found is counted in ``/metrics``; a run with any is an alert."""
+    findings = {
+        "missed_fills": int(run.fixed.get("missed_fills") or 0),
+        "missing_at_venue": len(run.found.get("missing_at_venue") or []),
+        "unknown_at_oms": len(run.found.get("unknown_at_oms") or []),
+    }
+    findings = {kind: n for kind, n in findings.items() if n}
+    for kind, n in findings.items():
+        metrics.RECONCILIATION_FINDINGS.labels(venue=run.venue.name, kind=kind).inc(n)
+    if findings:
+        alerts.alert(alerts.RECONCILIATION_MISMATCH, venue=run.venue.name, run=run.pk, **findings)
 
 
 def _queue_resend(order_id: int) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +21,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from omsweb import metrics
 from orders import engine
 from orders.domain.lifecycle import OrderStatus
 from orders.models import Fill, Order
@@ -184,10 +186,20 @@ def send_to_venue(order: Order) -> Outcome:
             apply_reports(order.pk, [_reject("worker", exc.reason)])
             return Outcome(done=True, detail=exc.reason)
         except VenueRejected as exc:
+            _answered(order)
             apply_reports(order.pk, [_reject("venue", exc.reason)])
             return Outcome(done=True, detail=exc.reason)
+        _answered(order)
         apply_reports(order.pk, reports_for(order, answer, source="venue"))
         return Outcome(done=True)
+
+
+def _answered(order: Order) -> None:
+    """The venue answered a new order: submit -> ack latency, from the API's accept."""
+    assert order.venue is not None
+    metrics.SUBMIT_ACK.labels(venue=order.venue.name).observe(
+        max(0.0, time.time() - order.created_at.timestamp())
+    )
 
 
 def _reject(source: str, reason: str) -> ExecutionReport:

@@ -23,7 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import audit
-from omsweb import realtime
+from omsweb import alerts, realtime
 from omsweb.roles import ADMIN, RISK, TRADER, has_role
 from orders.domain.errors import OmsError
 from orders.models import Account, Instrument
@@ -480,6 +480,9 @@ def trading_state_set(
             account_id=account.pk if account is not None else None,
             **state_to_dict(row),
         )
+        if SEVERITY[state] > SEVERITY[old]:  # engaged (or escalated): an alert once committed
+            fields = {"scope": row.label, "state": state, "by": actor.name, "reason": reason}
+            transaction.on_commit(lambda: alerts.alert(alerts.KILL_SWITCH_ENGAGED, **fields))
         if state == State.HALTED:
             change_id = change.pk
             transaction.on_commit(lambda: _enqueue_sweep(change_id))

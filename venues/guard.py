@@ -9,7 +9,9 @@ breaker (both in Redis, shared by all workers).
   418 (ban) -> the breaker opens until the ban ends;
 * timeouts, 5xx, dropped connections count towards opening the breaker; any answer
   from the venue (even a rejection) counts as the venue being up;
-* the venue's used-weight header corrects the shared weight count.
+* the venue's used-weight header corrects the shared weight count;
+* every failed call is counted in ``/metrics`` by kind (``oms_venue_errors_total``), and
+  the breaker opening is the alert ``breaker_open`` (``omsweb/alerts.py``).
 
 When the breaker closes again after being open, ``on_recover(venue_id)`` runs (the
 pipeline enqueues a reconciliation of that venue).
@@ -28,6 +30,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from omsweb import alerts, metrics
 from venues.base import (
     Balance,
     Capabilities,
@@ -36,7 +39,9 @@ from venues.base import (
     VenueAdapter,
     VenueInDoubt,
     VenueOrder,
+    VenueOrderNotFound,
     VenueRateLimited,
+    VenueRejected,
     VenueTrade,
     VenueUnavailable,
 )
@@ -138,16 +143,24 @@ class GuardedAdapter(VenueAdapter):
             keys, args = [*keys, *observe[0]], [*args, *observe[1]]
         return self.breaker.state_from(self._after_script(keys=keys, args=args))
 
+    def _error(self, kind: str) -> None:
+        metrics.VENUE_ERRORS.labels(venue=self.name, kind=kind).inc()
+
+    def _breaker_opened(self, reason: str) -> None:
+        alerts.alert(alerts.BREAKER_OPEN, venue=self.name, reason=reason)
+
     def _call(self, call: str, fn: Callable[[], Any], *, cancel: bool = False) -> Any:
         try:
             allowed, wait = self._before(call, cancel=cancel)
         except RedisError as exc:
+            self._error("limiter_down")
             # No shared limiter, no breaker: do not send (a venue-wide limit we cannot
             # see could get us banned); the caller retries later, nothing was sent.
             raise VenueRateLimited(
                 f"{self.name}: rate limiter unavailable ({exc}); not sent", retry_after=1.0
             ) from exc
         if not allowed:
+            self._error("breaker_open")
             raise VenueUnavailable(
                 f"VENUE_UNAVAILABLE: {self.name} circuit breaker open", code="VENUE_UNAVAILABLE"
             )
@@ -160,20 +173,28 @@ class GuardedAdapter(VenueAdapter):
         try:
             result = fn()
         except VenueRateLimited as exc:
+            self._error("rate_limited")
             retry = exc.retry_after or 1.0
             _best_effort(self.limiter.pause, retry)
             if exc.banned:
                 _best_effort(self.breaker.record_failure, open_for_s=retry)
+                self._breaker_opened(f"banned for {retry:.0f}s")
             _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
             log.warning("%s: %s; paused %.1fs for every worker", self.name, exc.reason, retry)
             raise
         except VenueInDoubt:
+            self._error("in_doubt")
+            # read before counting (a round trip on failures only): a failed probe
+            # re-opens an open breaker, which is no new alert
+            before = _best_effort(self.breaker.state) or {}
             if _best_effort(self.breaker.record_failure) == "open":
-                log.warning("%s circuit breaker open", self.name)
+                if before.get("state") == CLOSED:
+                    self._breaker_opened("timeouts, 5xx or lost connections")
                 _best_effort(_publish_status, self.venue_id, "circuit breaker open")
             _best_effort(self.limiter.observe_used, self.inner.last_used_weight())
             raise
-        except Exception:
+        except Exception as exc:
+            self._error(_error_kind(exc))
             self._venue_answered()  # a rejection or not-found is an answer: the venue is up
             raise
         else:
@@ -263,6 +284,14 @@ class GuardedAdapter(VenueAdapter):
 
     def last_used_weight(self) -> int | None:
         return self.inner.last_used_weight()
+
+
+def _error_kind(exc: Exception) -> str:
+    if isinstance(exc, VenueRejected):
+        return "rejected"
+    if isinstance(exc, VenueOrderNotFound):
+        return "not_found"
+    return "other"
 
 
 def pools_for(rate_limits: dict[str, Any] | None) -> tuple[Pool, ...]:

@@ -387,6 +387,32 @@ def test_reconcile_when_venue_has_an_order_oms_does_not_know_then_unknown_venue_
     assert set(harness.venue.methods()) == {"fetch_open_orders", "fetch_trades"}
 
 
+def test_reconcile_when_differences_found_then_counted_and_one_mismatch_alert(harness, caplog):
+    from prometheus_client import REGISTRY
+
+    # Arrange: an order behind the OMS's back, and a fill the OMS missed
+    harness.venue.place("manual-2", side="sell", quantity="0.5", price="61000")
+    order = working(harness)
+    harness.venue.trade(order.client_order_id, "0.004", "60000")
+    venue = order.venue.name
+
+    def found(kind: str) -> float:
+        labels = {"venue": venue, "kind": kind}
+        return REGISTRY.get_sample_value("oms_reconciliation_findings_total", labels) or 0.0
+
+    before = {k: found(k) for k in ("unknown_at_oms", "missed_fills")}
+    # Act
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        run = reconcile_venue(order.venue_id)
+    # Assert
+    assert found("unknown_at_oms") == before["unknown_at_oms"] + 1
+    assert found("missed_fills") == before["missed_fills"] + 1
+    (alert,) = [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+    assert alert == (
+        f"event=reconciliation_mismatch venue={venue} run={run.pk} missed_fills=1 unknown_at_oms=1"
+    )
+
+
 # --- client order ids: the client's unique per account, the venue's across accounts ------
 
 

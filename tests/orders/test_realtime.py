@@ -223,3 +223,34 @@ def test_publish_is_cheap_on_the_calling_thread():
         f"async_to_sync(group_send): p50 {statistics.median(naive) * 1e3:.2f} ms"
     )
     assert p50 < 100  # microseconds; typically ~3
+
+
+def test_fill_pushed_then_fill_to_push_latency_observed_from_its_execution_time():
+    from prometheus_client import REGISTRY
+
+    def observed() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("oms_fill_push_seconds_count") or 0.0
+        return count, REGISTRY.get_sample_value("oms_fill_push_seconds_sum") or 0.0
+
+    sender = realtime.Sender()
+    executed = time.time() - 2.0  # the venue executed it two seconds ago
+    before = observed()
+    try:
+        sender.publish(
+            "fill.created",
+            account_id=424242,
+            data={"executed_at": realtime._jsonable(_utc(executed)), "created_at": "x"},
+        )
+        sender.publish("order.updated", account_id=424242, data={"id": 1})  # not a fill
+        assert sender.flush(5.0)
+    finally:
+        sender.close()
+    count, total = observed()
+    assert count == before[0] + 1
+    assert 2.0 <= total - before[1] < 10.0
+
+
+def _utc(ts: float):
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC)

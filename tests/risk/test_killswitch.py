@@ -201,3 +201,24 @@ def test_order_at_venue_not_yet_acked_then_matched_by_its_venue_side_client_id(
     killswitch.sweep(change.pk)
     assert order.venue_client_order_id != "mine-1"
     assert statuses([order]) == ["CANCELED"] and sent["cancels"] == []
+
+
+def test_engage_when_committed_then_kill_switch_alert_once_and_not_on_release(
+    ref, sent, caplog, django_capture_on_commit_callbacks
+):
+    # Arrange
+    def alerts_logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+
+    # Act
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.trading_state_set(actor=RISK, scope="global", state="HALTED", reason="drill")
+        engaged = alerts_logged()
+        with django_capture_on_commit_callbacks(execute=True):
+            services.trading_state_set(actor=RISK, scope="global", state="ACTIVE", reason="done")
+    # Assert
+    assert engaged == [
+        "event=kill_switch_engaged scope=global state=HALTED by=test-risk reason=drill"
+    ]
+    assert alerts_logged() == engaged  # a release is no alert

@@ -237,3 +237,44 @@ def test_nested_blocks_count_at_the_outer_end(guard):
             assert g.submit_order(REQUEST) == "ok"
         assert g.recovered == []  # the inner block's end is not the end
     assert g.recovered == [7] and g.breaker.state()["state"] == CLOSED
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_in_doubt_answers_when_breaker_opens_then_alert_and_errors_counted(guard, caplog):
+    g = guard(Scripted(*[VenueInDoubt("503")] * 3, VenueRejected("no")))
+    g.name = f"guard-{uuid.uuid4().hex[:6]}"
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        for _ in range(3):
+            with pytest.raises(VenueInDoubt):
+                g.submit_order(REQUEST)
+        with pytest.raises(VenueUnavailable):
+            g.submit_order(REQUEST)
+
+    opened = [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+    assert opened == [
+        f'event=breaker_open venue={g.name} reason="timeouts, 5xx or lost connections"'
+    ]
+    errors = "oms_venue_errors_total"
+    assert _sample(errors, {"venue": g.name, "kind": "in_doubt"}) == 3
+    assert _sample(errors, {"venue": g.name, "kind": "breaker_open"}) == 1
+
+
+def test_failed_probe_when_breaker_reopens_then_no_new_alert(guard, caplog):
+    g = guard(Scripted(*[VenueInDoubt("503")] * 4))
+    g.name = f"guard-{uuid.uuid4().hex[:6]}"
+    with caplog.at_level("WARNING", logger="oms.alerts"):
+        for _ in range(3):
+            with pytest.raises(VenueInDoubt):
+                g.submit_order(REQUEST)
+        g.breaker.redis.hset(g.breaker.key, "open_until", 0)  # the cool-down is over
+        with pytest.raises(VenueInDoubt):
+            g.submit_order(REQUEST)  # the probe fails: open again
+
+    assert g.inner.calls == 4 and g.breaker.state()["state"] == OPEN
+    opened = [r.getMessage() for r in caplog.records if r.name == "oms.alerts"]
+    assert len(opened) == 1

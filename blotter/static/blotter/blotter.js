@@ -89,6 +89,7 @@
     accounts: [],
     instruments: new Map(),
     venues: [],
+    processes: null,
     orders: new Map(),
     fills: new Map(),
     positions: new Map(),
@@ -105,7 +106,7 @@
   let queued = [];
   let dropNext = 0;
 
-  const dirty = { orders: false, fills: false, positions: false, venues: false, risk: false, selects: false, quote: false };
+  const dirty = { orders: false, fills: false, positions: false, venues: false, processes: false, risk: false, selects: false, quote: false };
   const flashes = { orders: new Map(), fills: new Set(), positions: new Set() };
 
   function instrument(symbol) {
@@ -215,6 +216,8 @@
       }])
     );
     state.venues = s.venues || [];
+    state.processes = s.processes || null;
+    dirty.processes = true;
     state.marks = s.marks || {};
     state.quotes = s.quotes || {};
     state.orders = new Map((s.orders || []).map((o) => [o.id, o]));
@@ -278,6 +281,7 @@
     state.marks = t.marks || state.marks;
     state.quotes = t.quotes || state.quotes;
     if (t.venues) { state.venues = t.venues; dirty.venues = true; }
+    if ("processes" in t) { state.processes = t.processes; dirty.processes = true; }
     dirty.positions = true;
     dirty.quote = true;
     for (const [stream, n] of Object.entries(t.seqs || {})) {
@@ -419,6 +423,7 @@
     if (dirty.fills) { renderFills(); dirty.fills = false; }
     if (dirty.positions) { renderPositions(); dirty.positions = false; }
     if (dirty.venues) { renderVenues(); dirty.venues = false; }
+    if (dirty.processes) { renderProcesses(); dirty.processes = false; }
     if (dirty.risk) { renderTradingState(); dirty.risk = false; }
     if (dirty.quote) { renderQuote(); dirty.quote = false; }
   }
@@ -642,6 +647,32 @@
       return tr;
     });
     $("#venues tbody").replaceChildren(...rows);
+  }
+
+  // Processes under the process manager (oms up): hidden when there is none. A process
+  // that died is STARTING or BACKOFF while it is restarted, FATAL when it gave up.
+  const PROCESS_CLASS = { RUNNING: "vs-up", STARTING: "vs-degraded", BACKOFF: "vs-degraded" };
+  function renderProcesses() {
+    const panel = $("#processes-panel");
+    if (!panel) return;
+    const procs = state.processes;
+    panel.hidden = !procs;
+    if (!procs) return;
+    const rows = Object.entries(procs).map(([name, p]) => {
+      const tr = el("tr", null, PROCESS_CLASS[p.state] || "vs-down");
+      tr.dataset.process = name;
+      const cell = el("td", null, null, p.detail || "");
+      cell.append(el("span", null, "dot"), document.createTextNode(name));
+      const up = p.uptime_s === null || p.uptime_s === undefined ? "" : fmtUptime(p.uptime_s);
+      tr.append(cell, el("td", p.state, p.state === "RUNNING" ? "" : "neg"), num(up));
+      return tr;
+    });
+    $("#processes tbody").replaceChildren(...rows);
+  }
+  function fmtUptime(s) {
+    if (s < 120) return s + " s";
+    if (s < 7200) return Math.floor(s / 60) + " min";
+    return Math.floor(s / 3600) + " h";
   }
 
   function renderTradingState() {
