@@ -152,10 +152,13 @@ def start_drill_sim(stack: Any) -> str:
     proc = stack.procs.get(DRILL_VENUE)
     if url and proc is not None and proc.alive():
         return url
+    from venues.sim.server import DEFAULT_API_KEY, DEFAULT_API_SECRET
+
     port = free_port()
     argv = [
         sys.executable, "-m", "bench.risk", "sim", "--name", DRILL_VENUE, "--port", str(port),
-        "--api-key", stack.env["SIMEX_API_KEY"], "--api-secret", stack.env["SIMEX_API_SECRET"],
+        # the simulator's default key: the drill venue names no credential variables
+        "--api-key", DEFAULT_API_KEY, "--api-secret", DEFAULT_API_SECRET,
         "--paused", "--weight-limit", "10000000", "--order-limit-10s", "10000000",
     ]  # fmt: skip
     stack.start(DRILL_VENUE, argv)
@@ -435,8 +438,8 @@ def prepare_drill(sim_url: str) -> dict[str, str]:
             "driver": Venue.Driver.SIM,
             "exchange_id": "binance",
             "base_url": sim_url,
-            "api_key_env": "SIMEX_API_KEY",
-            "secret_env": "SIMEX_API_SECRET",
+            "api_key_env": "",
+            "secret_env": "",
             "enabled": True,
             "rate_limits": {"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
         },

@@ -46,6 +46,8 @@ from bench.stats import pct
 ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
+# Sections that run in process and need no stack.
+IN_PROCESS_SECTIONS = {"md_book", "md_redis"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -344,6 +346,16 @@ class Bench:
         if bench_ws:
             self.results.update(bench_ws(self.stack))
 
+    def md_book(self) -> None:
+        from bench.marketdata import bench_md_book
+
+        self.results.update(bench_md_book())
+
+    def md_redis(self) -> None:
+        from bench.marketdata import bench_md_exchange_to_redis
+
+        self.results.update(bench_md_exchange_to_redis())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -369,6 +381,8 @@ class Bench:
             "risk_eval_p99_us": ("<=", 20),
             "killswitch_500_s": ("<=", 2),
             "fill_to_ws_p50_ms": ("<=", 50),
+            "md_book_update_p50_us": ("<=", 20),
+            "md_exchange_to_redis_p50_ms": ("<=", 5),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -391,18 +405,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent API clients")
     parser.add_argument("--keep", action="store_true", help="keep the run directory")
     parser.add_argument(
-        "--only", default="", help="comma list of sections: floors,latency,burst,extra"
+        "--only",
+        default="",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
     bench = Bench(args)
     try:
-        bench.start()
+        if not only or only - IN_PROCESS_SECTIONS:
+            bench.start()
         for name, fn in (
             ("floors", bench.floors),
             ("latency", bench.submit_latency),
             ("burst", bench.throughput),
             ("extra", bench.extra_sections),
+            ("md_book", bench.md_book),
+            ("md_redis", bench.md_redis),
         ):
             if only and name not in only:
                 continue

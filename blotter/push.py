@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from blotter import payloads
+from marketdata.events import MarketDataStateChanged
 from omsweb import realtime
 from orders.events import FillBooked, OrderChanged
 from venues.events import VenueStatusChanged
@@ -35,3 +36,13 @@ def on_event(event: Any) -> None:
         venue = Venue.objects.filter(pk=event.venue_id).first()
         if venue is not None:
             publish_venue_status(venue, detail=event.detail)
+    elif isinstance(event, MarketDataStateChanged):
+        from blotter.snapshot import publish_venue_status
+        from venues.models import Venue
+
+        venue = Venue.objects.filter(name=event.venue).first()
+        if venue is not None:
+            detail = f"{event.symbol} market data {event.state}"
+            publish_venue_status(
+                venue, detail=detail + (f": {event.reason}" if event.reason else "")
+            )

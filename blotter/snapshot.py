@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError
@@ -24,7 +23,7 @@ from orders.domain.lifecycle import TERMINAL_STATUSES
 from orders.models import Account, Fill, Instrument, Order, Position
 from orders.shapes import dec
 from venues.models import Venue
-from venues.status import BOOK_KEY, json_or_none, venue_states
+from venues.status import venue_states
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,7 @@ RECENT_ORDERS = 200
 RECENT_FILLS = 100
 
 # Redis keys other parts write and the blotter reads (see docs/realtime.md):
-MARK_KEY = "oms:mark:{symbol}"  # written by the venue stream
+MARK_KEY = "oms:mark:{symbol}"  # consolidated mid, written by `oms marketdata`
 
 
 def visible_account_ids(user: Any) -> list[int]:
@@ -78,23 +77,25 @@ def read_marks(redis: Any, symbols: list[str]) -> dict[str, str]:
 
 
 def read_quotes(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -> dict[str, dict]:
-    """Best bid and ask per symbol across the enabled venues' latest books."""
+    """The consolidated best bid and ask per symbol (LIVE venues of ``oms marketdata``),
+    each with its venue."""
+    from marketdata.consolidated import consolidate
+    from marketdata.store import read_books
+
     names = [v["name"] for v in venues if v["enabled"]]
-    keys = [BOOK_KEY.format(venue=n, symbol=s) for s in symbols for n in names]
-    values = iter(redis.mget(keys) if keys else [])
+    books = read_books(redis, symbols, names) if names and symbols else []
+    now = time.time()
     out: dict[str, dict] = {}
     for symbol in symbols:
-        bids, asks = [], []
-        for _ in names:
-            book = json_or_none(next(values))
-            if book and book.get("bid") not in (None, "None"):
-                bids.append(Decimal(book["bid"]))
-            if book and book.get("ask") not in (None, "None"):
-                asks.append(Decimal(book["ask"]))
-        if bids or asks:
+        merged = consolidate(symbol, books, now, depth=1)
+        bid, ask = merged.best_bid, merged.best_ask
+        if bid or ask:
             out[symbol] = {
-                "bid": dec(max(bids)) if bids else None,
-                "ask": dec(min(asks)) if asks else None,
+                "bid": dec(bid.price) if bid else None,
+                "ask": dec(ask.price) if ask else None,
+                "bid_venue": bid.venue if bid else None,
+                "ask_venue": ask.venue if ask else None,
+                "crossed": merged.crossed,
             }
     return out
 

@@ -11,7 +11,8 @@ oms.recon      reconciliation, outbox sweep, stale-state checks recon worker + b
 =============  ===============================================  ======================
 
 Reliability settings (acks late, reject on worker lost, prefetch 1, visibility timeout)
-live in ``omsweb/settings.py`` under ``CELERY_``.
+live in ``omsweb/settings.py`` under ``CELERY_``. Every message is authenticated
+(``omsweb/task_auth.py``): signed when published, checked before its task runs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init, worker_ready
+from celery.signals import (
+    before_task_publish,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_ready,
+)
 from kombu import Queue
+
+from omsweb import task_auth
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
 
@@ -47,7 +56,8 @@ class OmsCelery(Celery):
         return super().send_task(name, args, kwargs, **options)
 
 
-app = OmsCelery("oms")
+app = OmsCelery("oms", task_cls=task_auth.AuthenticatedTask)
+before_task_publish.connect(task_auth.sign_message, weak=False)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_routes = ROUTES

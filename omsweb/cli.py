@@ -7,7 +7,9 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms simex --name sim-a --port 8101
-    oms venuestream                venue order/trade updates and books into the OMS
+    oms venuestream                venue order and trade updates into the OMS
+    oms marketdata [--record DIR]  venue books and their states into Redis
+    oms fixgw [--host H] [--port P] FIX 4.4 order-entry gateway (OMS_FIX_PORT, default 9878)
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
@@ -54,16 +56,21 @@ def _prepare_env() -> Path:
     return home
 
 
-def _simex_credentials(home: Path) -> None:
-    """The demo's simulated venues and the workers share one generated API key."""
+def _simex_credentials(home: Path) -> dict[str, str]:
+    """The demo's simulated venues and the workers share one generated API key: the
+    venues' own variables (``OMS_VENUE_SIM_A_KEY``...) carry it to the OMS's processes."""
+    from venues.credentials import env_name
+
     path = home / "simex.json"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
         path.chmod(0o600)
     creds = json.loads(path.read_text())
-    os.environ.setdefault("SIMEX_API_KEY", creds["key"])
-    os.environ.setdefault("SIMEX_API_SECRET", creds["secret"])
+    for name in SIM_VENUES:
+        os.environ.setdefault(env_name(name, "api_key_env"), creds["key"])
+        os.environ.setdefault(env_name(name, "secret_env"), creds["secret"])
+    return creds
 
 
 def _django() -> None:
@@ -141,8 +148,10 @@ def processes(*, host: str, port: int, sim: bool = True) -> dict[str, list[str]]
     procs["web"] = web_argv(host, port)
     for name, (queues, concurrency, beat) in WORKERS.items():
         procs[f"worker-{name}"] = worker_argv(queues, name=name, concurrency=concurrency, beat=beat)
+    procs["fixgw"] = [_python(), "-m", "omsweb.cli", "fixgw"]
     if _has_venuestream():
         procs["venuestream"] = [_python(), "-m", "omsweb.cli", "venuestream"]
+    procs["marketdata"] = [_python(), "-m", "omsweb.cli", "marketdata"]
     return procs
 
 
@@ -251,21 +260,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_simex(args: argparse.Namespace) -> int:
-    home = _home()
-    _simex_credentials(home)
+    creds = _simex_credentials(_home())
+    from venues.sim.server import DEMO_VENUE_ARGS
     from venues.sim.server import main as simex_main
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
-    argv += [
-        "--api-key",
-        os.environ["SIMEX_API_KEY"],
-        "--api-secret",
-        os.environ["SIMEX_API_SECRET"],
-    ]
-    if args.name in ("sim-b",):
-        # a second venue with other prices and depth, so routing has a choice
-        argv += ["--seed", "2", "--mid", "BTC/USDT=60010,ETH/USDT=3001", "--depth-scale", "0.5"]
-    simex_main(argv + args.extra)
+    argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
+    simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
+    return 0
+
+
+def cmd_fixgw(args: argparse.Namespace) -> int:
+    home = _prepare_env()
+    _django()
+    from django.conf import settings
+
+    from fixgw.gateway import main as fixgw_main
+
+    fixgw_main(host=args.host or settings.FIX_HOST, port=args.port or settings.FIX_PORT, home=home)
     return 0
 
 
@@ -275,6 +287,15 @@ def cmd_venuestream(args: argparse.Namespace) -> int:
     from orders.stream import main as stream_main
 
     stream_main()
+    return 0
+
+
+def cmd_marketdata(args: argparse.Namespace) -> int:
+    _prepare_env()
+    _django()
+    from marketdata.handler import main as marketdata_main
+
+    marketdata_main(args.kill_args)
     return 0
 
 
@@ -357,8 +378,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
 
+    p = sub.add_parser("fixgw", help="the FIX 4.4 order-entry gateway")
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_fixgw)
+
     p = sub.add_parser("venuestream", help="follow venues' order updates and books")
     p.set_defaults(func=cmd_venuestream)
+
+    # options are parsed by marketdata/handler.py; `oms marketdata --help` lists them
+    p = sub.add_parser("marketdata", help="venue books and their states into Redis", add_help=False)
+    p.set_defaults(func=cmd_marketdata)
 
     p = sub.add_parser("manage", help="a Django management command")
     p.add_argument("args", nargs=argparse.REMAINDER)
@@ -378,9 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args, rest = build_parser().parse_known_args(argv)
-    if args.command != "kill" and rest:
+    if args.command not in ("kill", "marketdata") and rest:
         build_parser().parse_args(argv)  # the usual error for unknown arguments
-    args.kill_args = rest
+    args.kill_args = rest  # the options of the commands that parse their own
     sys.exit(args.func(args))
 
 

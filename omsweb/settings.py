@@ -22,13 +22,20 @@ ENV_VARS = {
     "DATABASE_URL": "PostgreSQL URL; unset = embedded PostgreSQL under OMS_HOME",
     "REDIS_URL": "Redis URL (broker, channel layer, rate limits); unset = embedded Redis",
     "OMS_SECRET_KEY": "Django secret key; default: generated once into OMS_HOME",
+    "OMS_TASK_KEY": "key of the task messages' HMAC (omsweb/task_auth.py), the same in every "
+    "OMS process; default: generated once into OMS_HOME",
     "OMS_DEBUG": "1 for Django debug pages (never in production)",
     "OMS_ALLOWED_HOSTS": "comma-separated host names; default localhost,127.0.0.1",
     "OMS_WEB_HOST": "web bind address; default 127.0.0.1",
     "OMS_WEB_PORT": "web port; default 8000",
     "OMS_WEB_WORKERS": "web server processes (uvicorn --workers); default 1 (omsweb/cli.py)",
     "OMS_LOG_LEVEL": "log level; default INFO",
+    "OMS_FIX_HOST": "FIX gateway (oms fixgw) bind address; default 127.0.0.1",
+    "OMS_FIX_PORT": "FIX gateway port; default 9878",
+    "OMS_FIX_COMP_ID": "the FIX gateway's own CompID (clients' TargetCompID); default OMS",
     "OMS_METRICS_TOKEN": "bearer token that opens /metrics to other hosts; default: 127.0.0.1 only",
+    "OMS_RECON_MASS_MISSING": "reconciliation: more working orders than this missing at one "
+    "venue at once are not closed; the venue goes to REDUCING for an operator; default 5",
     "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
 }
 
@@ -57,29 +64,24 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(METRICS_DIR)
 METRICS_TOKEN = _env("OMS_METRICS_TOKEN")
 
 
-def _secret_key() -> str:
-    key = _env("OMS_SECRET_KEY")
-    if key:
-        return key
-    path = OMS_HOME / "secret_key"
-    if not path.exists():
-        import secrets
-
-        OMS_HOME.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
+SECRET_KEY = _env("OMS_SECRET_KEY") or embedded.secret_file(OMS_HOME / "secret_key")
+# Task messages that change orders, fills or positions carry an HMAC with this key.
+OMS_TASK_KEY = _env("OMS_TASK_KEY") or embedded.secret_file(OMS_HOME / "task_key")
 DEBUG = _env_bool("OMS_DEBUG")
 ALLOWED_HOSTS = (_env("OMS_ALLOWED_HOSTS") or "localhost,127.0.0.1,testserver").split(",")
 WEB_HOST = _env("OMS_WEB_HOST", "127.0.0.1")
 WEB_PORT = int(_env("OMS_WEB_PORT", "8000") or 8000)
+FIX_HOST = _env("OMS_FIX_HOST", "127.0.0.1") or "127.0.0.1"
+FIX_PORT = int(_env("OMS_FIX_PORT", "9878") or 9878)
+FIX_COMP_ID = _env("OMS_FIX_COMP_ID", "OMS") or "OMS"
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0.1")]
 
 # Who hears the execution engine's and the venues' events (omsweb/events.py), in order:
 # post-trade risk (in the fill's transaction), then the live push to the blotters.
+# Reconciliation (orders/reconcile.py): more working orders than this vanished from one
+# venue at once raise an alert and wait for an operator instead of being closed.
+RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
+
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
     "blotter.push.on_event",
@@ -104,6 +106,7 @@ INSTALLED_APPS = [
     "orders",
     "risk",
     "blotter",
+    "fixgw",
 ]
 
 MIDDLEWARE = [

@@ -155,6 +155,16 @@ class Stack:
         for proc in reversed(list(self.procs.values())):
             proc.stop()
 
+    def market_data_state(self, venue: str = "sim-a", symbol: str = "BTC/USDT") -> str | None:
+        """The venue's market-data state for ``symbol`` as the API reports it."""
+        body = self.api().get("/api/v1/marketdata/").json()
+        for row in body.get("symbols", []):
+            if row["symbol"] == symbol:
+                for v in row["venues"]:
+                    if v["venue"] == venue:
+                        return str(v["state"])
+        return None
+
     def wait_healthy(self, timeout: float = 60.0) -> None:
         wait_http(self.sim + "/sim/health")
         wait_http(self.web + "/healthz")
@@ -193,12 +203,13 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     from omsweb import api_tokens
     from omsweb.demo import ensure_reference_data
     from orders.models import Account
+    from venues.credentials import env_name
     from venues.models import Venue
 
     ensure_reference_data()
     Venue.objects.filter(name="sim-a").update(
-        base_url=f"http://127.0.0.1:{sim_port}", enabled=True, api_key_env="SIMEX_API_KEY",
-        secret_env="SIMEX_API_SECRET",
+        base_url=f"http://127.0.0.1:{sim_port}", enabled=True,
+        api_key_env=env_name("sim-a", "api_key_env"), secret_env=env_name("sim-a", "secret_env"),
         # the stack's simulator runs with huge limits; so do we (benchmarks, bursts)
         rate_limits={"weight": [10_000_000, 60], "orders": [10_000_000, 10]},
     )  # fmt: skip
@@ -208,6 +219,17 @@ def prepare_data(sim_port: int, username: str = "stack-trader") -> str:
     for code in ("DEMO", "HEDGE"):
         Account.objects.get(code=code).members.add(user)
     return api_tokens.issue(user=user, source="stack")
+
+
+def sim_credentials_env() -> dict[str, str]:
+    """The variables that give venue sim-a the stack simulator's key (its own
+    ``OMS_VENUE_SIM_A_KEY`` / ``_SECRET``: venues/credentials.py)."""
+    from venues.credentials import env_name
+
+    return {
+        env_name("sim-a", "api_key_env"): SIM_KEY,
+        env_name("sim-a", "secret_env"): SIM_SECRET,
+    }
 
 
 def sim_argv(sim_port: int, sim_args: tuple[str, ...] = ("--paused",)) -> list[str]:
@@ -226,11 +248,12 @@ def launch(
     token: str,
     sim_port: int,
     sim_args: tuple[str, ...] = ("--paused",),
+    healthy_timeout: float = 60.0,
 ) -> Stack:
     """Start every process and wait until the health check reports all queues up."""
     from omsweb.cli import web_argv
 
-    env = {**env, "SIMEX_API_KEY": SIM_KEY, "SIMEX_API_SECRET": SIM_SECRET}
+    env = {**env, **sim_credentials_env()}
     env.setdefault("PYTHONPATH", str(ROOT))
     web_port = free_port()
     py = sys.executable
@@ -247,12 +270,15 @@ def launch(
     for name, argv in worker_argvs().items():
         stack.start(name, _beat_schedule_in(argv, logdir))
     stack.start("venuestream", [py, "-m", "omsweb.cli", "venuestream"])
+    stack.start("marketdata", [py, "-m", "omsweb.cli", "marketdata"])
     try:
-        stack.wait_healthy()
-    except Exception:
+        stack.wait_healthy(healthy_timeout)
+        for symbol in ("BTC/USDT", "ETH/USDT"):  # risk needs a LIVE reference
+            wait_for(lambda s=symbol: stack.market_data_state("sim-a", s) == "LIVE", timeout=90)
+    except Exception as exc:
         logs = stack.logs()
         stack.stop()
-        raise RuntimeError(f"stack did not start:\n{logs}") from None
+        raise RuntimeError(f"stack did not start ({exc!r}):\n{logs}") from None
     return stack
 
 

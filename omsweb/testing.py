@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import secrets
 import shutil
 import tempfile
 from pathlib import Path
@@ -35,6 +36,9 @@ def _setup() -> None:
     embedded.ensure_environment(home)
     os.environ["REDIS_URL"] = _with_db(os.environ["REDIS_URL"], TEST_REDIS_DB)
     os.environ["OMS_TEST_ENV_READY"] = "1"
+    # One task-message key for the whole run: the stacks it starts (their own OMS_HOME)
+    # and this process sign and check task messages alike (omsweb/task_auth.py).
+    os.environ.setdefault("OMS_TASK_KEY", secrets.token_urlsafe(48))
 
     import redis
 

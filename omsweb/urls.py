@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import SimpleRouter
 
+from marketdata.api import ConsolidatedBookView, MarketDataView
 from omsweb import health, metrics_endpoint, token_views
 from venues.api import VenueViewSet
 
@@ -20,6 +21,8 @@ api_v1 = [
     path("", include("orders.api.urls")),
     path("", include(venues_api.urls)),
     path("risk/", include("risk.api.urls")),
+    path("marketdata/", MarketDataView.as_view(), name="api-marketdata"),
+    re_path(r"^marketdata/(?P<symbol>.+)/book/$", ConsolidatedBookView.as_view(), name="api-book"),
 ]
 
 urlpatterns = [

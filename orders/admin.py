@@ -20,6 +20,7 @@ from orders.models import (
     OrderEvent,
     Position,
     ReconciliationRun,
+    ReconFinding,
     UnknownVenueOrder,
 )
 
@@ -51,8 +52,9 @@ def status_badge(status: str):  # noqa: ANN201 - SafeString
 
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
-    list_display = ("code", "name", "created_at")
-    search_fields = ("code", "name")
+    list_display = ("code", "name", "stp_group", "created_at")
+    list_filter = ("stp_group",)
+    search_fields = ("code", "name", "stp_group")
     filter_horizontal = ("members",)
 
 
@@ -279,3 +281,88 @@ class UnknownVenueOrderAdmin(PlainDecimals, admin.ModelAdmin):
             except OmsError as exc:
                 self.message_user(request, f"{unknown}: {exc.message}", level="error")
         self.message_user(request, f"{done} order(s) canceled at the venue")
+
+
+SEVERITY_COLOURS = {"INFO": "#6e7781", "WARNING": "#9a6700", "CRITICAL": "#cf222e"}
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open"
+    parameter_name = "open"
+
+    def lookups(self, request, model_admin):  # noqa: ANN001, ANN201
+        return (("yes", "open"), ("no", "resolved"))
+
+    def queryset(self, request, queryset):  # noqa: ANN001, ANN201
+        if self.value() in ("yes", "no"):
+            return queryset.filter(resolved_at__isnull=self.value() == "yes")
+        return queryset
+
+
+@admin.register(ReconFinding)
+class ReconFindingAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Every difference reconciliation found; operators resolve them here, and confirm
+    a mass-missing alert (which closes the vanished orders through the engine)."""
+
+    list_display = ("id", "created_at", "venue", "severity_badge", "kind", "order", "message",
+                    "is_open", "resolved_by")  # fmt: skip
+    list_filter = (OpenFilter, "severity", "kind", "venue")
+    search_fields = ("key", "message", "order__client_order_id")
+    list_select_related = ("venue", "order")
+    readonly_fields = [f.name for f in ReconFinding._meta.fields]
+    actions = ("resolve_findings", "confirm_mass_missing")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="severity", ordering="severity")
+    def severity_badge(self, finding: ReconFinding):  # noqa: ANN201
+        return format_html(
+            '<span style="color:#fff;background:{};padding:1px 6px;border-radius:3px;'
+            'font-size:11px;font-weight:600">{}</span>',
+            SEVERITY_COLOURS.get(finding.severity, "#6e7781"),
+            finding.severity,
+        )
+
+    @admin.display(boolean=True, description="open")
+    def is_open(self, finding: ReconFinding) -> bool:
+        return finding.is_open
+
+    def _may_act(self, request) -> bool:  # noqa: ANN001
+        from omsweb.roles import ADMIN, RISK, has_role
+
+        if has_role(request.user, RISK, ADMIN):
+            return True
+        self.message_user(request, "only the risk and admin roles act on findings", "error")
+        return False
+
+    @admin.action(description="Mark selected findings resolved")
+    def resolve_findings(self, request, queryset):  # noqa: ANN001
+        from orders.domain.errors import OmsError
+        from orders.reconcile import resolve_finding
+
+        if not self._may_act(request):
+            return
+        done = 0
+        for finding in queryset.filter(resolved_at__isnull=True):
+            try:
+                resolve_finding(finding_id=finding.pk, user=request.user.get_username(),
+                                resolution="resolved in the admin")  # fmt: skip
+                done += 1
+            except OmsError as exc:
+                self.message_user(request, f"{finding}: {exc.message}", level="error")
+        self.message_user(request, f"{done} finding(s) resolved")
+
+    @admin.action(description="Confirm mass-missing alert: close the vanished orders")
+    def confirm_mass_missing(self, request, queryset):  # noqa: ANN001
+        from orders.domain.errors import OmsError
+        from orders.reconcile import confirm_missing
+
+        if not self._may_act(request):
+            return
+        for finding in queryset.filter(kind=ReconFinding.Kind.MASS_MISSING,
+                                       resolved_at__isnull=True):  # fmt: skip
+            try:
+                done = confirm_missing(finding_id=finding.pk, user=request.user.get_username())
+            except OmsError as exc:
+                self.message_user(request, f"{finding}: {exc.message}", level="error")
+                continue
+            self.message_user(request, f"{finding.venue}: {done.finding.resolution}")

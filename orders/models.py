@@ -24,6 +24,14 @@ ZERO = Decimal(0)
 class Account(models.Model):
     code = models.SlugField(max_length=32, unique=True, help_text="e.g. DEMO")
     name = models.CharField(max_length=100, blank=True, default="")
+    # Self-trade prevention: the accounts of one owner share a group, and an order that
+    # would cross a resting order of any account in its group is denied (risk/checks.py).
+    stp_group = models.CharField(
+        max_length=32,
+        blank=True,
+        default="",
+        help_text="self-trade prevention group: accounts of one owner (empty: this account only)",
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="accounts")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -322,9 +330,77 @@ class UnknownVenueOrder(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.UniqueConstraint(fields=["venue", "venue_order_id"], name="unknown_venue_order")
+            # venues such as Binance number orders per symbol
+            models.UniqueConstraint(
+                fields=["venue", "symbol", "venue_order_id"], name="unknown_venue_order"
+            )
         ]
 
     def __str__(self) -> str:
         q = self.quantity.normalize()
         return f"{self.venue_id}:{self.venue_order_id} {self.side} {q:f} {self.symbol}"
+
+
+class ReconFinding(models.Model):
+    """One difference between a venue's view and ours, found by a reconciliation run.
+
+    A difference seen again by a later run updates the open finding of the same
+    (venue, kind, key) instead of adding another. A finding the run fixed itself (a
+    missed fill applied, a vanished order closed) is stored resolved, by ``recon``; the
+    others wait for an operator (resolve, or confirm a mass-missing alert)."""
+
+    class Kind(models.TextChoices):
+        STATUS_MISMATCH = "STATUS_MISMATCH"  # the venue's status disagrees with ours
+        FILLED_MISMATCH = "FILLED_MISMATCH"  # the venue's filled quantity disagrees
+        FILL_MISSING_IN_OMS = "FILL_MISSING_IN_OMS"  # a venue trade we had not booked
+        FILL_MISSING_AT_VENUE = "FILL_MISSING_AT_VENUE"  # a fill of ours the venue lacks
+        FILL_MISMATCH = "FILL_MISMATCH"  # same trade id, other quantity or price
+        MISSING_AT_VENUE = "MISSING_AT_VENUE"  # a working order the venue no longer has
+        MASS_MISSING = "MASS_MISSING"  # many at once: venue REDUCING, operator confirms
+        UNKNOWN_AT_OMS = "UNKNOWN_AT_OMS"  # open at the venue, not placed by the OMS
+
+    class Severity(models.TextChoices):
+        INFO = "INFO"  # found and fixed by the run
+        WARNING = "WARNING"  # needs a look
+        CRITICAL = "CRITICAL"  # money or risk at stake: act now
+
+    run = models.ForeignKey(
+        ReconciliationRun, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="findings",
+    )  # fmt: skip
+    venue = models.ForeignKey("venues.Venue", on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey(
+        Order, on_delete=models.SET_NULL, null=True, blank=True, related_name="recon_findings"
+    )
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    severity = models.CharField(max_length=8, choices=Severity.choices)
+    key = models.CharField(max_length=160, help_text="what it is about, e.g. symbol:order id")
+    message = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True, default="")
+    resolution = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["venue", "kind", "key"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="recon_finding_open_once",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["venue", "severity", "resolved_at"], name="recon_finding_venue_idx"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.venue_id} {self.severity} {self.kind} {self.key}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

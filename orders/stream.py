@@ -1,4 +1,4 @@
-"""``oms venuestream``: follow each enabled venue's trades, order states and books.
+"""``oms venuestream``: follow each enabled venue's trades and order states.
 
 One thread per venue polls (the simulated exchange and ccxt's REST clients have no
 user-data stream here) with an interval that tightens while orders are working:
@@ -8,19 +8,19 @@ user-data stream here) with an interval that tightens while orders are working:
   ``(venue, trade id)``, so overlap between polls is harmless);
 * **open orders**: an order working in the OMS that the venue no longer lists is
   handed to ``oms.recon.resolve_order``, which asks the venue for its final state;
-* **books**: best bid/ask per venue into Redis (``oms:book:<venue>:<symbol>``), the mid
-  as the mark price (``oms:mark:<symbol>``) and onto positions for unrealized P&L.
+* **marks**: the consolidated mid that ``oms marketdata`` publishes (``oms:mark:<symbol>``,
+  the one source of books) onto positions for unrealized P&L.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import close_old_connections
@@ -32,7 +32,7 @@ log = logging.getLogger("oms.venuestream")
 
 FAST_POLL_S = 0.5  # while orders are working
 SLOW_POLL_S = 3.0  # idle
-BOOK_POLL_S = 1.0
+MARK_POLL_S = 1.0
 OPEN_ORDERS_POLL_S = 2.0
 TRADE_OVERLAP_MS = 5_000  # re-read a little before the cursor: late-published trades
 GRACE = timedelta(seconds=3)  # an order this young may not be listed yet
@@ -45,7 +45,7 @@ class Follower:
     adapter: VenueAdapter
     redis: Any
     seen_trades: set[tuple[str, str]] = field(default_factory=set)  # (symbol, trade id)
-    next_book: float = 0.0
+    next_mark: float = 0.0
     next_open: float = 0.0
     backoff_until: float = 0.0
 
@@ -75,9 +75,9 @@ class Follower:
             if working and now >= self.next_open:
                 self.next_open = now + OPEN_ORDERS_POLL_S
                 self._poll_open_orders(symbols, working, app)
-            if now >= self.next_book:
-                self.next_book = now + BOOK_POLL_S
-                self._poll_books()
+            if now >= self.next_mark:
+                self.next_mark = now + MARK_POLL_S
+                self._update_marks()
         except VenueRateLimited as exc:
             self.backoff_until = time.monotonic() + (exc.retry_after or 5.0)
             log.warning("%s rate limited; pausing %.1fs", self.name, exc.retry_after or 5.0)
@@ -120,27 +120,19 @@ class Follower:
             if venue_order_id and venue_order_id not in open_ids and updated_at < cutoff:
                 app.send_task("oms.recon.resolve_order", args=(pk,))
 
-    def _poll_books(self) -> None:
+    def _update_marks(self) -> None:
+        """Positions' marks from the consolidated mid that ``oms marketdata`` publishes
+        (the one source of books); nothing when no venue is LIVE."""
+        from marketdata.store import mark_key
         from orders import writer
         from orders.models import Instrument
 
-        for symbol in Instrument.objects.filter(enabled=True).values_list("symbol", flat=True):
-            try:
-                book = self.adapter.fetch_order_book(symbol, 5)
-            except VenueError as exc:
-                log.debug("%s book %s: %s", self.name, symbol, exc.reason)
-                continue
-            if book.mid is None:
-                continue
-            data = {
-                "bid": str(book.best_bid),
-                "ask": str(book.best_ask),
-                "mid": str(book.mid),
-                "ts": time.time(),
-            }
-            self.redis.set(f"oms:book:{self.name}:{symbol}", json.dumps(data), ex=60)
-            self.redis.set(f"oms:mark:{symbol}", str(book.mid), ex=60)
-            writer.set_marks(symbol, book.mid)
+        symbols = list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
+        for symbol, raw in zip(
+            symbols, self.redis.mget([mark_key(s) for s in symbols]), strict=True
+        ):
+            if raw is not None:
+                writer.set_marks(symbol, Decimal(raw.decode()))
 
 
 def _follow(venue: Any, stop: threading.Event) -> None:

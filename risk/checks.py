@@ -201,6 +201,9 @@ class Snapshot:
     # market data
     reference_price: Decimal | None = None
     reference_age_s: float | None = None  # None with a price: age unknown (treated stale)
+    # why the reference is not to be trusted (the order's venue has no LIVE book, or no
+    # venue is LIVE), naming the venue and its market-data state; None when it is LIVE
+    reference_problem: str | None = None
     # the account, summed by the engine
     position: Decimal = ZERO  # signed net position in this instrument
     working_same_side: Decimal = ZERO  # leaves of same-side working orders, this symbol
@@ -208,8 +211,11 @@ class Snapshot:
     open_orders: int = 0
     orders_last_second: int = 0
     duplicates_in_window: int = 0  # identical orders within the duplicate window
-    own_opposite_best: Decimal | None = None  # our best resting opposite price, same venue
+    # "ours" for self-trade prevention: the account's own resting orders and those of
+    # every account in its STP group (the accounts of one owner), same venue and symbol
+    own_opposite_best: Decimal | None = None  # our best resting opposite price
     own_opposite_market: bool = False  # one of ours on the other side is a market order
+    stp_group: str = ""  # the account's STP group ("" = the account alone)
     daily_pnl: Decimal = ZERO  # realized - fees + unrealized since the day began
     # derived once by ``build``
     notional: Decimal | None = None  # quantity * (price, else reference)
@@ -353,10 +359,19 @@ def check_max_order_notional(s: Snapshot) -> Reason | None:
 
 
 def check_reference_price(s: Snapshot) -> Reason | None:
-    """Market orders need a fresh reference price (its absence blocks them)."""
+    """Market orders need a fresh reference price from LIVE market data (its absence,
+    or the order's venue's book not LIVE, blocks them)."""
     if not s.is_market:
         return None
     max_age = s.limits.max_reference_age_s
+    if s.reference_problem is not None:
+        return _reason(
+            "REFERENCE_PRICE",
+            f"stale reference for {s.symbol}: {s.reference_problem}; a market order needs"
+            " LIVE market data",
+            max_age,
+            "not LIVE",
+        )
     if s.reference_price is None:
         return _reason(
             "REFERENCE_PRICE", f"no reference price for {s.symbol}; a market order needs one",
@@ -472,9 +487,10 @@ def check_self_trade(s: Snapshot) -> Reason | None:
     side = "buy" if s.side_sign > 0 else "sell"
     price = "market" if s.is_market else fmt(s.price)
     ours = "a market order" if best is None else f"price={fmt(best)}"
+    group = f" (STP group {s.stp_group})" if s.stp_group else ""
     return _reason(
         "SELF_TRADE",
-        f"{side} at {price} would cross our own resting order at {ours} on the same venue",
+        f"{side} at {price} would cross our own resting order at {ours} on the same venue{group}",
         None,
         best if best is not None else "market",
     )

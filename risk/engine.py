@@ -3,8 +3,9 @@ checks of ``risk/checks.py`` on it, and react to fills.
 
 Pre-trade (``check_new_order``, ``check_amend``) runs inside the order's transaction:
 
-1. read the order's reference price and mark from Redis (written by ``oms
-   venuestream``), before the lock, so nothing waits on Redis while holding it;
+1. read the order's reference price (the consolidated mid of the LIVE venues, and the
+   state of the order venue's book) and marks from Redis (written by ``oms
+   marketdata``), before the lock, so nothing waits on Redis while holding it;
 2. lock the account's ``AccountRisk`` row (``SELECT ... FOR UPDATE``): a second order of
    the same account waits here until the first commits, then sees it as working, so two
    concurrent orders cannot both pass a position, exposure or open-order limit that
@@ -13,7 +14,8 @@ Pre-trade (``check_new_order``, ``check_amend``) runs inside the order's transac
    trading states and restriction that apply (from the database, on every order: a
    change made anywhere applies to the very next order everywhere), the account's
    positions, its working orders summed per symbol and side, its recent orders (rate,
-   duplicates), and our resting orders on the other side at the same venue (self-trade);
+   duplicates), and the resting orders on the other side at the same venue of the
+   account or of any account in its self-trade prevention group (self-trade);
 4. read the marks of other symbols held or working, if any;
 5. sum all of that into a frozen ``Snapshot`` and evaluate every check on it.
 
@@ -24,7 +26,6 @@ HALTED (the limit's ``breach_action``) through ``risk.services.trading_state_set
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -59,14 +60,13 @@ class MarketData:
     reference_price: Decimal | None
     reference_age_s: float | None
     marks: dict[str, Decimal]
-
-
-def book_key(venue: str, symbol: str) -> str:
-    return f"oms:book:{venue}:{symbol}"
+    reference_problem: str | None = None  # see marketdata.consolidated.Reference
 
 
 def mark_key(symbol: str) -> str:
-    return f"oms:mark:{symbol}"
+    from marketdata.store import mark_key as key
+
+    return key(symbol)
 
 
 def read_marks(symbols: Iterable[str]) -> dict[str, Decimal]:
@@ -96,35 +96,26 @@ def _parse_marks(symbols: list[str], raw: list[Any]) -> dict[str, Decimal]:
 
 
 def read_market_data(venue_name: str | None, symbol: str, symbols: Iterable[str]) -> MarketData:
-    """The order venue's book mid (with its age) as reference, and marks for ``symbols``.
-
-    Without a book from the order's venue, the symbol's mark is the reference with an
-    unknown age (stale for market orders). Redis unreachable: no market data.
-    """
+    """The reference price of an order on ``symbol`` to ``venue_name`` (the consolidated
+    mid of the LIVE venues, with what is wrong with it: ``marketdata.consolidated``'s
+    ``reference``), and marks for ``symbols``. Redis unreachable: no market data."""
+    from marketdata.consolidated import reference
+    from marketdata.store import read_books
     from omsweb.redis_client import client
 
     others = sorted(set(symbols) | {symbol})
-    keys = [book_key(venue_name or "", symbol)] + [mark_key(s) for s in others]
     try:
-        raw = client().mget(keys)
+        redis = client()
+        books = read_books(redis, [symbol])
+        raw = redis.mget([mark_key(s) for s in others])
     except Exception:  # no market data is a denial for what needs it, not a crash
         log.warning("risk: market data unavailable from Redis", exc_info=True)
-        return MarketData(None, None, {})
-    marks = _parse_marks(others, raw[1:])
-    ref: Decimal | None = None
-    age: float | None = None
-    if raw[0] is not None:
-        try:
-            book = json.loads(raw[0])
-            ref = Decimal(str(book["mid"]))
-            age = max(0.0, wall_clock() - float(book["ts"]))
-        except (ArithmeticError, KeyError, TypeError, ValueError):
-            ref, age = None, None
-    if ref is None and symbol in marks:
-        ref, age = marks[symbol], None
-    if ref is not None:
-        marks.setdefault(symbol, ref)
-    return MarketData(ref, age, marks)
+        return MarketData(None, None, {}, "market data unavailable (Redis)")
+    marks = _parse_marks(others, raw)
+    ref = reference(symbol, books, venue_name, wall_clock())
+    if ref.price is not None:
+        marks.setdefault(symbol, ref.price)
+    return MarketData(ref.price, ref.age_s, marks, ref.problem)
 
 
 # --- Gathering --------------------------------------------------------------------------
@@ -314,6 +305,9 @@ SELECT 'X', min(o.price)::text, max(o.price)::text,
   FROM orders_order o
  WHERE o.venue_id = %(v)s AND o.instrument_id = %(i)s AND o.side = %(opp)s
    AND o.status = ANY(%(live)s) AND o.id <> %(o)s
+   AND (o.account_id = %(a)s OR o.account_id IN (
+        SELECT g.id FROM orders_account g JOIN orders_account me ON me.stp_group = g.stp_group
+         WHERE me.id = %(a)s AND me.stp_group <> ''))
 UNION ALL
 SELECT 'N', extract(epoch FROM %(now)s - o.created_at)::text,
        (o.instrument_id = %(i)s AND o.side = %(side)s AND o.type = %(type)s
@@ -453,6 +447,7 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
         limit_scope=f"{code} {symbol}",
         reference_price=market.reference_price,
         reference_age_s=market.reference_age_s,
+        reference_problem=market.reference_problem,
         position=position,
         working_same_side=working_same_side,
         gross_exposure=exposure,
@@ -461,6 +456,7 @@ def gather(order: Any, terms: OrderTerms) -> Snapshot:
         duplicates_in_window=duplicates,
         own_opposite_best=own_best,
         own_opposite_market=own_market,
+        stp_group=account.stp_group,
         daily_pnl=pnl - risk_row.day_start_pnl,
     )
 

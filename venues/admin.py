@@ -10,8 +10,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from venues.changes import record_change, record_delete, settings_of
+from venues.changes import record_delete
 from venues.models import Venue
+from venues.services import venue_save
 
 
 def _live_state(venue: Venue) -> dict[str, Any]:
@@ -40,12 +41,13 @@ class VenueAdmin(admin.ModelAdmin):
     )
     list_filter = ("driver", "enabled")
     search_fields = ("name", "exchange_id", "base_url")
-    readonly_fields = ("breaker", "rate_limit_use", "created_at", "updated_at")
+    readonly_fields = ("taker_fee", "breaker", "rate_limit_use", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled")}),
-        ("Credentials (names of environment variables, never the secrets)",
+        ("Credentials: OMS_VENUE_<NAME>_KEY / _SECRET (names, never the secrets), or empty",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),
+        ("Fees (kept by `oms marketdata`)", {"fields": ("taker_fee",)}),
         ("Now", {"fields": ("breaker", "rate_limit_use", "created_at", "updated_at")}),
     )  # fmt: skip
     actions = ("enable", "disable")
@@ -68,10 +70,7 @@ class VenueAdmin(admin.ModelAdmin):
         return text or "?"
 
     def save_model(self, request: HttpRequest, obj: Venue, form: Any, change: bool) -> None:
-        before = settings_of(Venue.objects.filter(pk=obj.pk).first()) if change else {}
-        with transaction.atomic():
-            super().save_model(request, obj, form, change)
-            record_change(before, obj, actor=request.user.get_username(), via="admin")
+        venue_save(venue=obj, actor=request.user.get_username(), via="admin")
 
     def delete_model(self, request: HttpRequest, obj: Venue) -> None:
         with transaction.atomic():
@@ -88,10 +87,8 @@ class VenueAdmin(admin.ModelAdmin):
         count = 0
         with transaction.atomic():
             for venue in queryset.select_for_update().exclude(enabled=enabled):
-                before = settings_of(venue)
                 venue.enabled = enabled
-                venue.save(update_fields=["enabled", "updated_at"])
-                record_change(before, venue, actor=request.user.get_username(), via="admin")
+                venue_save(venue=venue, actor=request.user.get_username(), via="admin")
                 count += 1
         return count
 

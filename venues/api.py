@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from rest_framework import mixins, permissions, serializers, viewsets
 
 from omsweb.roles import ADMIN, has_role
-from venues.changes import record_change, settings_of
+from venues import credentials
 from venues.models import Venue
+from venues.services import venue_save
 
 
 def venue_status(venue: Venue) -> dict[str, Any]:
@@ -39,8 +39,9 @@ class VenueSerializer(serializers.ModelSerializer):
         model = Venue
         fields = [
             "id", "name", "driver", "exchange_id", "base_url", "api_key_env", "secret_env",
-            "enabled", "rate_limits", "status", "breaker", "rate_limit",
+            "enabled", "rate_limits", "taker_fee", "status", "breaker", "rate_limit",
         ]  # fmt: skip
+        read_only_fields = ["taker_fee"]  # the venue's own figure, kept by `oms marketdata`
 
     def _status(self, venue: Venue) -> dict[str, Any]:
         cache = self.context.setdefault("_status", {})
@@ -56,6 +57,22 @@ class VenueSerializer(serializers.ModelSerializer):
 
     def get_rate_limit(self, venue: Venue) -> dict[str, Any]:
         return self._status(venue)["rate_limit"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        self.validate_credentials(attrs)
+        return attrs
+
+    def validate_credentials(self, attrs: dict[str, Any]) -> None:
+        """Credential variables: the venue's own only (``venues/credentials.py``), checked
+        against the name the row will have."""
+
+        def value(field: str) -> Any:
+            return attrs[field] if field in attrs else getattr(self.instance, field, "")
+
+        values = {field: value(field) for field in credentials.FIELDS}
+        errors = credentials.credential_errors(str(value("name")), values)
+        if errors:
+            raise serializers.ValidationError(errors)
 
     def validate_rate_limits(self, value: Any) -> Any:
         if not isinstance(value, dict):
@@ -91,15 +108,14 @@ class VenueViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
 
     def perform_create(self, serializer: VenueSerializer) -> None:
-        with transaction.atomic():
-            venue = serializer.save()
-            record_change({}, venue, actor=self.request.user.get_username(), via="api")
+        serializer.instance = venue_save(
+            venue=Venue(**serializer.validated_data),
+            actor=self.request.user.get_username(),
+            via="api",
+        )
 
     def perform_update(self, serializer: VenueSerializer) -> None:
-        from venues.registry import reset_adapters
-
-        before = settings_of(serializer.instance)
-        with transaction.atomic():
-            venue = serializer.save()
-            record_change(before, venue, actor=self.request.user.get_username(), via="api")
-        reset_adapters()  # this process; workers rebuild theirs when the key changes
+        venue = serializer.instance
+        for field, value in serializer.validated_data.items():
+            setattr(venue, field, value)
+        venue_save(venue=venue, actor=self.request.user.get_username(), via="api")

@@ -220,9 +220,15 @@ def _override_base_url(exchange: Any, base_url: str) -> None:
     exchange.urls = urls
 
 
-def build_exchange(config: VenueConfig, *, async_client: bool = False) -> Any:
-    """A configured ccxt exchange (sync by default, ``ccxt.async_support`` on request)."""
-    module = importlib.import_module("ccxt.async_support") if async_client else ccxt
+def build_exchange(
+    config: VenueConfig, *, async_client: bool = False, streaming: bool = False
+) -> Any:
+    """A configured ccxt exchange (sync by default, ``ccxt.async_support`` on request,
+    ``ccxt.pro`` with ``streaming``: its WebSocket base follows a base URL override)."""
+    if streaming:
+        module = importlib.import_module("ccxt.pro")
+    else:
+        module = importlib.import_module("ccxt.async_support") if async_client else ccxt
     try:
         exchange_class = getattr(module, config.exchange_id)
     except AttributeError:
@@ -243,6 +249,10 @@ def build_exchange(config: VenueConfig, *, async_client: bool = False) -> Any:
     exchange.options = _deep_merge(options, config.options)
     if config.base_url:
         _override_base_url(exchange, config.base_url)
+        if streaming and config.exchange_id in BINANCE_SPOT_IDS:
+            # the simulated exchange serves Binance's streams at /ws on its port
+            ws_base = "ws" + config.base_url.rstrip("/").removeprefix("http")
+            exchange.urls["api"]["ws"] = {"spot": ws_base + "/ws"}
     if config.exchange_id in BINANCE_SPOT_IDS and isinstance(exchange.exceptions, Mapping):
         # handle_errors applies exceptions['spot'] only for the real binance hosts.
         spot = exchange.exceptions.get("spot") or {}

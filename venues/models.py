@@ -1,12 +1,16 @@
 """Venues are rows: an admin adds or edits one without a deploy.
 
-Credentials are never stored: a row names the environment variables that hold them.
+Credentials are never stored: a row names the environment variables that hold them,
+and only the venue's own ``OMS_VENUE_<NAME>_KEY`` / ``_SECRET`` (``venues/credentials.py``).
 """
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
+
+from venues import credentials
 
 env_name = RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "an environment variable name, e.g. BINANCE_KEY")
 
@@ -29,6 +33,15 @@ class Venue(models.Model):
         help_text='token-bucket pools, e.g. {"weight": [5400, 60], "orders": [90, 10]} '
         "(capacity, window seconds); empty = Binance spot limits with a margin",
     )
+    taker_fee = models.DecimalField(
+        max_digits=8,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="taker fee rate, e.g. 0.001; filled by `oms marketdata` from the venue "
+        "(ccxt's market data, the simulator's trade-fee endpoint); the consolidated book "
+        "adjusts this venue's prices by it",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -37,3 +50,14 @@ class Venue(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        self.clean_credentials()
+
+    def clean_credentials(self) -> None:
+        """Credential variables: the venue's own only (``venues/credentials.py``)."""
+        values = {field: getattr(self, field) for field in credentials.FIELDS}
+        errors = credentials.credential_errors(self.name, values)
+        if errors:
+            raise ValidationError(errors)

@@ -2,7 +2,8 @@
 
 A venue row carries ``name``, ``driver`` ('sim' | 'ccxt'), ``exchange_id``,
 ``base_url``, ``api_key_env`` and ``secret_env``. Credentials are read from the
-environment variables *named* on the row, never stored on it.
+environment variables *named* on the row, never stored on it, and only from the venue's
+own ``OMS_VENUE_<NAME>_KEY`` / ``_SECRET`` (``venues/credentials.py``).
 
 ``driver='sim'`` is the built-in simulated exchange: it speaks the Binance spot REST
 API, so it is driven by ccxt's ``binance`` class pointed at ``base_url``, with the
@@ -20,6 +21,7 @@ import os
 import threading
 from typing import Any
 
+from venues import credentials
 from venues.base import VenueAdapter
 from venues.ccxt_adapter import CcxtAdapter, VenueConfig
 
@@ -44,10 +46,10 @@ def _sim_default_credentials() -> tuple[str, str]:
 
 def _env(venue: Any, attr: str) -> str | None:
     var = (getattr(venue, attr, None) or "").strip()
-    if not var:
-        return None
     try:
-        return os.environ[var]
+        return credentials.read(venue.name, attr, var)
+    except credentials.CredentialNameError as exc:
+        raise VenueConfigError(str(exc)) from None
     except KeyError:
         raise VenueConfigError(
             f"venue {venue.name}: environment variable {var} (named in {attr}) is not set"

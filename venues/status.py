@@ -14,7 +14,7 @@ from venues.ratelimit import RateLimiter
 
 BOOK_STALE_S = 10.0  # a venue whose newest book is older than this shows as stale
 VENUE_STATUS_KEY = "oms:venue:{name}:status"  # JSON, same shape as a venue.status event
-BOOK_KEY = "oms:book:{venue}:{symbol}"  # written by the venue stream
+BOOK_KEY = "oms:book:{venue}:{symbol}"  # written by `oms marketdata` (marketdata/store.py)
 
 
 def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -> list[dict]:
@@ -31,13 +31,16 @@ def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -
     out = []
     for v in venues:
         blob = json_or_none(next(values)) or {}
-        books = [b for b in (json_or_none(next(values)) for _ in symbols) if b]
+        raw_books = [json_or_none(next(values)) for _ in symbols]
+        books = [b for b in raw_books if b]
         newest = max((b["ts"] for b in books if isinstance(b.get("ts"), int | float)), default=None)
+        market_data = [_market_data(s, b, now) for s, b in zip(symbols, raw_books, strict=True)]
         state = {
             "venue": v["name"],
             "driver": v["driver"],
             "enabled": v["enabled"],
             "book_age_s": None if newest is None else round(max(0.0, now - newest), 1),
+            "market_data": market_data,
             "breaker": None,
             "breaker_open_until": None,
             "breaker_failures": 0,
@@ -49,6 +52,23 @@ def venue_states(redis: Any, venues: list[dict[str, Any]], symbols: list[str]) -
         state["status"] = str(blob.get("status") or _summary(state))
         out.append(state)
     return out
+
+
+def _market_data(symbol: str, raw: Any, now: float) -> dict[str, Any]:
+    """One symbol's book state at a venue (``oms marketdata``), as the blotter shows it."""
+    from marketdata.consolidated import VenueBook
+
+    try:
+        book = VenueBook.from_json(raw)
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return {"symbol": symbol, "state": "NONE", "age_ms": None, "reason": "no market data"}
+    state = book.effective_state(now)
+    return {
+        "symbol": symbol,
+        "state": str(state),
+        "age_ms": round(book.age_s(now) * 1000),
+        "reason": book.reason if state == book.state else "no recent update",
+    }
 
 
 def guard_state(redis: Any, venue: dict[str, Any]) -> dict[str, Any]:

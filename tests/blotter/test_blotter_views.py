@@ -122,3 +122,17 @@ def test_admin_venues_show_breaker_and_rate_limit_use(users):
     html = response.content.decode()
     assert "closed" in html  # the breaker of each venue, read from Redis
     assert "weight 0%" in html
+
+
+def test_blotter_shows_open_reconciliation_findings_badge_and_panel(users):
+    # the page carries the badge, the panel and the script that fills them from the
+    # findings API (the same session)
+    page = _client("trader").get("/")
+    html = page.content.decode()
+    assert 'id="recon-badge"' in html and 'id="recon-findings"' in html
+    assert "blotter/findings.js" in html
+    js = b"".join(_client(None).get("/static/blotter/findings.js").streaming_content)
+    assert b"/api/v1/reconciliation/findings/?open=true" in js
+    # and that API answers the page's session (no token)
+    r = _client("trader").get("/api/v1/reconciliation/findings/", {"open": "true"})
+    assert r.status_code == 200 and r.json()["count"] == 0

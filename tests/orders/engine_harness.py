@@ -24,8 +24,6 @@ as in production and "durable before send" holds, with no per-call wrapping in
 
 from __future__ import annotations
 
-import json
-import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -523,11 +521,9 @@ def _fresh_market(symbol: str = "BTC/USDT", venue: str = "sim-a") -> list[str]:
         f"oms:breaker:{venue}",
     ]
     r.delete(*stale)
-    book = {"bid": REFERENCE_PRICE, "ask": REFERENCE_PRICE, "mid": REFERENCE_PRICE}
-    keys = {f"oms:book:{venue}:{symbol}": json.dumps({**book, "ts": time.time()})}
-    keys[f"oms:mark:{symbol}"] = REFERENCE_PRICE
-    r.mset(keys)
-    return list(keys)
+    from tests.market import publish_book
+
+    return publish_book(r, venue, symbol, REFERENCE_PRICE)
 
 
 def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:

@@ -3,8 +3,6 @@ Redis, and helpers to set limits and submit orders through the execution engine.
 
 from __future__ import annotations
 
-import json
-import time
 from decimal import Decimal as D
 
 import pytest
@@ -24,19 +22,17 @@ def _no_market_data():
 
 @pytest.fixture
 def market():
-    """Write books/marks into Redis like ``oms venuestream`` does; removed afterwards."""
+    """Write books/marks into Redis like ``oms marketdata`` does; removed afterwards."""
     from omsweb.redis_client import client
 
     r = client()
     keys: list[str] = []
 
     class Market:
-        def book(self, symbol: str, mid: str, *, venue: str = "sim-a", age_s: float = 0.0):
-            data = {"bid": mid, "ask": mid, "mid": mid, "ts": time.time() - age_s}
-            key = f"oms:book:{venue}:{symbol}"
-            r.set(key, json.dumps(data))
-            keys.append(key)
-            self.mark(symbol, mid)
+        def book(self, symbol: str, mid: str, *, venue: str = "sim-a", age_s: float = 0.0, **kw):
+            from tests.market import publish_book
+
+            keys.extend(publish_book(r, venue, symbol, mid, age_s=age_s, **kw))
 
         def mark(self, symbol: str, mid: str):
             key = f"oms:mark:{symbol}"

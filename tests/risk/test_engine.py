@@ -240,6 +240,29 @@ def test_self_trade_against_our_resting_order_on_the_same_venue(ref, submit):
     assert submit(price=D("60010.00"), venue=ref["sim_b"])[1] == []  # another venue
 
 
+def test_self_trade_prevention_follows_the_stp_group_of_the_accounts(ref, submit):
+    # Arrange: HEDGE rests a sell; DEMO and HEDGE belong to one owner (demo-desk)
+    assert ref["demo"].stp_group == ref["hedge"].stp_group == "demo-desk"
+    resting, _ = submit(account=ref["hedge"], side="sell", price=D("60010.00"))
+    accept(resting)
+    # Act / Assert: same group -> self
+    _, reasons = submit(price=D("60010.00"))
+    assert checks_of(reasons) == ["SELF_TRADE"]
+    assert "(STP group demo-desk)" in reasons[0]["message"]
+    # other owners: HEDGE leaves the group -> not self, the buy may cross it
+    type(ref["hedge"]).objects.filter(pk=ref["hedge"].pk).update(stp_group="other-desk")
+    assert submit(price=D("60010.00"))[1] == []
+    # no group at all: only the account's own orders are self
+    type(ref["demo"]).objects.filter(pk=ref["demo"].pk).update(stp_group="")
+    type(ref["hedge"]).objects.filter(pk=ref["hedge"].pk).update(stp_group="")
+    assert submit(price=D("60010.00"), quantity=D("0.002"))[1] == []
+    own, _ = submit(side="sell", price=D("60020.00"))
+    accept(own)
+    _, reasons = submit(price=D("60020.00"), quantity=D("0.003"))
+    assert checks_of(reasons) == ["SELF_TRADE"]
+    assert "STP group" not in reasons[0]["message"]
+
+
 def test_price_collar_against_the_venue_book(ref, submit, market):
     market.book("BTC/USDT", "60000")
     assert submit(price=D("69000.00"))[1] == []  # 15%
@@ -257,6 +280,38 @@ def test_market_order_needs_a_fresh_reference(ref, submit, market):
     assert checks_of(reasons) == ["REFERENCE_PRICE"] and "stale" in reasons[0]["message"]
     market.book("BTC/USDT", "60000", age_s=0.2)
     assert submit(**mkt)[1] == []
+
+
+def test_market_order_to_a_venue_whose_book_is_not_live_then_denied_naming_it(ref, submit, market):
+    # Arrange: sim-b is LIVE; sim-a's book stopped updating 3 s ago, then it went DOWN
+    from marketdata.book import MdState
+
+    mkt = {"type": "market", "price": None}
+    market.book("BTC/USDT", "60000", venue="sim-b")
+    market.book("BTC/USDT", "60000", venue="sim-a", age_s=3.0)
+    # Act / Assert: STALE by age, named with the venue
+    _, reasons = submit(**mkt)
+    assert checks_of(reasons) == ["REFERENCE_PRICE"]
+    assert "sim-a BTC/USDT market data is STALE" in reasons[0]["message"]
+    assert submit(venue=ref["sim_b"], **mkt)[1] == []  # the LIVE venue takes it
+    market.book("BTC/USDT", "60000", venue="sim-a", state=MdState.DOWN)
+    _, reasons = submit(**mkt)
+    assert "sim-a BTC/USDT market data is DOWN" in reasons[0]["message"]
+    # a limit order is collared on the LIVE reference, not denied
+    assert submit()[1] == []
+
+
+def test_collar_uses_the_consolidated_mid_of_live_venues_only(ref, submit, market):
+    from marketdata.book import MdState
+
+    market.book("BTC/USDT", "60000", venue="sim-a")
+    market.book("BTC/USDT", "61000", venue="sim-b")
+    market.book("BTC/USDT", "10000", venue="sim-x", state=MdState.RESYNCING)
+    # reference = (best bid 61000 + best ask 60000) / 2 = 60500; 15% collar
+    assert submit(price=D("69575.00"))[1] == []
+    _, reasons = submit(price=D("69575.01"))
+    assert checks_of(reasons) == ["PRICE_COLLAR"]
+    assert "reference=60500" in reasons[0]["message"]
 
 
 def test_daily_loss_realized_and_unrealized(ref, submit, set_limit, market):

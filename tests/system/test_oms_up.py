@@ -35,7 +35,12 @@ def test_oms_up_then_ctrl_c_stops_every_process_and_its_embedded_services():
     # PostgreSQL's system user must reach it) and no DATABASE_URL/REDIS_URL
     home = Path(tempfile.mkdtemp(prefix="oms-up-")) / "home"
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(OMS_HOME=str(home), OMS_WEB_PORT=str(free_port()), PYTHONPATH=str(ROOT))
+    env.update(
+        OMS_HOME=str(home),
+        OMS_WEB_PORT=str(free_port()),
+        OMS_FIX_PORT=str(free_port()),
+        PYTHONPATH=str(ROOT),
+    )
     log = home.parent / "oms-up.log"
     with log.open("ab") as out:
         up = subprocess.Popen(

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from omsweb import cli, procmgr
 from omsweb import stack as stack_mod
-from omsweb.stack import SIM_KEY, SIM_SECRET, Proc, Stack, free_port, wait_http
+from omsweb.stack import Proc, Stack, free_port, wait_http
 from tests.conftest import ROOT
 from tests.system.conftest import order_status, wait_for
 
@@ -32,9 +32,8 @@ def supervised(tmp_path_factory):
     sim_port, web_port = free_port(), free_port()
     redis_db = int(os.environ.get("OMS_TEST_REDIS_DB", "15")) - 3
     env = stack_mod.isolated_env(dict(os.environ), db_name="test_oms_supervised", redis_db=redis_db)
-    env.update(
-        OMS_HOME=str(home), OMS_LOG_LEVEL="INFO", SIMEX_API_KEY=SIM_KEY, SIMEX_API_SECRET=SIM_SECRET
-    )
+    env.update(OMS_HOME=str(home), OMS_LOG_LEVEL="INFO", **stack_mod.sim_credentials_env())
+    env["OMS_FIX_PORT"] = str(free_port())  # the FIX gateway, off the default port
     token = stack_mod.setup_database(env, sim_port, "supervised-trader")
     programs = {
         name: stack_mod._beat_schedule_in(argv, home)

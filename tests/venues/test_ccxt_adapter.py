@@ -700,15 +700,15 @@ def test_registry_caches_per_venue_and_resets():
 
 def test_registry_reads_credentials_from_named_env_vars(monkeypatch):
     registry.reset_adapters()
-    monkeypatch.setenv("OMS_TEST_KEY", "k1")
-    monkeypatch.setenv("OMS_TEST_SECRET", "s1")
+    monkeypatch.setenv("OMS_VENUE_SIM_A_KEY", "k1")
+    monkeypatch.setenv("OMS_VENUE_SIM_A_SECRET", "s1")
 
     adapter = registry.adapter_for(
         _row(
             driver="ccxt",
             exchange_id="binance",
-            api_key_env="OMS_TEST_KEY",
-            secret_env="OMS_TEST_SECRET",
+            api_key_env="OMS_VENUE_SIM_A_KEY",
+            secret_env="OMS_VENUE_SIM_A_SECRET",
         )
     )
 
@@ -719,9 +719,9 @@ def test_registry_reads_credentials_from_named_env_vars(monkeypatch):
 
 def test_registry_when_env_var_missing_or_driver_unknown_then_config_error(monkeypatch):
     registry.reset_adapters()
-    monkeypatch.delenv("OMS_TEST_MISSING", raising=False)
-    with pytest.raises(registry.VenueConfigError, match="OMS_TEST_MISSING"):
-        registry.adapter_for(_row(api_key_env="OMS_TEST_MISSING"))
+    monkeypatch.delenv("OMS_VENUE_SIM_A_KEY", raising=False)
+    with pytest.raises(registry.VenueConfigError, match="OMS_VENUE_SIM_A_KEY"):
+        registry.adapter_for(_row(api_key_env="OMS_VENUE_SIM_A_KEY"))
     with pytest.raises(registry.VenueConfigError, match="driver"):
         registry.adapter_for(_row(driver="fix"))
     with pytest.raises(registry.VenueConfigError, match="exchange_id"):
@@ -730,10 +730,10 @@ def test_registry_when_env_var_missing_or_driver_unknown_then_config_error(monke
 
 def test_registry_sim_adapter_trades_with_the_simulator(sim, monkeypatch):
     registry.reset_adapters()
-    monkeypatch.setenv("OMS_SIM_KEY", KEY)
-    monkeypatch.setenv("OMS_SIM_SECRET", SECRET)
+    monkeypatch.setenv("OMS_VENUE_SIM_A_KEY", KEY)
+    monkeypatch.setenv("OMS_VENUE_SIM_A_SECRET", SECRET)
     adapter = registry.adapter_for(
-        _row(base_url=sim, api_key_env="OMS_SIM_KEY", secret_env="OMS_SIM_SECRET")
+        _row(base_url=sim, api_key_env="OMS_VENUE_SIM_A_KEY", secret_env="OMS_VENUE_SIM_A_SECRET")
     )
 
     order = adapter.submit_order(_limit("reg-1", "buy", "0.01", "50000"))

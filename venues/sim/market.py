@@ -10,6 +10,13 @@ orders (``taker_rate_per_s``) that hit the top of the book, which produces publi
 and partially fills user orders resting at the best price.
 
 Deterministic for a given seed and sequence of ``step`` times.
+
+Venues that look like one market: with ``fundamental_seed`` set, the mid does not walk on
+its own but follows a :class:`Fundamental` price, a function of wall-clock time and that
+seed alone, so two simulators started apart (``sim-a``, ``sim-b``) given the same seed
+see the same fundamental. Each venue adds its own basis, a mean-reverting deviation of a
+few basis points drawn from its own seed: their mids differ by a few bps, which venue is
+cheaper changes over time, and a consolidated market crossed net of fees is rare.
 """
 
 from __future__ import annotations
@@ -48,6 +55,36 @@ class SymbolMarketConfig:
     max_drift: float = 0.2  # mid stays within anchor * (1 +/- max_drift)
     taker_rate_per_s: float = 0.5  # house market orders per second (Poisson)
     depth_scale: Decimal = Decimal("1")
+    # None: the mid walks on its own; an int: it follows the shared Fundamental of that seed
+    fundamental_seed: int | None = None
+    basis_bps: float = 2.0  # stdev of this venue's deviation from the fundamental
+    basis_half_life_s: float = 5.0  # how fast the deviation reverts
+
+
+class Fundamental:
+    """A seeded price path as a pure function of time: ``anchor * ratio(t_ms)``.
+
+    A sum of sines with seeded periods (20 s to 6 h) and phases whose amplitudes grow
+    with the square root of the period, as a random walk's moves do; so it wanders like
+    a price, stays within a few percent over a day, and any process with the same seed
+    computes the same value at the same time without sharing state.
+    """
+
+    PERIODS_S = (20.0, 45.0, 120.0, 300.0, 900.0, 2_700.0, 7_200.0, 21_600.0)
+
+    def __init__(self, seed: int, volatility: float) -> None:
+        rng = random.Random(f"fundamental:{seed}")
+        self.terms = [
+            (
+                volatility * math.sqrt(period) * rng.uniform(0.3, 0.6),
+                2 * math.pi / (period * rng.uniform(0.8, 1.25) * 1000.0),
+                rng.uniform(0, 2 * math.pi),
+            )
+            for period in self.PERIODS_S
+        ]
+
+    def ratio(self, t_ms: int) -> float:
+        return math.exp(sum(a * math.sin(w * t_ms + phase) for a, w, phase in self.terms))
 
 
 @dataclass
@@ -58,6 +95,8 @@ class _SymbolState:
     rng: random.Random
     last_ms: int | None = None
     house_orders: list[int] = field(default_factory=list)
+    fundamental: Fundamental | None = None
+    basis: float = 0.0  # this venue's relative deviation from the fundamental
 
 
 class MarketModel:
@@ -94,6 +133,11 @@ class MarketModel:
                 anchor=mid,
                 mid=mid,
                 rng=random.Random(f"{seed}:{symbol}"),
+                fundamental=(
+                    None
+                    if cfg.fundamental_seed is None
+                    else Fundamental(cfg.fundamental_seed, cfg.volatility)
+                ),
             )
 
     # ------------------------------------------------------------------ control
@@ -107,6 +151,10 @@ class MarketModel:
         inst = self.engine.instrument(symbol)
         st.mid = floor_to_step(Decimal(mid), inst.tick_size)
         st.anchor = st.mid
+        if st.fundamental is not None and now_ms is not None:
+            # keep following the fundamental, from this price on
+            ratio = st.fundamental.ratio(now_ms) * (1.0 + st.basis)
+            st.anchor = Decimal(repr(float(st.mid) / ratio))
         self._requote(symbol)
         if now_ms is not None:
             st.last_ms = now_ms
@@ -128,7 +176,9 @@ class MarketModel:
         inst = self.engine.instrument(symbol)
         dt = 0.0 if st.last_ms is None else max(0.0, (now_ms - st.last_ms) / 1000.0)
         st.last_ms = now_ms
-        if dt > 0 and cfg.volatility > 0:
+        if st.fundamental is not None:
+            self._follow_fundamental(st, inst.tick_size, now_ms, dt)
+        elif dt > 0 and cfg.volatility > 0:
             z = st.rng.gauss(0.0, 1.0)
             new_mid = float(st.mid) * math.exp(cfg.volatility * math.sqrt(dt) * z)
             lo = float(st.anchor) * (1.0 - cfg.max_drift)
@@ -145,6 +195,18 @@ class MarketModel:
             n = self._poisson(st.rng, cfg.taker_rate_per_s * dt)
             for _ in range(n):
                 self._house_take(symbol)
+
+    @staticmethod
+    def _follow_fundamental(st: _SymbolState, tick: Decimal, now_ms: int, dt: float) -> None:
+        """Mid = fundamental x (1 + basis); the basis is an Ornstein-Uhlenbeck process."""
+        assert st.fundamental is not None
+        cfg = st.config
+        if dt > 0 and cfg.basis_bps > 0:
+            keep = 0.5 ** (dt / max(cfg.basis_half_life_s, 1e-3))
+            sigma = cfg.basis_bps / 10_000 * math.sqrt(1 - keep * keep)
+            st.basis = st.basis * keep + st.rng.gauss(0.0, sigma)
+        mid = float(st.anchor) * st.fundamental.ratio(now_ms) * (1.0 + st.basis)
+        st.mid = max(tick, (Decimal(repr(mid)) / tick).quantize(Decimal(1)) * tick)
 
     @staticmethod
     def _poisson(rng: random.Random, lam: float) -> int:

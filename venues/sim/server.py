@@ -151,6 +151,7 @@ from venues.sim.engine import (
 )
 from venues.sim.faults import Decision, FaultConfig, FaultInjector
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
+from venues.sim.streams import StreamHub
 
 log = logging.getLogger("venues.sim")
 
@@ -589,6 +590,7 @@ class SimExchange:
         self.faults = FaultInjector(FaultConfig(**vars(config.faults)))
         self._task: asyncio.Task[None] | None = None
         self._reset_state()
+        self.streams = StreamHub(self)
 
     # ------------------------------------------------------------------ state
 
@@ -621,13 +623,16 @@ class SimExchange:
 
     def reset(self, keep_faults: bool = False) -> None:
         self._reset_state()
+        self.streams.on_reset()
         if not keep_faults:
             self.faults = FaultInjector(FaultConfig(**vars(self.config.faults)))
 
     async def start_background(self, app: web.Application) -> None:
         self._task = asyncio.create_task(self._market_loop())
+        self.streams.start()
 
     async def stop_background(self, app: web.Application) -> None:
+        await self.streams.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -802,6 +807,8 @@ class SimExchange:
                 return _error(exc)
             except (ValueError, KeyError, TypeError, InvalidOperation) as exc:
                 return _json({"error": str(exc)}, 400)
+        if path == "/ws" or path.startswith(("/ws/", "/stream")):
+            return await handler(request)  # market-data streams (venues/sim/streams.py)
         if not path.startswith("/api/"):
             return web.Response(status=404, text="Not Found")
         ep = ENDPOINTS.get((request.method, path))
@@ -1518,6 +1525,12 @@ class SimExchange:
             }
         )
 
+    async def sim_streams(self, request: web.Request) -> web.Response:
+        """``GET``: stream status; ``POST {"paused": bool, "disconnect": bool}``."""
+        if request.method == "POST":
+            return _json(self.streams.control(await self._admin_body(request)))
+        return _json(self.streams.status())
+
     async def sim_faults_get(self, request: web.Request) -> web.Response:
         return _json(self.faults.as_dict(self.clock()))
 
@@ -1759,9 +1772,25 @@ def build_app(config: SimConfig) -> web.Application:
     r.add_post("/sim/market", sim.sim_market)
     r.add_post("/sim/orders", sim.sim_orders)
     r.add_post("/sim/balances", sim.sim_balances)
+    r.add_get("/sim/streams", sim.sim_streams)
+    r.add_post("/sim/streams", sim.sim_streams)
+    r.add_get("/ws", sim.streams.handle_raw)
+    r.add_get("/ws/{streams:.*}", sim.streams.handle_raw)
+    r.add_get("/stream", sim.streams.handle_combined)
     app.on_startup.append(sim.start_background)
     app.on_cleanup.append(sim.stop_background)
     return app
+
+
+# The demo's two venues (``oms up``): one fundamental price (the default seed), each with
+# its own basis, spread, depth, fees and order latency, so neither is always the best.
+DEMO_VENUE_ARGS = {
+    "sim-a": ["--seed", "1", "--spread-ticks", "2", "--taker-fee", "0.001"],
+    "sim-b": [
+        "--seed", "2", "--spread-ticks", "8", "--depth-scale", "2",
+        "--maker-fee", "0.0006", "--taker-fee", "0.0009", "--latency-ms", "2",
+    ],
+}  # fmt: skip
 
 
 def _parse_kv(raw: str, flag: str) -> dict[str, str]:
@@ -1785,6 +1814,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
     p.add_argument("--mid", default="", help="e.g. BTC/USDT=60000,ETH/USDT=3000")
     p.add_argument("--depth-scale", type=Decimal, default=Decimal("1"))
+    p.add_argument(
+        "--fundamental-seed",
+        type=int,
+        default=14,
+        help="mids follow the shared fundamental price of this seed (-1: independent walk)",
+    )
+    p.add_argument("--basis-bps", type=float, default=2.0, help="venue deviation, stdev in bps")
+    p.add_argument("--spread-ticks", type=int, default=None, help="best ask - best bid")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="added to every /api answer")
     p.add_argument("--api-key", default=os.environ.get("SIMEX_API_KEY", DEFAULT_API_KEY))
     p.add_argument("--api-secret", default=os.environ.get("SIMEX_API_SECRET", DEFAULT_API_SECRET))
     p.add_argument("--maker-fee", type=Decimal, default=Decimal("0.001"))
@@ -1802,7 +1840,13 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     symbols = []
     for unified in filter(None, (s.strip().upper() for s in args.symbols.split(","))):
         mid = Decimal(mids[unified]) if unified in mids else None
-        symbols.append(default_symbol(unified, mid, args.depth_scale))
+        sym = default_symbol(unified, mid, args.depth_scale)
+        if args.fundamental_seed >= 0:
+            sym.market.fundamental_seed = args.fundamental_seed
+            sym.market.basis_bps = args.basis_bps
+        if args.spread_ticks is not None:
+            sym.market.spread_ticks = args.spread_ticks
+        symbols.append(sym)
     unknown = set(mids) - {s.instrument.unified for s in symbols}
     if unknown:
         raise SystemExit(f"--mid names symbols not in --symbols: {sorted(unknown)}")
@@ -1819,6 +1863,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         market_paused=args.paused,
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
+        faults=FaultConfig(latency_ms=args.latency_ms),
     )
 
 

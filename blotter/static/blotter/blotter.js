@@ -641,12 +641,27 @@
         name,
         el("td", breaker, v.breaker === "open" ? "neg" : ""),
         num(rate, null),
-        num(v.book_age_s === null || v.book_age_s === undefined ? "-" : v.book_age_s + " s"),
+        marketData(v),
       );
       tr.lastChild.previousSibling.title = Object.entries(usage).map(([k, x]) => k + " " + Math.round(x * 100) + "%").join(", ");
       return tr;
     });
     $("#venues tbody").replaceChildren(...rows);
+  }
+
+  // market-data state and book age per symbol (oms marketdata): "BTC LIVE 120 ms"
+  function marketData(v) {
+    const td = el("td", null, "md");
+    const items = v.market_data || [];
+    if (!items.length) td.textContent = v.book_age_s === null || v.book_age_s === undefined ? "-" : v.book_age_s + " s";
+    for (const m of items) {
+      const age = m.age_ms === null || m.age_ms === undefined ? "" : m.age_ms < 1000 ? " " + m.age_ms + " ms" : " " + (m.age_ms / 1000).toFixed(1) + " s";
+      const span = el("span", m.symbol.split("/")[0] + " " + m.state + age, "md-state md-" + m.state, m.reason || "");
+      span.dataset.symbol = m.symbol;
+      span.dataset.state = m.state;
+      td.append(span);
+    }
+    return td;
   }
 
   // Processes under the process manager (oms up): hidden when there is none. A process
@@ -706,6 +721,10 @@
     const q = state.quotes[symbol] || {};
     $(".q-bid b").textContent = q.bid ? fmtPx(symbol, q.bid) : "-";
     $(".q-ask b").textContent = q.ask ? fmtPx(symbol, q.ask) : "-";
+    // consolidated across LIVE venues: say which venue quotes it
+    $(".q-bid i").textContent = q.bid_venue || "";
+    $(".q-ask i").textContent = q.ask_venue || "";
+    $("#ticket-quote").classList.toggle("crossed", !!q.crossed);
   }
 
   function setOptions(select, options, keepFirst) {

@@ -125,3 +125,50 @@ def test_config_update() -> None:
 def test_other_config_defaults() -> None:
     cfg = SymbolMarketConfig(mid=D("10"))
     assert cfg.levels == 10 and cfg.volatility > 0
+
+
+# --- venues that look like one market (issue 14, item 6) ----------------------------------
+
+
+def demo_venue(name: str, start_ms: int) -> tuple[MatchingEngine, MarketModel, list[int], D]:
+    from venues.sim.server import DEMO_VENUE_ARGS, config_from_args, parse_args
+
+    cfg = config_from_args(parse_args(["--name", name, *DEMO_VENUE_ARGS[name]]))
+    now = [start_ms]
+    eng = MatchingEngine([s.instrument for s in cfg.symbols], lambda: now[0])
+    model = MarketModel(eng, {s.instrument.symbol: s.market for s in cfg.symbols}, seed=cfg.seed)
+    return eng, model, now, cfg.taker_fee
+
+
+def test_fundamental_is_a_function_of_seed_and_time_only() -> None:
+    from venues.sim.market import Fundamental
+
+    a, b, c = Fundamental(14, 0.0005), Fundamental(14, 0.0005), Fundamental(15, 0.0005)
+    t = 1_765_000_000_000
+    assert a.ratio(t) == b.ratio(t) != c.ratio(t)
+    assert 0.8 < a.ratio(t) < 1.2 and a.ratio(t) != a.ratio(t + 60_000)
+
+
+def test_demo_venues_follow_one_price_a_few_bps_apart_and_neither_is_always_best() -> None:
+    # Arrange: the two demo venues, started at different times, as `oms up` does
+    t0 = 1_765_000_000_000
+    a_eng, a_model, a_now, a_fee = demo_venue("sim-a", t0)
+    b_eng, b_model, b_now, b_fee = demo_venue("sim-b", t0 + 7_300)
+    b_now[0] = t0
+    diffs_bps, crossed, a_cheaper, n = [], 0, 0, 3_000  # 5 minutes of 100 ms steps
+    # Act
+    for _ in range(n):
+        for model, now in ((a_model, a_now), (b_model, b_now)):
+            now[0] += 100
+            model.step(now[0])
+        a_bid, a_ask = a_eng.best_bid("BTCUSDT"), a_eng.best_ask("BTCUSDT")
+        b_bid, b_ask = b_eng.best_bid("BTCUSDT"), b_eng.best_ask("BTCUSDT")
+        assert a_bid and a_ask and b_bid and b_ask
+        diffs_bps.append(abs(float((a_bid + a_ask) / (b_bid + b_ask)) - 1) * 1e4)
+        if a_bid * (1 - a_fee) > b_ask * (1 + b_fee) or b_bid * (1 - b_fee) > a_ask * (1 + a_fee):
+            crossed += 1
+        a_cheaper += a_ask * (1 + a_fee) < b_ask * (1 + b_fee)
+    # Assert: a few bps apart, rarely crossed net of fees, each venue sometimes the best
+    assert sorted(diffs_bps)[n // 2] < 5 and max(diffs_bps) < 20
+    assert crossed / n < 0.01
+    assert 0.1 < a_cheaper / n < 0.9

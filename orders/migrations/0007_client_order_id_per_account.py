@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orders", "0004_audit_chain"),
+        ("orders", "0006_unknown_per_symbol_stp_group"),
     ]
 
     operations = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class FixgwConfig(AppConfig):
+    name = "fixgw"
+    verbose_name = "FIX gateway"

@@ -1,0 +1,112 @@
+"""Our thin interface over upstream QuickFIX: settings, the acceptor, its process.
+
+Everything else in the project talks FIX through this module, so the engine could be
+swapped by rewriting it alone. Messages are stored with QuickFIX's FileStore (the only store
+that survives a restart without a database of QuickFIX's own); sequence numbers continue
+across restarts of the process.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import quickfix as fix
+
+BEGIN_STRING = "FIX.4.4"
+# the FIX 4.4 data dictionary shipped with the quickfix package (validates every message)
+SPEC_FIX44 = Path(sys.prefix) / "share" / "quickfix" / "FIX44.xml"
+
+
+@dataclass(frozen=True)
+class SessionKey:
+    """One session as the acceptor sees it: our CompID, the counterparty's CompID."""
+
+    sender_comp_id: str
+    target_comp_id: str
+
+
+@dataclass(frozen=True)
+class AcceptorConfig:
+    """What an acceptor needs (messages are logged under ``log_dir``, default the store's
+    directory); ``reset_on_disconnect`` is for the conformance reflector only
+    (the gateway keeps sequence numbers so a client's missed reports are resent)."""
+
+    port: int
+    store_dir: Path
+    sessions: tuple[SessionKey, ...]
+    host: str = "127.0.0.1"
+    log_dir: Path | None = None
+    reset_on_disconnect: bool = False
+
+
+def _settings(config: AcceptorConfig) -> fix.SessionSettings:
+    defaults = fix.Dictionary()
+    defaults.setString("ConnectionType", "acceptor")
+    defaults.setString("SocketAcceptHost", config.host)
+    defaults.setInt("SocketAcceptPort", config.port)
+    defaults.setBool("SocketReuseAddress", True)
+    defaults.setString("StartTime", "00:00:00")
+    defaults.setString("EndTime", "00:00:00")
+    defaults.setString("FileStorePath", str(config.store_dir))
+    defaults.setString("FileLogPath", str(config.log_dir or config.store_dir))
+    defaults.setBool("UseDataDictionary", True)
+    defaults.setString("DataDictionary", str(SPEC_FIX44))
+    defaults.setBool("ResetOnDisconnect", config.reset_on_disconnect)
+    settings = fix.SessionSettings()
+    settings.set(defaults)
+    for key in config.sessions:
+        session = fix.Dictionary()
+        session.setString("BeginString", BEGIN_STRING)
+        session.setString("SenderCompID", key.sender_comp_id)
+        session.setString("TargetCompID", key.target_comp_id)
+        settings.set(_session_id(key), session)
+    return settings
+
+
+def _session_id(key: SessionKey) -> fix.SessionID:
+    return fix.SessionID(BEGIN_STRING, key.sender_comp_id, key.target_comp_id)
+
+
+class Acceptor:
+    """A QuickFIX socket acceptor for ``application`` with a FileStore under ``store_dir``."""
+
+    def __init__(self, application: fix.Application, config: AcceptorConfig) -> None:
+        config.store_dir.mkdir(parents=True, exist_ok=True)
+        self._settings = _settings(config)
+        self._store = fix.FileStoreFactory(self._settings)
+        self._log = fix.FileLogFactory(self._settings)
+        self._acceptor = fix.SocketAcceptor(application, self._store, self._settings, self._log)
+
+    def start(self) -> None:
+        self._acceptor.start()
+
+    def stop(self) -> None:
+        self._acceptor.stop()
+
+
+def send(message: fix.Message, key: SessionKey) -> bool:
+    """Queue ``message`` on a session (stored, so it is resent on the next logon if the
+    counterparty is away); False when the session does not exist."""
+    return bool(fix.Session.sendToTarget(message, _session_id(key)))
+
+
+def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> None:
+    """Run ``acceptor`` (None: nothing, idle) until SIGTERM or SIGINT; print ``ready``
+    lines once it listens."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    if acceptor is not None:
+        acceptor.start()
+    for line in ready:
+        print(line, flush=True)
+    try:
+        stop.wait()
+    finally:
+        if acceptor is not None:
+            acceptor.stop()
