@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "knox",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: /api/docs/ needs no CDN
     "channels",
     "omsweb",
     "audit",
@@ -114,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "omsweb.middleware.RejectNulInQuery",
+    "omsweb.middleware.ChunkedBody",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -239,7 +241,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "omsweb.strict_input.LimitOffsetPagination",
     "DEFAULT_PARSER_CLASSES": ["omsweb.strict_input.JSONParser"],
     "PAGE_SIZE": 100,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "omsweb.openapi.OmsAutoSchema",
     "EXCEPTION_HANDLER": "omsweb.errors.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -254,6 +256,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Order Management System for algorithmic trading",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # request bodies get components of their own: required strings say minLength 1
+    "COMPONENT_SPLIT_REQUEST": True,
     # the schema and its docs page list every endpoint: only for logged-in users (token or
     # session), unless OMS_DEBUG is on
     "SERVE_PERMISSIONS": (

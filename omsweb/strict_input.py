@@ -5,10 +5,14 @@ a 5xx (issue 12, item 4).
 * ``JSONParser``: JSON nested too deep for the parser (Python's recursion limit).
 * ``LimitOffsetPagination``: ``limit`` and ``offset`` are plain ASCII integers in range.
 * ``ids``: a comma-separated list of row ids in a filter.
+* ``plain_decimal``: a number (order quantities and prices, risk limit values) written
+  plainly in ASCII.
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from rest_framework import pagination, parsers
@@ -17,6 +21,45 @@ from rest_framework.exceptions import ParseError, ValidationError
 MAX_PAGE = 1000
 MAX_OFFSET = 10**9
 MAX_ID = 2**63 - 1  # bigint
+# A decimal as the API takes it (DESIGN: "decimals as strings"): ASCII digits and an
+# optional fraction; no sign, exponent, spaces, underscores or other digits.
+DECIMAL_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)?", re.ASCII)
+MAX_DECIMAL_TEXT = 64
+MAX_PLACES = 12  # the columns' scale (trailing zeros aside)
+MAX_INTEGER_DIGITS = 18  # values below 10**18
+
+# The same rules as JSON-schema patterns for the OpenAPI schema (omsweb/openapi.py): a
+# string of DECIMAL_PATTERN, at most 64 characters, below 10**18, at most 12 places
+# once trailing zeros are dropped; positive, or zero too. tests/omsweb/test_openapi.py
+# checks that they take exactly what the fields take.
+_FRACTION = r"\.[0-9]{1,12}0*"  # digits past the 12th are zeros
+POSITIVE_DECIMAL_SCHEMA = {
+    "type": "string",
+    "maxLength": MAX_DECIMAL_TEXT,
+    "pattern": (
+        rf"^(?:0*[1-9][0-9]{{0,17}}(?:{_FRACTION})?"
+        rf"|0+\.(?=[0-9]{{0,11}}[1-9])[0-9]{{1,12}}0*)\Z"
+    ),
+    "example": "0.5",
+}
+DECIMAL_SCHEMA = {
+    "type": "string",
+    "maxLength": MAX_DECIMAL_TEXT,
+    "pattern": rf"^0*[0-9]{{1,18}}(?:{_FRACTION})?\Z",
+    "example": "5",
+}
+
+
+def plain_decimal(data: Any) -> Decimal | None:
+    """``data`` as a Decimal when it is a string written plainly in ASCII (``"0.5"``,
+    ``"10"``) of at most 64 characters, else None. Python's ``Decimal`` alone takes
+    ``"１"``, ``"١٢٣"``, ``"1_000"``, ``" 1 "`` and ``"1E+999999999"``; a JSON number
+    is refused too (a float is not a decimal)."""
+    if not isinstance(data, str) or len(data) > MAX_DECIMAL_TEXT:
+        return None
+    if not DECIMAL_PATTERN.fullmatch(data):
+        return None
+    return Decimal(data)
 
 
 class JSONParser(parsers.JSONParser):
@@ -49,6 +92,14 @@ class LimitOffsetPagination(pagination.LimitOffsetPagination):
     def get_offset(self, request: Any) -> int:
         offset = _integer(request.query_params, self.offset_query_param, low=0, high=MAX_OFFSET)
         return offset or 0
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters: list[dict[str, Any]] = super().get_schema_operation_parameters(view)
+        bounds = {self.limit_query_param: (1, MAX_PAGE), self.offset_query_param: (0, MAX_OFFSET)}
+        for parameter in parameters:
+            low, high = bounds[parameter["name"]]
+            parameter["schema"] = {"type": "integer", "minimum": low, "maximum": high}
+        return parameters
 
 
 def ids(params: Any, name: str) -> list[int] | None:

@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omsweb import api_tokens
+from omsweb.openapi import ErrorSerializer
 from omsweb.token_auth import TokenAuthentication
 
 
@@ -60,7 +61,11 @@ class TokenView(APIView):
             return []
         return [IsAuthenticated()]
 
-    @extend_schema(request=LoginSerializer, responses=TokenSerializer)
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: TokenSerializer, 429: ErrorSerializer},  # 429: locked out
+        auth=[],  # no token needed
+    )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data, context={"request": request._request})
         serializer.is_valid(raise_exception=True)

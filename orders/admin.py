@@ -11,6 +11,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from omsweb.admin_decimals import PlainDecimals
 from orders.models import (
     Account,
     Fill,
@@ -58,7 +59,7 @@ class AccountAdmin(admin.ModelAdmin):
 
 
 @admin.register(Instrument)
-class InstrumentAdmin(admin.ModelAdmin):
+class InstrumentAdmin(PlainDecimals, admin.ModelAdmin):
     list_display = ("symbol", "base", "quote", "tick_size", "lot_size", "min_notional", "enabled")
     list_filter = ("enabled", "quote")
     search_fields = ("symbol", "base")
@@ -95,7 +96,7 @@ class OrderEventInline(ReadOnlyMixin, admin.TabularInline):
         return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', text)
 
 
-class FillInline(ReadOnlyMixin, admin.TabularInline):
+class FillInline(PlainDecimals, ReadOnlyMixin, admin.TabularInline):
     model = Fill
     fk_name = "order"
     extra = 0
@@ -113,7 +114,7 @@ class FillInline(ReadOnlyMixin, admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class OrderAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "client_order_id",
@@ -142,6 +143,7 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over the whole order history
     inlines = (OrderEventInline, FillInline)
+    readonly_fields = [f.name for f in Order._meta.fields]
     fieldsets = (
         (
             "Order",
@@ -182,16 +184,13 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
     def status_colour(self, order: Order):  # noqa: ANN201
         return status_badge(order.status)
 
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001
-        return [f.name for f in Order._meta.fields]
-
     def has_change_permission(self, request, obj=None):  # noqa: ANN001
         # viewing is allowed (read-only detail page); nothing can be saved
         return request.method in ("GET", "HEAD") and request.user.is_staff
 
 
 @admin.register(Fill)
-class FillAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class FillAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "order",
@@ -215,7 +214,7 @@ class FillAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Position)
-class PositionAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class PositionAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "account",
         "instrument",
@@ -258,7 +257,7 @@ class ReconciliationRunAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(UnknownVenueOrder)
-class UnknownVenueOrderAdmin(admin.ModelAdmin):
+class UnknownVenueOrderAdmin(PlainDecimals, admin.ModelAdmin):
     list_display = ("id", "venue", "venue_order_id", "client_order_id", "symbol", "side",
                     "quantity", "price", "filled_quantity", "state", "last_seen")  # fmt: skip
     list_filter = ("venue", "state", "symbol")

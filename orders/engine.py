@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from omsweb import events as bus
@@ -132,6 +133,8 @@ def _dec(value: Decimal | None) -> str | None:
 
 
 def new_client_order_id() -> str:
+    """A client order id unique across all accounts: the id every new order is known by
+    at the venue (a client's own id is unique only within its account)."""
     return "oms-" + uuid.uuid4().hex[:24]
 
 
@@ -233,8 +236,10 @@ def _submit(command: SubmitOrder) -> SubmitResult:
         time_in_force = "IOC"
     account, instrument, venue = _resolve(command)
     fingerprint = _fingerprint(command, time_in_force)
-    # No read-before-write: the unique index on client_order_id decides a replay.
-    client_order_id = command.client_order_id or new_client_order_id()
+    # No read-before-write: the unique index on (account, client_order_id) decides a
+    # replay. The venue gets an id of its own, unique across accounts.
+    venue_client_order_id = new_client_order_id()
+    client_order_id = command.client_order_id or venue_client_order_id
     if not instrument.enabled:
         raise OrderValidationError(f"instrument {instrument.symbol} is disabled", field="symbol")
     if venue is not None and not venue.enabled:
@@ -249,7 +254,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
     unavailable = _venue_unavailable(chosen)
     order = Order(
         client_order_id=client_order_id,
-        venue_client_order_id=client_order_id,
+        venue_client_order_id=venue_client_order_id,
         account=account,
         instrument=instrument,
         side=command.side,
@@ -300,7 +305,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
             _changed(order)
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
-        existing = Order.objects.filter(client_order_id=client_order_id).first()
+        existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
         if existing is None:
             raise
         if existing.request_fingerprint != fingerprint:
@@ -602,7 +607,8 @@ def find_order(
     client_order_id: str | None = None,
 ) -> Order | None:
     """The OMS order a venue report is about, by venue order id (unique per venue and
-    symbol) or client order id."""
+    symbol) or the venue-side client order id (the order's own, or an earlier one:
+    ``<id>/<n>`` after amends)."""
     if venue_order_id:
         ref = (
             VenueOrderRef.objects.filter(
@@ -615,5 +621,9 @@ def find_order(
             return Order.objects.filter(pk=ref).first()
     if client_order_id:
         base = client_order_id.split("/", 1)[0]
-        return Order.objects.filter(client_order_id=base, venue_id=venue_id).first()
+        return (
+            Order.objects.filter(venue_id=venue_id)
+            .filter(Q(venue_client_order_id=base) | Q(venue_client_order_id__startswith=f"{base}/"))
+            .first()
+        )
     return None

@@ -77,9 +77,11 @@ class TimeInForce(models.TextChoices):
 class Order(models.Model):
     Status = models.TextChoices("Status", [(s.value, s.value) for s in OrderStatus])
 
-    client_order_id = models.CharField(max_length=32, unique=True)
-    # The id the venue knows the order by now: the client order id, then one per amend
-    # (``<client_order_id>/<n>``) because a cancel-replace needs a fresh id.
+    # The client's id, unique per account (another account may use the same id).
+    client_order_id = models.CharField(max_length=32)
+    # The id the venue knows the order by now, unique across all accounts by construction
+    # (``engine.new_client_order_id()``, never the client's id): that id, then one per
+    # amend (``<id>/<n>``) because a cancel-replace needs a fresh id.
     venue_client_order_id = models.CharField(max_length=40, unique=True, null=True, blank=True)
     account = models.ForeignKey(Account, on_delete=models.PROTECT, related_name="orders")
     instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="orders")
@@ -130,6 +132,9 @@ class Order(models.Model):
             ),
         ]
         constraints = [
+            models.UniqueConstraint(
+                fields=["account", "client_order_id"], name="order_client_id_per_account"
+            ),
             models.CheckConstraint(condition=models.Q(quantity__gt=0), name="order_qty_positive"),
             models.CheckConstraint(
                 condition=models.Q(filled_quantity__gte=0)
@@ -139,11 +144,18 @@ class Order(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.client_order_id} {self.side} {self.quantity} {self.instrument_id}"
+        return (
+            f"{self.client_order_id} {self.side} {self.quantity.normalize():f} {self.instrument_id}"
+        )
 
     @property
     def symbol(self) -> str:
         return self.instrument.symbol
+
+    @property
+    def venue_base_id(self) -> str:
+        """The venue-side client id without its amend suffix (``<id>/<n>``)."""
+        return (self.venue_client_order_id or self.client_order_id).split("/", 1)[0]
 
     @property
     def leaves_quantity(self) -> Decimal:
@@ -208,7 +220,8 @@ class Fill(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue_id}:{self.venue_trade_id} {self.side} {self.quantity}@{self.price}"
+        q, p = self.quantity.normalize(), self.price.normalize()
+        return f"{self.venue_id}:{self.venue_trade_id} {self.side} {q:f}@{p:f}"
 
 
 class Position(models.Model):
@@ -230,7 +243,7 @@ class Position(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.account_id}/{self.instrument_id} {self.quantity}"
+        return f"{self.account_id}/{self.instrument_id} {self.quantity.normalize():f}"
 
     @property
     def unrealized_pnl(self) -> Decimal | None:
@@ -324,7 +337,8 @@ class UnknownVenueOrder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.venue_id}:{self.venue_order_id} {self.side} {self.quantity} {self.symbol}"
+        q = self.quantity.normalize()
+        return f"{self.venue_id}:{self.venue_order_id} {self.side} {q:f} {self.symbol}"
 
 
 class ReconFinding(models.Model):

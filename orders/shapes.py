@@ -28,6 +28,7 @@ def order_to_dict(order: Order) -> dict[str, Any]:
     return {
         "id": order.pk,
         "client_order_id": order.client_order_id,
+        "venue_client_order_id": order.venue_client_order_id,
         "account": order.account.code,
         "symbol": order.instrument.symbol,
         "side": order.side,

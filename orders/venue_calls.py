@@ -247,7 +247,7 @@ def amend(order_id: int) -> Outcome:
     if order.status != OrderStatus.PENDING_REPLACE.value:
         return Outcome(done=True, detail=f"status {order.status}")
     adapter = _adapter(order)
-    new_id = f"{order.client_order_id}/{order.amend_count + 1}"
+    new_id = f"{order.venue_base_id}/{order.amend_count + 1}"
     assert order.pending_quantity is not None
     try:
         answer = adapter.amend_order(
@@ -366,7 +366,7 @@ def _sync_replacement(order: Order, adapter: base.VenueAdapter) -> Outcome | Non
 
     Asked first because the old id alone would say CANCELED (its cancel is the first
     half of the amend) and leave the live replacement unknown to the OMS."""
-    new_id = f"{order.client_order_id}/{order.amend_count + 1}"
+    new_id = f"{order.venue_base_id}/{order.amend_count + 1}"
     try:
         answer = adapter.fetch_order(symbol=order.instrument.symbol, client_order_id=new_id)
     except VenueOrderNotFound:

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from omsweb.admin_decimals import PlainDecimals
 from omsweb.roles import ADMIN, RISK, has_role
 from orders.domain.errors import OmsError
 from risk import services
@@ -128,7 +129,7 @@ class RiskLimitForm(forms.ModelForm):
 
 
 @admin.register(RiskLimit)
-class RiskLimitAdmin(RiskRoleMixin, admin.ModelAdmin):
+class RiskLimitAdmin(PlainDecimals, RiskRoleMixin, admin.ModelAdmin):
     form = RiskLimitForm
     list_display = (
         "kind", "scope", "account", "instrument", "value", "breach_action",
@@ -174,7 +175,7 @@ class RiskLimitAdmin(RiskRoleMixin, admin.ModelAdmin):
 
 
 @admin.register(RiskLimitChange)
-class RiskLimitChangeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class RiskLimitChangeAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "changed_at", "changed_by_name", "source", "action", "kind", "scope",
         "account_code", "symbol", "old_value", "new_value", "reason",

@@ -157,9 +157,9 @@ def sweep(change_id: int, *, follow_up: bool = False, groups: list[list[int]] | 
         by_client_id = {
             (a.client_order_id or "").split("/", 1)[0]: a for a in answers if a.client_order_id
         }
-        for pk, _v, _i, _s, venue_order_id, _vcid, cid, filled, status in items:
+        for pk, _v, _i, _s, venue_order_id, vcid, cid, filled, status in items:
             answer = by_venue_id.get(venue_order_id) if venue_order_id else None
-            answer = answer or by_client_id.get(cid)
+            answer = answer or by_client_id.get((vcid or cid).split("/", 1)[0])
             settled = answer is not None and not answer.is_open and answer.filled_quantity <= filled
             work.append((pk, status, settled))
     batches = [work[i : i + BATCH] for i in range(0, len(work), BATCH)]

@@ -108,7 +108,7 @@ class RiskLimit(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.scope_label} = {self.value}"
+        return f"{self.kind} {self.scope_label} = {self.value.normalize():f}"
 
     @property
     def scope(self) -> str:

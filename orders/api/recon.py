@@ -15,11 +15,12 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from omsweb.openapi import ErrorSerializer
 from omsweb.roles import ADMIN, RISK, has_role
 from omsweb.serializers import StrictSerializer
 from orders import reconcile
 from orders.access import sees_all_accounts, visible_accounts
-from orders.api.serializers import dec, order_to_dict
+from orders.api.serializers import OrderSerializer, dec, order_to_dict
 from orders.models import Account, ReconciliationRun, ReconFinding, UnknownVenueOrder
 
 
@@ -74,11 +75,13 @@ class UnknownVenueOrderViewSet(
         state = self.request.query_params.get("state")
         return qs.filter(state=state) if state else qs
 
+    @extend_schema(request=None, responses={202: UnknownSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
         unknown = reconcile.unknown_cancel(unknown_id=self.get_object().pk, user=str(request.user))
         return Response(UnknownSerializer(unknown).data, status=status.HTTP_202_ACCEPTED)
 
+    @extend_schema(request=AdoptSerializer, responses={201: OrderSerializer, 409: ErrorSerializer})
     @action(detail=True, methods=["post"])
     def adopt(self, request: Request, pk: str) -> Response:
         body = AdoptSerializer(data=request.data)

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
+from omsweb.openapi import ErrorSerializer
 from omsweb.serializers import StrictSerializer
+from omsweb.strict_input import MAX_DECIMAL_TEXT, POSITIVE_DECIMAL_SCHEMA, plain_decimal
 from orders.models import Order, OrderType, Side, TimeInForce
 from orders.shapes import dec, event_to_dict, fill_to_dict, order_to_dict, position_to_dict
 
 CLIENT_ORDER_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,32}\Z"  # \Z: no trailing newline
-# A decimal as people write it in ASCII: no spaces, signs, underscores, other digits or
-# huge exponents (the exponent is bounded before Decimal sees it).
-DECIMAL_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]{1,3})?", re.ASCII)
 MAX_DIGITS = 30
 MAX_PLACES = 12
 
 
+@extend_schema_field(POSITIVE_DECIMAL_SCHEMA)
 class PositiveDecimalField(serializers.Field):
-    """A decimal given as a string (or number): finite, > 0, at most 12 places."""
+    """A decimal given as a string: > 0, below 10^18, at most 12 places."""
 
     default_error_messages = {
         "invalid": 'must be a decimal number given as a string, e.g. "0.5"',
@@ -31,18 +31,10 @@ class PositiveDecimalField(serializers.Field):
     }
 
     def to_internal_value(self, data: Any) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, str | int | float):
-            self.fail("invalid")
-        text = str(data)
-        if len(text) > 64:
+        if isinstance(data, str) and len(data) > MAX_DECIMAL_TEXT:
             self.fail("digits")
-        if not DECIMAL_PATTERN.fullmatch(text):
-            self.fail("invalid")
-        try:
-            value = Decimal(text)
-        except (InvalidOperation, ValueError):
-            self.fail("invalid")
-        if not value.is_finite():
+        value = plain_decimal(data)
+        if value is None:
             self.fail("invalid")
         if value <= 0:
             self.fail("positive")
@@ -84,7 +76,38 @@ class OrderCreateSerializer(StrictSerializer):
         return attrs
 
 
+@extend_schema_field({"type": "string", "nullable": True, "enum": [None]})
+class NoPriceField(serializers.Field):
+    """Documents a market order's price: absent or null."""
+
+
+class LimitOrderCreateSerializer(OrderCreateSerializer):
+    """A limit order, as the schema shows it: it needs a price (``OrderCreateSerializer``
+    parses both kinds)."""
+
+    type = serializers.ChoiceField(choices=[OrderType.LIMIT.value])
+    price = PositiveDecimalField()
+
+
+class MarketOrderCreateSerializer(OrderCreateSerializer):
+    """A market order, as the schema shows it: no price."""
+
+    type = serializers.ChoiceField(choices=[OrderType.MARKET.value])
+    price = NoPriceField(required=False)
+
+
+ORDER_CREATE_SCHEMA = PolymorphicProxySerializer(
+    component_name="OrderCreate",
+    serializers={
+        OrderType.LIMIT.value: LimitOrderCreateSerializer,
+        OrderType.MARKET.value: MarketOrderCreateSerializer,
+    },
+    resource_type_field_name="type",
+)
+
+
 class OrderAmendSerializer(StrictSerializer):
+    openapi_rules = {"minProperties": 1}
     quantity = PositiveDecimalField(required=False)
     price = PositiveDecimalField(required=False)
 
@@ -114,7 +137,12 @@ class _Out(serializers.Serializer):
 class OrderSerializer(_Out):
     builder = staticmethod(order_to_dict)
     id = serializers.IntegerField()
-    client_order_id = serializers.CharField()
+    client_order_id = serializers.CharField(help_text="the client's id, unique per account")
+    venue_client_order_id = serializers.CharField(
+        allow_null=True,
+        help_text="the id the venue knows the order by now (unique across accounts; "
+        "<id>/<n> after n amends)",
+    )
     account = serializers.CharField()
     symbol = serializers.CharField()
     side = serializers.ChoiceField(choices=Side.values)
@@ -176,6 +204,12 @@ class OrderDetailSerializer(OrderSerializer):
             for f in instance.fills.select_related("account", "instrument", "venue").order_by("id")
         ]
         return data
+
+
+class RiskDeniedSerializer(ErrorSerializer):
+    """422: the order was stored DENIED; ``error.reasons`` says why."""
+
+    order = OrderSerializer()
 
 
 class PositionSerializer(_Out):

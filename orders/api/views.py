@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from omsweb import strict_input
+from omsweb.openapi import ErrorSerializer
 from orders import engine
 from orders.access import visible_accounts
 from orders.api import serializers as s
@@ -63,8 +64,13 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return super().list(request, *args, **kwargs)
 
     @extend_schema(
-        request=s.OrderCreateSerializer,
-        responses={201: s.OrderSerializer, 200: s.OrderSerializer},
+        request=s.ORDER_CREATE_SCHEMA,
+        responses={
+            201: s.OrderSerializer,
+            200: s.OrderSerializer,
+            409: ErrorSerializer,
+            422: s.RiskDeniedSerializer,
+        },
     )
     def create(self, request: Request) -> Response:
         data = s.OrderCreateSerializer(data=request.data)
@@ -90,10 +96,12 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=s.CancelSerializer, responses={202: s.OrderSerializer})
+    @extend_schema(
+        request=s.CancelSerializer, responses={202: s.OrderSerializer, 409: ErrorSerializer}
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str) -> Response:
-        body = s.CancelSerializer(data=request.data or {})
+        body = s.CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         order = self.get_object()
         order = engine.execute(
@@ -101,7 +109,10 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         )
         return Response(s.order_to_dict(order), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=s.OrderAmendSerializer, responses={202: s.OrderSerializer})
+    @extend_schema(
+        request=s.OrderAmendSerializer,
+        responses={202: s.OrderSerializer, 409: ErrorSerializer, 422: s.RiskDeniedSerializer},
+    )
     @action(detail=True, methods=["post"])
     def amend(self, request: Request, pk: str) -> Response:
         body = s.OrderAmendSerializer(data=request.data)
@@ -119,7 +130,7 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     @extend_schema(request=s.CancelAllSerializer, responses={202: dict})
     @action(detail=False, methods=["post"], url_path="cancel-all")
     def cancel_all(self, request: Request) -> Response:
-        body = s.CancelAllSerializer(data=request.data or {})
+        body = s.CancelAllSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         v = body.validated_data
         qs = Order.objects.filter(account__in=visible_accounts(request.user))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from omsweb.serializers import StrictSerializer
+from omsweb.strict_input import DECIMAL_SCHEMA, plain_decimal
 from orders.shapes import dec
 from risk.checks import LimitKind
 from risk.models import BreachAction, LimitScope, RiskLimit, State, StateScope, TradingState
@@ -15,18 +18,20 @@ from risk.services import state_to_dict
 KINDS = [k.value for k in LimitKind]
 
 
+@extend_schema_field(DECIMAL_SCHEMA)
 class LimitValueField(serializers.Field):
-    """A limit value: a decimal string (or number), checked in full by the service."""
+    """A limit value: a decimal written plainly in ASCII, as order numbers are
+    (``strict_input.plain_decimal``); its range is checked by the service."""
 
-    default_error_messages = {"invalid": 'must be a decimal number given as a string, e.g. "5"'}
+    default_error_messages = {
+        "invalid": 'must be a decimal number (0 or more) given as a string, e.g. "5"'
+    }
 
-    def to_internal_value(self, data: Any) -> str:
-        if isinstance(data, bool) or not isinstance(data, str | int | float):
+    def to_internal_value(self, data: Any) -> Decimal:
+        value = plain_decimal(data)
+        if value is None:
             self.fail("invalid")
-        text = str(data).strip()
-        if not text or len(text) > 64:
-            self.fail("invalid")
-        return text
+        return value
 
     def to_representation(self, value: Any) -> Any:
         return value
@@ -57,6 +62,7 @@ class LimitCreateSerializer(StrictSerializer):
 
 
 class LimitUpdateSerializer(StrictSerializer):
+    openapi_rules = {"anyOf": [{"required": ["value"]}, {"required": ["breach_action"]}]}
     value = LimitValueField(required=False)
     breach_action = serializers.ChoiceField(
         choices=BreachAction.values, required=False, allow_blank=True

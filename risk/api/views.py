@@ -17,6 +17,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from omsweb.openapi import ErrorSerializer
 from omsweb.roles import ADMIN, RISK, has_role
 from orders.access import sees_all_accounts, visible_accounts
 from orders.models import Account, Instrument
@@ -66,7 +67,9 @@ class LimitViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=s.LimitCreateSerializer, responses={201: s.LimitSerializer})
+    @extend_schema(
+        request=s.LimitCreateSerializer, responses={201: s.LimitSerializer, 409: ErrorSerializer}
+    )
     def create(self, request: Request) -> Response:
         _require_risk_role(request, "limits")
         body = s.LimitCreateSerializer(data=request.data)

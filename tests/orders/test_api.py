@@ -67,6 +67,38 @@ def test_same_client_order_id_other_body_then_409(api):
     assert r.json()["error"]["field"] == "client_order_id"
 
 
+def test_same_client_order_id_in_two_accounts_then_both_accepted_each_sees_its_own(api):
+    # Arrange: trader trades DEMO, outsider trades HEDGE (issue 13, item 5: the second
+    # was told 409, i.e. that another account had used the id)
+    trader, outsider = api("trader"), api("outsider")
+    # Act
+    mine = trader.post("/api/v1/orders/", limit_order(client_order_id="shared-1"))
+    theirs = outsider.post(
+        "/api/v1/orders/", limit_order(client_order_id="shared-1", account="HEDGE")
+    )
+    # Assert
+    assert mine.status_code == 201, mine.text
+    assert theirs.status_code == 201, theirs.text
+    assert mine.json()["id"] != theirs.json()["id"]
+    for client, order in ((trader, mine.json()), (outsider, theirs.json())):
+        listed = client.get("/api/v1/orders/", params={"client_order_id": "shared-1"}).json()
+        assert [o["id"] for o in listed["results"]] == [order["id"]]
+        assert order["client_order_id"] == "shared-1"
+    # what the venue is sent: an id of the OMS's own, unique across accounts
+    venue_ids = {mine.json()["venue_client_order_id"], theirs.json()["venue_client_order_id"]}
+    assert len(venue_ids) == 2 and "shared-1" not in venue_ids
+
+
+def test_same_client_order_id_in_two_accounts_then_replay_answers_own_account(api):
+    trader, outsider = api("trader"), api("outsider")
+    mine = trader.post("/api/v1/orders/", limit_order(client_order_id="shared-2")).json()
+    outsider.post("/api/v1/orders/", limit_order(client_order_id="shared-2", account="HEDGE"))
+    again = trader.post("/api/v1/orders/", limit_order(client_order_id="shared-2"))
+    other = trader.post("/api/v1/orders/", limit_order(client_order_id="shared-2", price="49000"))
+    assert again.status_code == 200 and again.json()["id"] == mine["id"]
+    assert other.status_code == 409, other.text
+
+
 def test_decimal_spelling_does_not_make_a_conflict(api):
     client = api("trader")
     client.post("/api/v1/orders/", limit_order(client_order_id="dup-3", quantity="0.01"))

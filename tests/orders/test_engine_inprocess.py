@@ -411,3 +411,44 @@ def test_reconcile_when_differences_found_then_counted_and_one_mismatch_alert(ha
     assert alert == (
         f"event=reconciliation_mismatch venue={venue} run={run.pk} missed_fills=1 unknown_at_oms=1"
     )
+
+
+# --- client order ids: the client's unique per account, the venue's across accounts ------
+
+
+def test_submit_same_client_id_in_two_accounts_then_venue_gets_two_ids_of_the_oms(harness):
+    # Arrange (issue 13, item 5: the id was unique across all accounts, and sent as is)
+    demo = harness.submit(client_order_id="mine-1")
+    hedge = harness.submit(client_order_id="mine-1", account="HEDGE")
+    # Act
+    harness.run_queued()
+    # Assert: both accepted; the venue saw two ids, neither the client's
+    sent = [c.request.client_order_id for c in harness.venue.calls("submit_order")]
+    assert sorted(sent) == sorted([demo.venue_client_order_id, hedge.venue_client_order_id])
+    assert len(set(sent)) == 2 and "mine-1" not in sent
+    assert {harness.reload(o).status for o in (demo, hedge)} == {"ACCEPTED"}
+    assert {harness.reload(o).client_order_id for o in (demo, hedge)} == {"mine-1"}
+
+
+def test_find_order_by_venue_side_client_id_then_found_before_and_after_amend(harness):
+    from orders.domain.commands import ModifyOrder
+
+    order = harness.submit(client_order_id="mine-2")
+    harness.run_queued()
+    base = order.venue_client_order_id
+    venue_id = harness.reload(order).venue_id
+
+    def found(client_id: str) -> int | None:
+        hit = engine.find_order(venue_id=venue_id, symbol="BTC/USDT", client_order_id=client_id)
+        return hit and hit.pk
+
+    assert found(base) == order.pk
+    assert found("mine-2") is None  # the client's id is not what the venue knows
+    engine.execute(ModifyOrder(order_id=order.pk, price=D("59990")))
+    harness.run_queued()
+    amended = harness.reload(order)
+    assert amended.venue_client_order_id == f"{base}/1"
+    (call,) = harness.venue.calls("amend_order")
+    assert call.new_client_order_id == f"{base}/1"  # the amend's new id at the venue
+    assert found(f"{base}/1") == order.pk
+    assert found(base) == order.pk  # a late report about the replaced order

@@ -89,7 +89,7 @@ def working(submit, venue: FakeVenue, n: int, *, at_venue: bool = True, **kw) ->
         if at_venue:
             vid = f"v{order.pk}"
             engine.process(order.pk, [ExecutionReport(kind=ReportKind.ACK, venue_order_id=vid)])
-            venue.open[vid] = (order.client_order_id, order.instrument.symbol, D(0))
+            venue.open[vid] = (order.venue_client_order_id, order.instrument.symbol, D(0))
         orders.append(order)
     return orders
 
@@ -155,7 +155,7 @@ def test_venue_reports_more_filled_than_known_then_settled_by_the_cancel_task(
     ref, submit, venue, sent
 ):
     (order,) = working(submit, venue, 1)
-    venue.open[f"v{order.pk}"] = (order.client_order_id, "BTC/USDT", D("0.004"))
+    venue.open[f"v{order.pk}"] = (order.venue_client_order_id, "BTC/USDT", D("0.004"))
     change = services.trading_state_set(
         actor=RISK, scope="symbol", instrument=ref["btc"], state="HALTED", reason="drill"
     ).change
@@ -185,6 +185,22 @@ def test_follow_up_cancels_all_again_where_it_did(ref, submit, venue, sent):
     killswitch.sweep(change.pk, follow_up=True, groups=first["groups"])
     assert venue.open == {} and venue.calls == [("cancel_all", "BTC/USDT")] * 2
     assert len(sent["follow_ups"]) == 1  # a follow-up schedules no further one
+
+
+def test_order_at_venue_not_yet_acked_then_matched_by_its_venue_side_client_id(
+    ref, submit, venue, sent
+):
+    # The client's id is "mine-1"; the venue knows the order by the OMS's own id (issue
+    # 13, item 5), and the sweep must match the venue's answer by that one.
+    order, _ = submit(price=D("50000.00"), client_order_id="mine-1")
+    mark_sent(order.pk)  # sent, no ack yet: the OMS has no venue order id
+    venue.open["v-unacked"] = (order.venue_client_order_id, "BTC/USDT", D(0))
+    change = services.trading_state_set(
+        actor=RISK, scope="venue", venue=ref["sim_a"], state="HALTED", reason="drill"
+    ).change
+    killswitch.sweep(change.pk)
+    assert order.venue_client_order_id != "mine-1"
+    assert statuses([order]) == ["CANCELED"] and sent["cancels"] == []
 
 
 def test_engage_when_committed_then_kill_switch_alert_once_and_not_on_release(

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal as D
@@ -135,12 +135,14 @@ class Venue:
         last = self.log(since_seq=0, limit=1)
         self.since_seq = last[-1]["seq"] if last else 0
 
-    def new_order_log(self, prefix: str) -> dict[str, list[dict[str, Any]]]:
-        """Every new-order request the venue received, by client order id (``prefix``)."""
+    def new_order_log(self, venue_ids: Collection[str]) -> dict[str, list[dict[str, Any]]]:
+        """Every new-order request the venue received for these venue-side client order
+        ids (the OMS's own, not the clients': ``venue_client_order_id``), by id."""
+        wanted = set(venue_ids)
         out: dict[str, list[dict[str, Any]]] = {}
         for entry in self.log(kind="new"):
             cid = entry.get("clientOrderId") or ""
-            if cid.startswith(prefix):
+            if cid in wanted:
                 out.setdefault(cid, []).append(entry)
         return out
 
@@ -196,6 +198,7 @@ class Burst:
     body: Callable[[int, str], dict[str, Any]]
     threads: int = 4
     pace_s: float = 0.0
+    sent_ids: list[str] = field(default_factory=list)  # every client order id sent
     accepted: dict[str, int] = field(default_factory=dict)  # client order id -> order id
     statuses: dict[str, str] = field(default_factory=dict)  # status in the API's answer
     refused: dict[str, str] = field(default_factory=dict)  # client order id -> why
@@ -228,6 +231,7 @@ class Burst:
         except requests.RequestException as exc:
             ok, why, data = False, f"{type(exc).__name__}", {}
         with self._lock:
+            self.sent_ids.append(cid)
             self.latencies.append(time.monotonic() - t0)
             if ok:
                 self.accepted[cid] = data["id"]
@@ -378,7 +382,7 @@ def settle(api: Api, venue: Venue, cids: list[str], *, since: float, timeout: fl
             order = oms.get(cid)
             if order is None or order["status"] in IN_FLIGHT:
                 continue
-            truth[cid] = venue.order(cid)
+            truth[cid] = venue.order(order["venue_client_order_id"])
             if matches(order, truth[cid]):
                 pending.discard(cid)
         if not pending or time.monotonic() > deadline:
@@ -389,8 +393,8 @@ def settle(api: Api, venue: Venue, cids: list[str], *, since: float, timeout: fl
     oms = oms_orders(api, cids)
     unresolved = {}
     for cid in cids:
-        truth[cid] = venue.order(cid)
         order = oms.get(cid)
+        truth[cid] = venue.order(order["venue_client_order_id"]) if order else None
         if order is None or not matches(order, truth[cid]):
             v = truth[cid]
             unresolved[cid] = (
@@ -400,18 +404,26 @@ def settle(api: Api, venue: Venue, cids: list[str], *, since: float, timeout: fl
     return Settled(round(resolve_s, 2), unresolved, oms, truth)
 
 
-def venue_counts(venue: Venue, prefix: str, accepted: list[str]) -> dict[str, int]:
-    """Duplicates (a client order id the venue took more than once), sends (new-order
-    requests received), and lost (accepted by the API, never taken by the venue)."""
-    log = venue.new_order_log(prefix)
+def venue_ids(api: Api, cids: list[str]) -> dict[str, str]:
+    """Client order id -> the id the venue knows the order by, for the orders the OMS
+    holds among ``cids`` (refused ones included if they were stored)."""
+    return {cid: o["venue_client_order_id"] for cid, o in oms_orders(api, cids).items()}
+
+
+def venue_counts(venue: Venue, api: Api, sent: list[str], accepted: list[str]) -> dict[str, int]:
+    """Duplicates (an order the venue took more than once), sends (new-order requests
+    received), and lost (accepted by the API, never taken by the venue); ``sent`` is every
+    client order id sent to the API, ``accepted`` those it accepted."""
+    ids = venue_ids(api, sent)
+    log = venue.new_order_log(ids.values())
     executed = Counter(
-        {cid: sum(Venue.executed(e) for e in entries) for cid, entries in log.items()}
+        {vid: sum(Venue.executed(e) for e in entries) for vid, entries in log.items()}
     )
     return {
         "venue_requests": sum(len(v) for v in log.values()),
         "venue_accepted": sum(1 for n in executed.values() if n),
         "duplicates": sum(n - 1 for n in executed.values() if n > 1),
-        "never_at_venue": sum(1 for cid in accepted if not executed.get(cid)),
+        "never_at_venue": sum(1 for cid in accepted if not executed.get(ids.get(cid, ""))),
     }
 
 

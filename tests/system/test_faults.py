@@ -35,6 +35,7 @@ from tests.system.fault_helpers import (
     oms_orders,
     settle,
     venue_counts,
+    venue_ids,
 )
 
 pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
@@ -223,7 +224,8 @@ def _show_slowest(fs: FaultStack, settled) -> None:
     print(f"slowest {cid}: created {order['created_at']}")
     for e in order["events"]:
         print(f"  {e['created_at']} {e['kind']} {e['source']} {e['status']} {e['payload']}")
-    print("  venue log:", [(r["ts"], r["outcome"]) for r in fs.venue.log(client_order_id=cid)])
+    vid = order["venue_client_order_id"]
+    print("  venue log:", [(r["ts"], r["outcome"]) for r in fs.venue.log(client_order_id=vid)])
 
 
 def _check(fs: FaultStack, settled, counts) -> None:
@@ -251,7 +253,7 @@ def test_kill9_order_worker_mid_burst_then_nothing_lost_nothing_doubled(fs):
     burst.join()
     done = time.monotonic()
     settled = settle(fs.api, fs.venue, list(burst.accepted), since=done, timeout=SETTLE_TIMEOUT)
-    counts = venue_counts(fs.venue, "k9-", list(burst.accepted))
+    counts = venue_counts(fs.venue, fs.api, burst.sent_ids, list(burst.accepted))
     row = _result(
         "1 kill -9 order worker mid-burst",
         burst,
@@ -280,7 +282,7 @@ def test_broker_restart_mid_burst_then_nothing_lost_nothing_doubled(fs):
     burst.join()
     done = time.monotonic()
     settled = settle(fs.api, fs.venue, list(burst.accepted), since=done, timeout=SETTLE_TIMEOUT)
-    counts = venue_counts(fs.venue, "rb-", list(burst.accepted))
+    counts = venue_counts(fs.venue, fs.api, burst.sent_ids, list(burst.accepted))
     row = _result(
         "2 Redis (broker) kill -9 + restart mid-burst",
         burst,
@@ -323,7 +325,7 @@ def test_venue_errors_30_percent_then_no_duplicate_and_venue_truth(fs):
     log = fs.venue.log(kind="new")
     faulted = sum(1 for e in log if (e.get("fault") or "").startswith("fault-"))
     after = sum(1 for e in log if "after-execute" in (e.get("fault") or ""))
-    counts = venue_counts(fs.venue, "e30-", list(burst.accepted))
+    counts = venue_counts(fs.venue, fs.api, burst.sent_ids, list(burst.accepted))
     unavailable = sum(
         1 for o in settled.oms.values() if "VENUE_UNAVAILABLE" in (o.get("reason") or "")
     )
@@ -388,7 +390,7 @@ def test_venue_down_then_breaker_opens_fails_fast_then_recovers_and_reconciles(f
     run = wait_for(recovery_run, timeout=20, interval=0.3)
     accepted = list(before.accepted) + list(during.accepted)
     settled = settle(fs.api, fs.venue, accepted, since=back, timeout=SETTLE_TIMEOUT)
-    counts = venue_counts(fs.venue, "vd-", accepted)
+    counts = venue_counts(fs.venue, fs.api, before.sent_ids + during.sent_ids, accepted)
     unavailable = sum(1 for o in settled.oms.values() if "VENUE_UNAVAILABLE" in (o["reason"] or ""))
     burst = Burst(fs.api, "vd", 0, body)
     burst.n, burst.accepted = before.n + during.n, {**before.accepted, **during.accepted}
@@ -542,7 +544,7 @@ def test_rate_limit_storm_then_all_back_off_together_no_ban(fs):
     log = fs.venue.log(kind="new")
     hit_429 = sum(1 for e in log if e["outcome"] == "fault-429")
     banned = sum(1 for e in log if e["outcome"] == "fault-418")
-    counts = venue_counts(fs.venue, "rl-", list(burst.accepted))
+    counts = venue_counts(fs.venue, fs.api, burst.sent_ids, list(burst.accepted))
     _result(
         "6 429 storm (4 s)",
         burst,
@@ -646,13 +648,15 @@ def test_workers_stopped_30s_then_every_order_goes_out(fs):
     while time.monotonic() - stopped < WORKERS_DOWN_S:
         time.sleep(0.1)
     assert set(burst.statuses.values()) == {"PENDING_NEW"}, burst.statuses
-    assert not fs.venue.new_order_log("wd-"), "nothing may reach the venue without workers"
+    held = venue_ids(fs.api, burst.sent_ids)
+    assert len(held) == n
+    assert not fs.venue.new_order_log(held.values()), "nothing may reach the venue without workers"
     for name in workers:
         fs.stack.restart(name)
     fs.supervised = True
     back = time.monotonic()
     settled = settle(fs.api, fs.venue, list(burst.accepted), since=back, timeout=SETTLE_TIMEOUT)
-    counts = venue_counts(fs.venue, "wd-", list(burst.accepted))
+    counts = venue_counts(fs.venue, fs.api, burst.sent_ids, list(burst.accepted))
     row = _result(
         f"8 workers stopped {WORKERS_DOWN_S:.0f} s",
         burst,
@@ -696,9 +700,10 @@ def test_amend_in_doubt_then_replacement_found_not_orphaned(fs):
     new_price = price - D("1.00")
     r = api.post(f"/api/v1/orders/{order['id']}/amend/", {"price": str(new_price)})
     assert r.status_code == 202, r.text
-    wait_for(lambda: len(fs.venue.log(client_order_id="amend-doubt-1/1")) == 1, timeout=15)
+    new_id = f"{order['venue_client_order_id']}/1"  # the amend's id at the venue
+    wait_for(lambda: len(fs.venue.log(client_order_id=new_id)) == 1, timeout=15)
     fs.faults(reset=True)
-    assert fs.venue.log(client_order_id="amend-doubt-1/1")[0]["fault"] == "fault-5xx-after-execute"
+    assert fs.venue.log(client_order_id=new_id)[0]["fault"] == "fault-5xx-after-execute"
 
     def replaced():
         body = api.get(f"/api/v1/orders/{order['id']}/").json()
@@ -706,13 +711,13 @@ def test_amend_in_doubt_then_replacement_found_not_orphaned(fs):
 
     done = wait_for(replaced, timeout=30, interval=0.3)
     resolve_s = round(time.monotonic() - t0, 2)
-    venue_new = fs.venue.order("amend-doubt-1/1")
+    venue_new = fs.venue.order(new_id)
     assert venue_new["status"] == "NEW"
     assert done["status"] == "ACCEPTED", done
     assert D(done["price"]) == new_price and done["venue_order_id"] == str(venue_new["orderId"])
     assert fs.api.post(f"/api/v1/orders/{order['id']}/cancel/").status_code == 202
     wait_for(lambda: api.get(f"/api/v1/orders/{order['id']}/").json()["status"] == "CANCELED")
-    assert fs.venue.order("amend-doubt-1/1")["status"] == "CANCELED"
+    assert fs.venue.order(new_id)["status"] == "CANCELED"
     RESULTS.add(
         CaseResult(
             "(extra) amend in doubt: replacement placed, answer lost",

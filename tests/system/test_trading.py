@@ -54,7 +54,8 @@ def test_limit_order_away_from_market_then_rests_accepted(stack):
     assert accepted["leaves_quantity"] == "0.001"
     open_at_venue = stack.sim_get("/sim/state")["open_orders"]
     assert any(
-        o["clientOrderId"] == order["client_order_id"] for o in open_at_venue.get("default", [])
+        o["clientOrderId"] == order["venue_client_order_id"]
+        for o in open_at_venue.get("default", [])
     )
     api.post(f"/api/v1/orders/{order['id']}/cancel/")
     wait_for(order_status(api, order["id"], "CANCELED"))
@@ -122,10 +123,10 @@ def test_amend_price_and_quantity_then_new_order_at_venue(stack):
     at_venue = [
         o
         for o in stack.sim_get("/sim/state")["open_orders"].get("default", [])
-        if o["clientOrderId"].startswith(order["client_order_id"])
+        if o["clientOrderId"].startswith(order["venue_client_order_id"])
     ]
     assert len(at_venue) == 1
-    assert at_venue[0]["clientOrderId"] == f"{order['client_order_id']}/1"
+    assert at_venue[0]["clientOrderId"] == f"{order['venue_client_order_id']}/1"
     assert D(at_venue[0]["price"]) == new_price and D(at_venue[0]["origQty"]) == D("0.002")
     api.post(f"/api/v1/orders/{order['id']}/cancel/")
     wait_for(order_status(api, order["id"], "CANCELED"))
