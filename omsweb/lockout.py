@@ -28,6 +28,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
+import audit
 from omsweb.errors import error_body
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,23 @@ def response(
 def _log_locked_out(
     sender: Any, request: HttpRequest, username: str, ip_address: str, **_: Any
 ) -> None:
+    until = _locked_until(request).isoformat()
+    failures = getattr(request, "axes_failures_since_start", "?")
     log.warning(
         "event=login_locked_out user=%s ip=%s path=%s failures=%s until=%s",
         username,
         ip_address,
         request.path,
-        getattr(request, "axes_failures_since_start", "?"),
-        _locked_until(request).isoformat(),
+        failures,
+        until,
+    )
+    if failures != settings.AXES_FAILURE_LIMIT:
+        return  # an attempt while locked (axes signals each): logged, audited once
+    audit.record(
+        "operator",
+        "login_locked_out",
+        "axes",
+        {"user": username, "ip": ip_address, "path": request.path, "until": until},
     )
 
 
@@ -100,10 +111,17 @@ def _log_released(sender: Any, instance: AccessAttempt, **_: Any) -> None:
     if instance.failures_since_start < settings.AXES_FAILURE_LIMIT:
         return
     expired = instance.attempt_time + _cool_off() <= timezone.now()
+    reason = "cool_off_passed" if expired else "reset"
     log.warning(
         "event=login_lock_released user=%s ip=%s failures=%s reason=%s",
         instance.username,
         instance.ip_address,
         instance.failures_since_start,
-        "cool_off_passed" if expired else "reset",
+        reason,
+    )
+    audit.record(
+        "operator",
+        "login_lock_released",
+        "axes",
+        {"user": instance.username, "ip": instance.ip_address, "reason": reason},
     )

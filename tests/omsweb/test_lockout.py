@@ -68,6 +68,14 @@ def test_30_wrong_passwords_then_locked_out_and_right_one_refused_until_reset(
     assert "event=login_lock_released user=admin ip=127.0.0.1" in caplog.text
     assert "reason=reset" in caplog.text
     assert _accepted(endpoint, _try(Client(), endpoint, RIGHT))
+    # both are in the operator audit stream, chained (``oms audit verify``)
+    from audit.models import AuditRecord
+
+    audited = AuditRecord.objects.filter(stream="operator", actor="axes").order_by("seq")
+    assert [(r.action, r.payload["user"]) for r in audited] == [
+        ("login_locked_out", "admin"),
+        ("login_lock_released", "admin"),
+    ]
 
 
 def test_locked_address_then_other_addresses_still_log_in(staff_admin):
