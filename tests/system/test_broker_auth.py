@@ -52,7 +52,8 @@ def _publish(stack, headers: dict, body: Any, properties: dict) -> str:
 
 
 def _refused(stack, task_id: str) -> str | None:
-    log = (stack.logdir / "worker-orders.log").read_text(errors="replace")
+    # execution reports have a worker of their own (oms.reports)
+    log = (stack.logdir / "worker-reports.log").read_text(errors="replace")
     line = f"event=task_message_refused task={TASK} id={task_id}"
     return next((x for x in log.splitlines() if line in x), None)
 

@@ -146,7 +146,8 @@ def test_forged_state_mismatch_then_found_and_shown(rs):
     assert rs.forge("canceled", canceled["id"]) == "CANCELED"
     assert rs.forge("ghost-fill", filled["id"]) == "FILLED"
     open_at_sim = {o["clientOrderId"] for o in book_orders(rs)}
-    assert {canceled["client_order_id"], filled["client_order_id"]} <= open_at_sim
+    # the venue knows the orders by the OMS's own venue-side client ids
+    assert {canceled["venue_client_order_id"], filled["venue_client_order_id"]} <= open_at_sim
     time.sleep(5.5)  # past the in-flight grace of the last change
     # Act
     rs.reconcile()
