@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "venues",
     "orders",
     "risk",
+    "routing",
     "blotter",
     "fixgw",
 ]
