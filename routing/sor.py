@@ -35,9 +35,11 @@ A FOK order whose full quantity cannot be routed gets no children.
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal, localcontext
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -50,7 +52,12 @@ BP = Decimal("0.0001")
 SIDES = ("buy", "sell")
 TYPES = ("market", "limit")
 TIME_IN_FORCE = ("GTC", "IOC", "FOK")
+_PRICE = itemgetter(0)
 _QTY = itemgetter(1)
+
+
+def _neg_price(level: tuple[Decimal, Decimal]) -> Decimal:
+    return -level[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +290,7 @@ def plan(
             skipped[name] = why
             continue
         assert cond is not None and book is not None
-        active.append(_prepare(name, cond, book, buy, limit, now, weights))
+        active.append(_prepare(name, cond, book, buy, limit, book.age_s(now), weights))
 
     if not active:
         states = "; ".join(f"{n} {skipped[n]}" for n in names) or f"no venue for {order.symbol}"
@@ -325,7 +332,7 @@ def _prepare(
     book: VenueBook,
     buy: bool,
     limit: Decimal | None,
-    now: float,
+    age_s: float,
     weights: Weights,
 ) -> _Venue:
     levels = book.asks if buy else book.bids
@@ -334,25 +341,27 @@ def _prepare(
         v.depth = len(levels)
         v.available = sum(map(_QTY, levels), ZERO)
     else:
-        depth = 0
-        available = ZERO
-        for price, qty in levels:
-            if (price > limit) if buy else (price < limit):
-                break
-            depth += 1
-            available += qty
-        v.depth, v.available = depth, available
-    v.age_ms = age_ms = round(book.age_s(now) * 1000)
-    score = min(ONE, max(ZERO, cond.score))
-    penalty = (ONE - score) * weights.score_bp
+        if buy:  # asks ascending
+            v.depth = bisect_right(levels, limit, key=_PRICE)
+        else:  # bids descending
+            v.depth = bisect_right(levels, -limit, key=_neg_price)
+        v.available = sum(map(_QTY, islice(levels, v.depth)), ZERO)
+    v.age_ms = age_ms = round(age_s * 1000)
+    score = cond.score
+    if score >= ONE:
+        score, penalty = ONE, ZERO
+    else:
+        score = max(ZERO, score)
+        penalty = (ONE - score) * weights.score_bp
     if age_ms:
-        penalty += Decimal(age_ms) * weights.age_bp_per_s / 1000
+        penalty += age_ms * weights.age_bp_per_s / 1000
     v.penalty_bp = penalty
+    fee = cond.taker_fee
     if buy:
-        v.mult = (ONE + cond.taker_fee) * (ONE + penalty * BP)
+        v.mult = (ONE + fee) * (ONE + penalty * BP) if penalty else ONE + fee
     else:
         # sells sort on the negated effective price, so that the heap pops the best first
-        v.mult = -(ONE - cond.taker_fee) * (ONE - penalty * BP)
+        v.mult = (fee - ONE) * (ONE - penalty * BP) if penalty else fee - ONE
     v.tie = (-score, age_ms, name)
     return v
 
