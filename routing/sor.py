@@ -24,12 +24,19 @@
   the venue's tick on the passive side (a buy down, a sell up), so a quote that vanished
   leaves the child unfilled instead of walking the book.
 
-``rest_venue`` (limit orders only) is where a GTC remainder should rest: the venue that
-may trade with the best effective price on the side the order takes, whose lot, minimum
-and balance admit the remainder. ``unroutable`` is set when no venue may trade at all:
-``NO_ROUTE: sim-a breaker open; sim-b market data STALE (age 3.1 s)``.
+``rest_venue`` (GTC limit orders only) is where the remainder should rest: the venue
+that may trade with the best effective price on the side the order takes, whose lot,
+minimums and balance (less what its child spends) admit the remainder at the limit.
+``unroutable`` is set when no venue may trade at all:
+``NO_ROUTE: sim-a breaker open; sim-b market data STALE (age 3.1 s)``. A venue that may
+trade but has nothing within the limit is not a reason for NO_ROUTE: the order can rest.
 
 A FOK order whose full quantity cannot be routed gets no children.
+
+Every decision shows the venue's best price on the side the order takes, its
+fee-adjusted price (fee only; the penalties appear in the reason), the quantity its
+book shows within the limit (also for a skipped venue, to show what was passed over),
+the quote's age and the venue's score.
 """
 
 from __future__ import annotations
@@ -222,10 +229,11 @@ def _validate(order: OrderSpec) -> None:
         raise ValueError(f"type must be one of {', '.join(TYPES)}, not {order.type!r}")
     if order.time_in_force not in TIME_IN_FORCE:
         raise ValueError(f"time_in_force must be one of {', '.join(TIME_IN_FORCE)}")
-    if order.quantity <= 0:
+    if not order.quantity.is_finite() or order.quantity <= 0:
         raise ValueError(f"quantity must be positive, not {order.quantity}")
-    if order.type == "limit" and (order.limit_price is None or order.limit_price <= 0):
-        raise ValueError("a limit order needs a positive limit_price")
+    limit = order.limit_price
+    if order.type == "limit" and (limit is None or not limit.is_finite() or limit <= 0):
+        raise ValueError(f"a limit order needs a positive limit_price, not {limit}")
 
 
 def _skip_reason(
@@ -267,7 +275,14 @@ def plan(
     stale_after_s: float | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
 ) -> Plan:
-    """The children and per-venue decisions for ``order`` (see the module docstring)."""
+    """The children and per-venue decisions for ``order`` (see the module docstring).
+
+    ``now`` is on the books' clock (``VenueBook.ts``). ``stale_after_s``, if given, makes
+    a book older than that STALE even within its venue's own interval (it tightens,
+    never loosens, ``VenueBook.effective_state``). ``weights`` sets the age and score
+    penalties. Raises ``ValueError`` naming the field for an order that makes no sense
+    (unknown side, type or time in force; quantity not positive; a limit order without
+    a positive limit price)."""
     _validate(order)
     buy = order.side == "buy"
     limit = order.limit_price if order.type == "limit" else None
@@ -295,7 +310,7 @@ def plan(
     if not active:
         states = "; ".join(f"{n} {skipped[n]}" for n in names) or f"no venue for {order.symbol}"
         decisions = tuple(
-            _skipped_decision(n, conditions.get(n), by_venue.get(n), buy, now, skipped[n])
+            _skipped_decision(n, conditions.get(n), by_venue.get(n), buy, limit, now, skipped[n])
             for n in names
         )
         return Plan((), decisions, None, f"NO_ROUTE: {states}")
@@ -314,10 +329,12 @@ def plan(
         decisions_by_name[v.name] = _active_decision(v, routed.get(v.name), buy, limit, fok_short)
     for name, why in skipped.items():
         decisions_by_name[name] = _skipped_decision(
-            name, conditions.get(name), by_venue.get(name), buy, now, why
+            name, conditions.get(name), by_venue.get(name), buy, limit, now, why
         )
     remainder = order.quantity - sum((c.quantity for c in children), ZERO)
-    rest = _rest_venue(active, routed, remainder, limit, buy) if limit is not None else None
+    rest = None
+    if limit is not None and order.time_in_force == "GTC":
+        rest = _rest_venue(active, routed, remainder, limit, buy)
     return Plan(
         tuple(children),
         tuple(decisions_by_name[n] for n in names),
@@ -337,15 +354,7 @@ def _prepare(
 ) -> _Venue:
     levels = book.asks if buy else book.bids
     v = _Venue(name, cond, levels)
-    if limit is None:
-        v.depth = len(levels)
-        v.available = sum(map(_QTY, levels), ZERO)
-    else:
-        if buy:  # asks ascending
-            v.depth = bisect_right(levels, limit, key=_PRICE)
-        else:  # bids descending
-            v.depth = bisect_right(levels, -limit, key=_neg_price)
-        v.available = sum(map(_QTY, islice(levels, v.depth)), ZERO)
+    v.depth, v.available = _within(levels, limit, buy)
     v.age_ms = age_ms = round(age_s * 1000)
     score = cond.score
     if score >= ONE:
@@ -364,6 +373,19 @@ def _prepare(
         v.mult = (fee - ONE) * (ONE - penalty * BP) if penalty else fee - ONE
     v.tie = (-score, age_ms, name)
     return v
+
+
+def _within(
+    levels: list[tuple[Decimal, Decimal]], limit: Decimal | None, buy: bool
+) -> tuple[int, Decimal]:
+    """How many of a side's levels are within the limit, and their quantity."""
+    if limit is None:
+        return len(levels), sum(map(_QTY, levels), ZERO)
+    if buy:  # asks ascending
+        depth = bisect_right(levels, limit, key=_PRICE)
+    else:  # bids descending
+        depth = bisect_right(levels, -limit, key=_neg_price)
+    return depth, sum(map(_QTY, islice(levels, depth)), ZERO)
 
 
 def _sweep(quantity: Decimal, active: list[_Venue], buy: bool) -> None:
@@ -504,13 +526,17 @@ def _skipped_decision(
     cond: VenueCondition | None,
     book: VenueBook | None,
     buy: bool,
+    limit: Decimal | None,
     now: float,
     reason: str,
 ) -> VenueDecision:
+    """A venue that may not trade: what its book shows (if any), and why not."""
     best = None
     fee_adjusted = None
     age_ms = None
+    available = ZERO
     if book is not None:
+        available = _within(book.asks if buy else book.bids, limit, buy)[1]
         best = book.best_ask if buy else book.best_bid
         age_ms = round(book.age_s(now) * 1000)
         fee = cond.taker_fee if cond is not None else book.taker_fee
@@ -520,7 +546,7 @@ def _skipped_decision(
         venue=name,
         price=best,
         fee_adjusted_price=fee_adjusted,
-        available=ZERO,
+        available=available,
         age_ms=age_ms,
         score=cond.score if cond is not None else ONE,
         quantity=ZERO,

@@ -233,6 +233,9 @@ def test_breaker_stale_headroom_disabled_unconfigured_and_no_data_are_skipped() 
     assert split(p) == {"sim-h": (D(1), D(101))}
     assert all(d.quantity == 0 for d in p.venues if d.venue != "sim-h")
     assert decision(p, "sim-f").age_ms is None and decision(p, "sim-b").age_ms == 3100
+    # a skipped venue still shows what its book held (what was passed over)
+    assert decision(p, "sim-a").price == D(99) and decision(p, "sim-a").available == D(9)
+    assert decision(p, "sim-f").price is None and decision(p, "sim-f").available == 0
 
 
 def test_stale_after_s_tightens_the_books_own_interval() -> None:
@@ -335,6 +338,18 @@ def test_rest_venue_is_the_best_venue_that_admits_the_remainder() -> None:
     ok = conds(cond("sim-a"), cond("sim-b"), cond("sim-c"))
     assert plan(buy("1", limit="99"), [a, b, c], ok, NOW).rest_venue == "sim-a"
     assert plan(buy("1"), [a, b], ok, NOW).rest_venue is None  # a market order never rests
+    assert plan(buy("1", limit="99", tif="IOC"), [a, b], ok, NOW).rest_venue is None
+
+
+def test_rest_venue_for_a_sell_and_after_a_partial_sweep() -> None:
+    a = vb("sim-a", bids=[("100", "1")])
+    b = vb("sim-b", bids=[("100.5", "0.5")])
+    cs = conds(cond("sim-a"), cond("sim-b", balance="1"))  # 1 BTC at b
+    p = plan(sell("2", limit="100.5"), [a, b], cs, NOW)
+    assert split(p) == {"sim-b": (D("0.5"), D("100.5"))}
+    # b has the best bid but only 0.5 BTC left after its child: 1.5 rests at a
+    assert p.rest_venue == "sim-a"
+    assert plan(sell("1", limit="100.5"), [a, b], cs, NOW).rest_venue == "sim-b"
 
 
 def test_fok_that_cannot_be_filled_whole_gets_no_children() -> None:
@@ -354,6 +369,8 @@ def test_fok_that_cannot_be_filled_whole_gets_no_children() -> None:
         (OrderSpec(SYMBOL, "hold", "market", D(1)), "side"),
         (OrderSpec(SYMBOL, "buy", "stop", D(1)), "type"),
         (OrderSpec(SYMBOL, "buy", "market", D(0)), "quantity"),
+        (OrderSpec(SYMBOL, "buy", "market", D("NaN")), "quantity"),
+        (OrderSpec(SYMBOL, "buy", "limit", D(1), D("-1")), "limit_price"),
         (OrderSpec(SYMBOL, "buy", "limit", D(1)), "limit_price"),
         (OrderSpec(SYMBOL, "buy", "market", D(1), time_in_force="DAY"), "time_in_force"),
     ],
