@@ -45,7 +45,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import Decimal
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -433,16 +433,6 @@ def _child(v: _Venue, buy: bool) -> tuple[Child | None, str]:
     price = floor_step(v.worst, cond.tick_size) if buy else ceil_step(v.worst, cond.tick_size)
     qty = floor_step(v.taken, cond.lot_size)
     note = f"rounded to lot {fmt(cond.lot_size)}" if qty < v.taken else ""
-    if cond.balance is not None:
-        if buy:
-            with localcontext() as ctx:
-                ctx.rounding = ROUND_DOWN
-                affordable = cond.balance / price
-        else:
-            affordable = cond.balance
-        if qty > affordable:
-            qty = floor_step(affordable, cond.lot_size)
-            note = f"capped by balance {fmt(cond.balance)}"
     if qty <= 0 or price <= 0:
         return None, f"below lot size {fmt(cond.lot_size)}"
     if qty < cond.min_qty:
