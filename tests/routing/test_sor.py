@@ -518,3 +518,55 @@ def test_no_venue_gets_more_than_its_book_offers_within_the_limit(order, setup) 
             ]
         assert c.quantity <= sum(q for _, q in levels)
         assert c.quantity <= decision(p, c.venue).available
+
+
+@st.composite
+def plain_venues(draw):
+    """Venues without lots, minimums, balances or penalties: only books and fees."""
+    books, conditions = [], {}
+    for name in VENUES[: draw(st.integers(1, 4))]:
+        asks = sorted(draw(st.lists(prices, min_size=1, max_size=6, unique=True)))
+        books.append(
+            VenueBook(
+                venue=name,
+                symbol=SYMBOL,
+                state=MdState.LIVE,
+                asks=[(p, draw(quantities)) for p in asks],
+                ts=NOW,
+            )
+        )
+        fee = draw(st.sampled_from([D(0), D("0.0005"), D("0.001"), D("0.003")]))
+        conditions[name] = VenueCondition(venue=name, taker_fee=fee)
+    return books, conditions
+
+
+@settings(max_examples=200, deadline=None)
+@given(setup=plain_venues(), quantity=quantities)
+def test_routed_cost_is_never_above_any_single_venue_that_could_fill_it(setup, quantity):
+    """The sweep by fee-adjusted price is the cheapest way to buy: no single venue deep
+    enough for the whole order costs less, fees included."""
+    books, conditions = setup
+    p = plan(buy(str(quantity)), books, conditions, NOW)
+
+    def cost(book, qty, up_to=None):
+        left, total = qty, D(0)
+        for price, size in book.asks:
+            if left <= 0 or (up_to is not None and price > up_to):
+                break
+            take = min(size, left)
+            left -= take
+            total += take * price * (1 + conditions[book.venue].taker_fee)
+        return total, qty - left
+
+    by_venue = {b.venue: b for b in books}
+    routed = D(0)
+    for c in p.children:
+        spent, filled = cost(by_venue[c.venue], c.quantity, c.price)
+        assert filled == c.quantity  # the pinned price covers the planned share
+        routed += spent
+    deep_enough = sum(q for b in books for _, q in b.asks) >= quantity
+    assert p.routed == (quantity if deep_enough else sum(q for b in books for _, q in b.asks))
+    for book in books:
+        spent, filled = cost(book, quantity)
+        if filled == quantity:
+            assert routed <= spent
