@@ -81,6 +81,22 @@ def test_market_buy_larger_than_best_top_level_sweeps_both_venues_by_price() -> 
     assert p.unroutable is None
 
 
+def test_routing_md_example_fees_interleave_the_two_venues_levels() -> None:
+    a = vb("sim-a", asks=[("100", "1"), ("101", "2")], age=0)
+    b = vb("sim-b", asks=[("100.5", "1"), ("102", "2")], age=0)
+    c = conds(cond("sim-a", taker_fee="0.001"), cond("sim-b", taker_fee="0.0009"))
+    p = plan(buy("2.5"), [a, b], c, NOW)
+    assert split(p) == {"sim-a": (D("1.5"), D(101)), "sim-b": (D(1), D("100.5"))}
+    assert p.to_json()["children"] == [
+        {"venue": "sim-a", "quantity": "1.5", "price": "101"},
+        {"venue": "sim-b", "quantity": "1", "price": "100.5"},
+    ]
+    assert [v["reason"] for v in p.to_json()["venues"]] == [
+        "routed 1.5 up to 101 over 2 levels",
+        "routed 1 up to 100.5 over 1 level",
+    ]
+
+
 def test_buy_sweeps_by_fee_adjusted_ask_not_raw_ask() -> None:
     # raw: a is cheaper; net of fees (a 30 bp, b 0): 100 x 1.003 = 100.3 > 100.2
     a = vb("sim-a", asks=[("100", "1")])
