@@ -170,15 +170,21 @@ def fmt(value: Decimal) -> str:
 
 
 def floor_step(value: Decimal, step: Decimal) -> Decimal:
-    """``value`` rounded down to a multiple of ``step`` (unchanged when step is 0)."""
-    return value if step <= 0 else (value // step) * step
-
-
-def ceil_step(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded down to a multiple of ``step`` (unchanged when step is 0). A
+    value already on the step is returned as it is, so ``1.5`` on a 0.001 lot stays
+    ``1.5`` (not ``1.500``)."""
     if step <= 0:
         return value
     down = (value // step) * step
-    return down if down == value else down + step
+    return value if down == value else down
+
+
+def ceil_step(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded up to a multiple of ``step`` (as :func:`floor_step`)."""
+    if step <= 0:
+        return value
+    down = (value // step) * step
+    return value if down == value else down + step
 
 
 class _Venue:

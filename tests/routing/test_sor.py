@@ -153,6 +153,14 @@ def test_share_is_rounded_down_to_the_lot_and_the_rest_swept_elsewhere() -> None
     assert "rounded to lot 0.1" in decision(p, "sim-a").reason
 
 
+def test_quantities_and_prices_on_the_step_keep_the_orders_digits() -> None:
+    a = vb("sim-a", asks=[("100.5", "3")])
+    p = plan(buy("1.5"), [a], conds(cond("sim-a", lot_size="0.001", tick_size="0.01")), NOW)
+    assert p.children[0].to_json() == {"venue": "sim-a", "quantity": "1.5", "price": "100.5"}
+    rounded = plan(buy("1.23456"), [a], conds(cond("sim-a", lot_size="0.001")), NOW)
+    assert str(rounded.children[0].quantity) == "1.234"
+
+
 def test_share_below_min_notional_goes_to_the_next_venue_with_the_reason() -> None:
     a = vb("sim-a", asks=[("100", "0.04")])  # 4 USDT < 10
     b = vb("sim-b", asks=[("100.1", "5")])
