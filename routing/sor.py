@@ -169,6 +169,14 @@ def fmt(value: Decimal) -> str:
     return f"{value.normalize():f}" if value else "0"
 
 
+def plain(value: Decimal) -> Decimal:
+    """The same number without trailing zeros and never in exponent form: a child's
+    quantity summed from levels (0.3 + 0.20000) reads 0.5, as the order's did."""
+    if value == value.to_integral_value():
+        return value.quantize(ONE)
+    return value.normalize()
+
+
 def floor_step(value: Decimal, step: Decimal) -> Decimal:
     """``value`` rounded down to a multiple of ``step`` (unchanged when step is 0). A
     value already on the step is returned as it is, so ``1.5`` on a 0.001 lot stays
@@ -445,7 +453,7 @@ def _child(v: _Venue, buy: bool) -> tuple[Child | None, str]:
         return None, f"below min qty {fmt(cond.min_qty)}"
     if price * qty < cond.min_notional:
         return None, f"below min notional {fmt(cond.min_notional)}"
-    return Child(v.name, qty, price), note
+    return Child(v.name, plain(qty), plain(price)), note
 
 
 def _allocate(quantity: Decimal, active: list[_Venue], buy: bool) -> list[Child]:

@@ -159,6 +159,12 @@ def test_quantities_and_prices_on_the_step_keep_the_orders_digits() -> None:
     assert p.children[0].to_json() == {"venue": "sim-a", "quantity": "1.5", "price": "100.5"}
     rounded = plan(buy("1.23456"), [a], conds(cond("sim-a", lot_size="0.001")), NOW)
     assert str(rounded.children[0].quantity) == "1.234"
+    # summed over levels of other digits: 0.30000 + 0.2 is 0.5
+    b = vb("sim-b", asks=[("100", "0.30000"), ("100.10", "5.00000")])
+    p = plan(buy("0.5"), [b], conds(cond("sim-b", lot_size="0.00001")), NOW)
+    assert p.children[0].to_json() == {"venue": "sim-b", "quantity": "0.5", "price": "100.1"}
+    whole = plan(buy("20"), [vb("sim-b", asks=[("100", "30")])], conds(cond("sim-b")), NOW)
+    assert whole.children[0].to_json()["quantity"] == "20"  # not 2E+1
 
 
 def test_share_below_min_notional_goes_to_the_next_venue_with_the_reason() -> None:
