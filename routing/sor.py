@@ -205,6 +205,7 @@ class _Venue:
         "depth",
         "mult",
         "tie",
+        "head",
         "available",
         "age_ms",
         "penalty_bp",
@@ -225,6 +226,7 @@ class _Venue:
         self.depth = 0  # levels within the limit
         self.mult = ONE  # effective price = raw x mult
         self.tie: tuple[Decimal, int, str] = (ZERO, 0, name)
+        self.head: Decimal | None = None  # effective price of the best level
         self.available = ZERO
         self.age_ms = 0
         self.penalty_bp = ZERO
@@ -386,7 +388,14 @@ def _prepare(
         # sells sort on the negated effective price, so that the heap pops the best first
         v.mult = (fee - ONE) * (ONE - penalty * BP) if penalty else fee - ONE
     v.tie = (-score, age_ms, name)
+    if levels:
+        v.head = levels[0][0] * v.mult
     return v
+
+
+def _rank(v: _Venue) -> tuple[bool, Decimal, tuple[Decimal, int, str]]:
+    """Venues best effective price first, those with an empty side last."""
+    return (v.head is None, ZERO if v.head is None else v.head, v.tie)
 
 
 def _within(
@@ -408,8 +417,8 @@ def _sweep(quantity: Decimal, active: list[_Venue], buy: bool) -> None:
     heap: list[tuple[Decimal, tuple[Decimal, int, str], int]] = []
     for i, v in enumerate(active):
         v.taken, v.worst, v.used = ZERO, None, 0
-        if v.depth and (v.cap is None or v.cap > 0):
-            heap.append((v.levels[0][0] * v.mult, v.tie, i))
+        if v.depth and v.head is not None and (v.cap is None or v.cap > 0):
+            heap.append((v.head, v.tie, i))
     heapq.heapify(heap)
     remaining = quantity
     while remaining > 0 and heap:
@@ -463,9 +472,7 @@ def _allocate(quantity: Decimal, active: list[_Venue], buy: bool) -> list[Child]
         v.cap, v.cap_reason, v.note = None, "", ""
     children: list[Child] = []
     # children best venue first (the order a caller should send them in)
-    ranked = sorted(
-        active, key=lambda v: (not v.depth, v.levels[0][0] * v.mult if v.depth else ZERO, v.tie)
-    )
+    ranked = sorted(active, key=_rank)
     for _ in range(2 * len(active) + 2):
         _sweep(quantity, active, buy)
         children = []
@@ -568,11 +575,7 @@ def _rest_venue(
     """The venue with the best effective price on the side the order takes (venues
     with an empty side last) whose constraints admit the remainder at the limit."""
 
-    def rank(v: _Venue) -> tuple[bool, Decimal, tuple[Decimal, int, str]]:
-        top = v.levels[0][0] * v.mult if v.levels else ZERO
-        return (not v.levels, top, v.tie)
-
-    for v in sorted(active, key=rank):
+    for v in sorted(active, key=_rank):
         if remainder <= 0:
             return v.name
         cond = v.cond
