@@ -3,10 +3,11 @@ OrderCancelReplaceRequest (G) and OrderStatusRequest (H) as the execution engine
 commands, for the session's user (the same permissions as the REST API:
 ``orders/access.py``), source ``fix``.
 
-Each handler runs on the session's QuickFIX thread and returns at once with what to
-answer now: a refusal (ExecutionReport Rejected, OrderCancelReject) or a status. What
-the engine then does is reported from the user's report stream (``fixgw/reports.py``):
-PendingNew, New, fills, PendingCancel... So a message is consumed (its sequence number
+Each handler runs for the session's QuickFIX thread and returns at once with what to
+answer now: a refusal (ExecutionReport Rejected, OrderCancelReject), a status, or a new
+order's PendingNew (or Rejected, when risk denied it). What the engine then does is
+reported from the user's report stream (``fixgw/reports.py``): New, fills,
+PendingCancel... So a message is consumed (its sequence number
 taken) only once its order is committed, and a gateway killed in between gets it again
 by sequence-number recovery; the ClOrdID then makes the repeat harmless.
 """
@@ -51,6 +52,13 @@ def _status(order: Order, *, text: str | None = None) -> list[Reply]:
     return [("8", body)]
 
 
+def _report(order: Order, kind: str) -> list[Reply]:
+    """The report of the change a NewOrderSingle just made, sent at once rather than
+    after its trip through the stream; its record in the stream has the same ExecID,
+    and the gateway sends each ExecID once per session (``Gateway._send``)."""
+    return [("8", m.execution_report(facts(order, kind=kind), cl_ord_id=order.client_order_id))]
+
+
 def _resent(msg: Fields) -> bool:
     return msg.get(m.POSS_RESEND) == "Y" or msg.get(43) == "Y"  # PossResend, PossDupFlag
 
@@ -68,8 +76,8 @@ def new_order(msg: Fields, *, user: Any) -> list[Reply]:
         return _reject(msg, f"{m.tag_name(m.CL_ORD_ID)} {cl!r} was already used", m.REJ_DUPLICATE)
     try:
         result = engine.execute(command)
-    except OrderRiskDenied:
-        return []  # stored DENIED: its Rejected report (with the reasons) comes from the stream
+    except OrderRiskDenied as denied:  # stored DENIED, like a REST denial
+        return _report(denied.order, "OrderDenied")
     except OrderConflict:
         return _reject(
             msg, f"{m.tag_name(m.CL_ORD_ID)} {cl!r} was already used for another order",
@@ -80,7 +88,7 @@ def new_order(msg: Fields, *, user: Any) -> list[Reply]:
             msg, m.engine_error_text(error.field, error.message), m.rej_reason_for(error.field)
         )
     if result.created:
-        return []  # PendingNew, then New and fills, from the stream
+        return _report(result.order, "OrderCreated")  # New and fills follow from the stream
     if _resent(msg):  # the same request again: say where the order stands
         return _status(_loaded(result.order.pk))
     return _reject(

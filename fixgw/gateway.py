@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from omsweb.token_auth import TokenAuthentication
 log = logging.getLogger(__name__)
 
 USERNAME, PASSWORD = 553, 554
+SENT_MEMORY = 10_000  # ExecIDs remembered per session, against a report sent twice
 
 
 def _field(message: fix.Message, tag: int) -> str | None:
@@ -79,6 +81,8 @@ class Gateway(fix.Application):  # type: ignore[misc]
         self._users: dict[str, Any] = {}  # session name -> its user, from the Logon
         self._workers: dict[str, ThreadPoolExecutor] = {}
         self._pumps: dict[str, Pump] = {}
+        self._sent: dict[str, OrderedDict[str, None]] = {}  # session -> recent ExecIDs
+        self._send_locks: dict[str, threading.Lock] = {}
 
     def _worker(self, name: str) -> ThreadPoolExecutor:
         with self._lock:
@@ -94,7 +98,7 @@ class Gateway(fix.Application):  # type: ignore[misc]
         user = self._users.get(name)
         if user is None:
             return
-        pump = Pump(name, user.pk, lambda reply: _send(reply, session_id))
+        pump = Pump(name, user.pk, lambda reply: self._send(reply, session_id))
         with self._lock:
             old = self._pumps.pop(name, None)
             self._pumps[name] = pump
@@ -133,7 +137,28 @@ class Gateway(fix.Application):  # type: ignore[misc]
         fields = fe.fields_of(message)
         replies = self._worker(name).submit(_handle, handler, kind, fields, self._users.get(name))
         for reply in replies.result():
-            _send(reply, session_id)
+            self._send(reply, session_id)
+
+    def _send(self, reply: Reply, session_id: fix.SessionID) -> bool:
+        """Send a reply; an execution report whose ExecID this session already got
+        (the handler's PendingNew, then the same change from the stream) only once."""
+        msg_type, body = reply
+        exec_id = dict(body).get(m.EXEC_ID) if msg_type == "8" else None
+        if exec_id is None:
+            return fe.send(fe.message(msg_type, body), session_id)
+        name = fe.session_name(session_id)
+        with self._lock:
+            sent = self._sent.setdefault(name, OrderedDict())
+            lock = self._send_locks.setdefault(name, threading.Lock())
+        # one session's sends in turn (a PendingNew before its New); never under
+        # ``self._lock``, which QuickFIX's threads take at logon and logout
+        with lock:
+            if exec_id in sent:
+                return True
+            sent[exec_id] = None
+            if len(sent) > SENT_MEMORY:
+                sent.popitem(last=False)
+            return fe.send(fe.message(msg_type, body), session_id)
 
 
 def _handle(handler: Any, kind: str, fields: m.Fields, user: Any) -> list[Reply]:
@@ -151,11 +176,6 @@ def _handle(handler: Any, kind: str, fields: m.Fields, user: Any) -> list[Reply]
         body = [(m.REF_SEQ_NUM, fields.get(34, "0")), (m.REF_MSG_TYPE, kind),
                 (m.BUSINESS_REJECT_REASON, m.BIZ_OTHER), (m.TEXT, text)]  # fmt: skip
         return [("j", body)]
-
-
-def _send(reply: Reply, session_id: fix.SessionID) -> bool:
-    msg_type, body = reply
-    return fe.send(fe.message(msg_type, body), session_id)
 
 
 def sessions() -> tuple[SessionKey, ...]:

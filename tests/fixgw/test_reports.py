@@ -138,10 +138,20 @@ def test_replace_then_the_order_is_known_by_the_new_clordid(harness, trader):
 
 def test_new_order_duplicate_and_bad_input_then_rejected_at_once(harness, trader):
     fields = {11: "d-1", 1: "DEMO", 55: "BTC/USDT", 54: "1", 38: "0.01", 40: "2", 44: "60000"}
-    assert entry.new_order(fields, user=trader) == []
+    ((_, pending_new),) = entry.new_order(fields, user=trader)  # at once, not via the stream
+    assert (dict(pending_new)[150], dict(pending_new)[17]) == ("A", sent(trader)[0][17])
     ((_, dup),) = entry.new_order(fields, user=trader)
     assert (dict(dup)[150], dict(dup)[103]) == ("8", "6")
     ((_, again),) = entry.new_order({**fields, 97: "Y"}, user=trader)  # PossResend
     assert dict(again)[150] == "I"
     ((_, other),) = entry.new_order({**fields, 11: "d-2", 1: "HEDGE"}, user=trader)
     assert dict(other)[58] == "Account (1): unknown account 'HEDGE'"  # not theirs
+
+
+def test_new_order_denied_by_risk_then_rejected_at_once_with_the_reason(harness, trader):
+    fields = {11: "big-1", 1: "DEMO", 55: "BTC/USDT", 54: "1", 38: "150", 40: "2", 44: "60000"}
+    ((_, rejected),) = entry.new_order(fields, user=trader)
+    body = dict(rejected)
+    assert (body[150], body[39], body[103]) == ("8", "8", "3")
+    assert "MAX_ORDER_QUANTITY" in body[58] and body[37] != "NONE"
+    assert body[17] == sent(trader)[0][17]  # the stream's record: the same ExecID
