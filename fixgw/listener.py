@@ -6,9 +6,13 @@ process changed the order (web, workers), so an order entered over REST or the b
 reported to that user's FIX sessions too (drop copy). Orders without a user (the
 router's children) are not reported: their parent is.
 
-The record is taken when the event is emitted (the order object moves on within the
-transaction) and appended with ``XADD`` when the transaction commits, so a rolled-back
-change is never reported. The gateway (``fixgw/reports.py``) reads each user's stream
+The record is appended with ``XADD`` when the event is emitted: inside the engine's
+transaction, while it holds the order's row lock, so the stream has an order's changes
+in their order (appending on commit would let a worker's ack overtake the web
+process's PendingNew). A change whose transaction then rolls back leaves a record of
+something that never happened: the gateway sends a record only once the order's event
+of that sequence is committed (``fixgw/reports.py``), and skips it if that never comes.
+The gateway (``fixgw/reports.py``) reads each user's stream
 from a cursor per session, so what was produced while no session was logged on is sent at
 the next logon. The stream keeps the last ``STREAM_MAXLEN`` records per user.
 """
@@ -17,8 +21,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-
-from django.db import transaction
 
 from fixgw.mapping import OrderFacts, report_kind
 from orders.events import FillBooked, OrderChanged
@@ -68,9 +70,7 @@ def on_event(event: Any) -> None:
         return
     if order.created_by_id is None or report_kind(kind) is None:
         return
-    key = stream_key(order.created_by_id)
-    record = facts(order, kind=kind, fill=fill).to_record()
-    transaction.on_commit(lambda: _append(key, record))
+    _append(stream_key(order.created_by_id), facts(order, kind=kind, fill=fill).to_record())
 
 
 def _append(key: str, record: dict[str, str]) -> None:

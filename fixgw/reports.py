@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from django.conf import settings
@@ -32,11 +33,13 @@ from fixgw import mapping as m
 from fixgw.listener import stream_key
 from fixgw.mapping import OrderFacts
 from fixgw.models import FixRequest
+from orders.models import OrderEvent
 
 log = logging.getLogger(__name__)
 
 CURSOR_PREFIX = "oms:fix:cursor:"
 BATCH = 200
+COMMIT_WAIT_S = 30.0  # a record's transaction still open after this: rolled back, skipped
 MAX_ATTEMPTS = 3  # a record that cannot be built is skipped after this many (logged)
 
 Body = list[tuple[int, str]]
@@ -163,6 +166,20 @@ class Pump(threading.Thread):
             close_old_connections()
             r.close()
 
+    def _committed(self, facts: OrderFacts) -> bool:
+        """Wait until the change ``facts`` records is committed (the listener appends it
+        inside the engine's transaction); False if it never is (rolled back)."""
+        deadline = time.monotonic() + COMMIT_WAIT_S
+        while not self._stop.is_set():
+            if OrderEvent.objects.filter(order_id=facts.order_id, sequence=facts.seq).exists():
+                return True
+            if time.monotonic() > deadline:
+                log.warning("FIX report of order %s #%s: never committed, skipped",
+                            facts.order_id, facts.seq)  # fmt: skip
+                return False
+            self._stop.wait(0.005)
+        return False
+
     def _deliver(self, r, cursor_at: str, entries) -> bool:  # type: ignore[no-untyped-def]
         close_old_connections()
         for entry_id, raw in entries:
@@ -170,7 +187,8 @@ class Pump(threading.Thread):
                 return False
             record = {k.decode(): v.decode() for k, v in raw.items()}
             try:
-                replies = replies_for(OrderFacts.from_record(record))
+                facts = OrderFacts.from_record(record)
+                replies = replies_for(facts) if self._committed(facts) else []
             except Exception:
                 log.exception("FIX report %s for %s not built", entry_id, self.session)
                 failures = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
@@ -178,6 +196,8 @@ class Pump(threading.Thread):
                     self._stop.wait(1.0)
                     return True  # the cursor stays: read again (the database was away?)
                 replies = []  # never block the session's other reports behind one record
+            if self._stop.is_set():
+                return False  # logged out while waiting: this record waits for the next logon
             for reply in replies:
                 try:
                     sent = self._send(reply)
