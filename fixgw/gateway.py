@@ -184,6 +184,16 @@ def sessions() -> tuple[SessionKey, ...]:
     return tuple(SessionKey(ours, theirs) for ours, theirs in rows)
 
 
+def _warm_up() -> None:
+    """Load what the first order needs (the Celery app, the event listeners) before the
+    first client does: on a busy machine that first load took seconds."""
+    from omsweb import events
+    from omsweb.celery import app
+
+    events.listeners()
+    app.amqp  # noqa: B018 - builds the producer side Celery sends tasks with
+
+
 def session_users() -> dict[str, int]:
     """Each session's name (as QuickFIX names it, ours first) -> its user's id."""
     rows = FixSession.objects.values_list("target_comp_id", "sender_comp_id", "user_id")
@@ -203,5 +213,6 @@ def main(*, host: str, port: int, home: Path) -> None:
         sessions=keys, threaded=True,
     )  # fmt: skip
     init_cursors(session_users())
+    _warm_up()
     print(f"FIX gateway on {host}:{port}, {len(keys)} session(s), {settings.FIX_COMP_ID}")
     serve(Acceptor(Gateway(), config))
