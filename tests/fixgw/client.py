@@ -4,7 +4,8 @@ It keeps sequence numbers in both directions across connections (``reconnect``),
 test can log on again without resetting them and see the gateway's recovery: a gap in
 what it receives is asked for again (ResendRequest), a repeat it already has
 (PossDupFlag) is dropped, and ``receive`` hands out messages in sequence order. It
-answers TestRequest and ResendRequest itself (it never resends: a SequenceReset-GapFill).
+answers TestRequest, and a ResendRequest by resending its application messages
+(PossDupFlag) with SequenceReset-GapFills for the rest.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class FixClient:
         self._held: dict[int, simplefix.FixMessage] = {}  # received ahead of a gap
         self._done: set[int] = set()  # handed out ahead of a gap (the Logon)
         self._asked_resend = False
+        self._kept: dict[int, tuple[str, tuple[tuple[int, str], ...]]] = {}
         self._connect()
 
     def _connect(self) -> None:
@@ -46,6 +48,8 @@ class FixClient:
     def send(self, msg_type: str, *fields: tuple[int, str]) -> int:
         self.seq += 1
         self._write(msg_type, self.seq, fields)
+        if msg_type.encode() not in SESSION_ADMIN and msg_type not in ("A", "5"):
+            self._kept[self.seq] = (msg_type, fields)  # an application message: resendable
         return self.seq
 
     def _write(self, msg_type: str, seq: int, fields, header=()) -> None:  # type: ignore[no-untyped-def]
@@ -66,6 +70,7 @@ class FixClient:
         if reset:
             self.seq, self.expected = 0, 1
             self._done.clear()
+            self._kept.clear()
             fields.append((141, "Y"))
         if username is not None:
             fields.append((553, username))
@@ -140,9 +145,14 @@ class FixClient:
         kind = msg.get(35)
         if kind == b"1":
             self.send("0", (112, msg.get(112).decode()))
-        elif kind == b"2":  # we keep no messages: fill the gap
-            begin = int(msg.get(7))
-            self._write("4", begin, [(123, "Y"), (36, str(self.seq + 1))], header=[(43, "Y")])
+        elif kind == b"2":  # resend what we kept, fill the gaps between with GapFills
+            begin, end = int(msg.get(7)), int(msg.get(16)) or self.seq
+            for seq in range(begin, min(end, self.seq) + 1):
+                if seq in self._kept:
+                    msg_type, fields = self._kept[seq]
+                    self._write(msg_type, seq, fields, header=[(43, "Y"), (122, now())])
+                else:
+                    self._write("4", seq, [(123, "Y"), (36, str(seq + 1))], header=[(43, "Y")])
         return kind in SESSION_ADMIN
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+import simplefix
 
 from omsweb.stack import ROOT, Proc, free_port, wait_for
 from tests.fixgw.client import FixClient, now
@@ -143,6 +144,17 @@ def collect(client, cl: str, until, timeout: float = 30.0) -> list:
     raise AssertionError(f"{cl}: {[m.get(150) or m.get(35) for m in got]}")
 
 
+def next_session_reject(client):
+    backlog = client.__dict__.setdefault("backlog", [])
+    for _ in range(100):
+        msg = client.receive()
+        assert msg is not None, "the gateway closed the connection"
+        if msg.get(35) == b"3":
+            return msg
+        backlog.append(msg)
+    raise AssertionError("no session Reject")
+
+
 def tag(msg, n: int) -> str:
     value = msg.get(n)
     return value.decode() if value is not None else ""
@@ -258,6 +270,27 @@ def test_bad_input_and_duplicates_then_refused_with_a_clear_text(gw, fix):
     fix.send("F", (11, clid("cxl")), (41, cl), (55, "BTC/USDT"), (54, "1"), (60, now()),
              (38, "0.001"))  # fmt: skip
     collect(fix, cl, is_exec("4"))
+
+
+def test_malformed_messages_then_session_reject_or_dropped_and_the_session_stays_up(gw, fix):
+    # a NewOrderSingle without Side (54): the session layer's Reject, naming the tag
+    cl = clid("noside")
+    fix.send("D", (11, cl), (1, "DEMO"), (55, "BTC/USDT"), (60, now()), (38, "0.001"),
+             (40, "2"), (44, "1"))  # fmt: skip
+    reject = next_session_reject(fix)
+    assert (tag(reject, 35), tag(reject, 371), tag(reject, 373)) == ("3", "54", "1")
+    # a wrong checksum: dropped unread (FIX: a garbled message is ignored); the next
+    # message's sequence number shows the gap, which the client fills when asked
+    fix.seq += 1
+    raw = simplefix.FixMessage()
+    for t, v in ((8, "FIX.4.4"), (35, "H"), (34, str(fix.seq)), (49, SENDER), (52, now()),
+                 (56, TARGET), (11, "garbled"), (55, "BTC/USDT"), (54, "1")):  # fmt: skip
+        raw.append_pair(t, v)
+    data = raw.encode()
+    fix.sock.sendall(data[:-4] + (b"000" if not data.endswith(b"000\x01") else b"001") + b"\x01")
+    fix.send("H", (11, "after-garbled"), (55, "BTC/USDT"), (54, "1"))
+    (status,) = collect(fix, "after-garbled", lambda m: True)
+    assert tag(status, 150) == "I" and tag(status, 39) == "8"  # answered: the session is up
 
 
 def test_order_entered_over_rest_then_reported_to_the_fix_session(gw, fix):
