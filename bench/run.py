@@ -18,8 +18,9 @@ measures:
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
 * ``fix``: the FIX gateway's NewOrderSingle -> PendingNew and -> New, beside REST
   orders interleaved with them (``bench/fix.py``);
-* and the sections of ``bench/risk.py`` (risk evaluation, kill switch) and ``bench/ws.py``
-  (WebSocket).
+* and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
+  (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
+  venues' books).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
 """
@@ -49,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -368,6 +369,12 @@ class Bench:
 
         self.results.update(bench_md_exchange_to_redis())
 
+    def sor(self) -> None:
+        from bench.sor import bench_sor_improvement, bench_sor_plan
+
+        self.results.update(bench_sor_plan())
+        self.results.update(bench_sor_improvement())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -396,6 +403,8 @@ class Bench:
             "md_book_update_p50_us": ("<=", 20),
             "md_exchange_to_redis_p50_ms": ("<=", 5),
             "ratio_fix_accept_vs_rest_accept": ("<", 1),
+            "sor_plan_p50_us": ("<=", 50),
+            "sor_improvement_bps": (">=", 0),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -420,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis",
+        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -436,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
             ("fix", bench.fix),
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
+            ("sor", bench.sor),
         ):
             if only and name not in only:
                 continue
