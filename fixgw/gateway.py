@@ -98,7 +98,10 @@ class Gateway(fix.Application):  # type: ignore[misc]
         user = self._users.get(name)
         if user is None:
             return
-        pump = Pump(name, user.pk, lambda reply: self._send(reply, session_id))
+        pump = Pump(
+            name, user.pk, lambda reply: self._send(reply, session_id),
+            sent=lambda exec_id: exec_id in self._sent.get(name, ()),
+        )  # fmt: skip
         with self._lock:
             old = self._pumps.pop(name, None)
             self._pumps[name] = pump

@@ -138,9 +138,14 @@ def replies_for(facts: OrderFacts) -> list[Reply]:
 class Pump(threading.Thread):
     """Sends one session's reports while it is logged on (``stop()`` at logout)."""
 
-    def __init__(self, session: str, user_id: int, send: Callable[[Reply], bool]) -> None:
+    def __init__(
+        self, session: str, user_id: int, send: Callable[[Reply], bool],
+        sent: Callable[[str], bool] = lambda exec_id: False,
+    ) -> None:  # fmt: skip
+        """``send`` sends a reply on the session; ``sent(exec_id)``: whether the session
+        already got that report (the handler sends a new order's PendingNew itself)."""
         super().__init__(name=f"fix-reports-{session}", daemon=True)
-        self.session, self.user_id, self._send = session, user_id, send
+        self.session, self.user_id, self._send, self._sent = session, user_id, send, sent
         self._stop = threading.Event()
         self._failures: dict[bytes, int] = {}
 
@@ -170,6 +175,7 @@ class Pump(threading.Thread):
         """Wait until the change ``facts`` records is committed (the listener appends it
         inside the engine's transaction); False if it never is (rolled back)."""
         deadline = time.monotonic() + COMMIT_WAIT_S
+        pause = 0.002
         while not self._stop.is_set():
             if OrderEvent.objects.filter(order_id=facts.order_id, sequence=facts.seq).exists():
                 return True
@@ -177,7 +183,10 @@ class Pump(threading.Thread):
                 log.warning("FIX report of order %s #%s: never committed, skipped",
                             facts.order_id, facts.seq)  # fmt: skip
                 return False
-            self._stop.wait(0.005)
+            # the transaction is usually a few ms from its commit: look again soon, then
+            # less often (each look is a query beside the engine's own)
+            self._stop.wait(pause)
+            pause = min(pause * 2, 0.1)
         return False
 
     def _deliver(self, r, cursor_at: str, entries) -> bool:  # type: ignore[no-untyped-def]
@@ -188,7 +197,10 @@ class Pump(threading.Thread):
             record = {k.decode(): v.decode() for k, v in raw.items()}
             try:
                 facts = OrderFacts.from_record(record)
-                replies = replies_for(facts) if self._committed(facts) else []
+                if self._sent(facts.exec_id):
+                    replies = []  # the handler sent it already
+                else:
+                    replies = replies_for(facts) if self._committed(facts) else []
             except Exception:
                 log.exception("FIX report %s for %s not built", entry_id, self.session)
                 failures = self._failures[entry_id] = self._failures.get(entry_id, 0) + 1
