@@ -8,6 +8,8 @@ interleaved with them after the same idle pause:
   risk, commit, the report listener's stream, the session's pump, the socket);
 * ``fix_ack``: NewOrderSingle sent -> ExecutionReport New received (adds the submit
   task, the venue call and the ack's report);
+* ``fix_session_floor``: TestRequest sent -> Heartbeat received (the session layer and
+  the socket, no application code), the FIX counterpart of ``http_post_floor``;
 * ``fix_rest_accept``: the same order over REST, POST sent -> 201 received;
 * ``fix_rest_ack``: the REST order's POST sent -> its ``OrderAccepted`` event written
   (the OMS's own timestamp: REST has no push to a client; FIX's figure includes the
@@ -112,10 +114,16 @@ def bench_fix(stack: Any, *, n: int, price: Decimal, home: Path) -> dict[str, fl
         if reply.get(35) != b"A":
             raise RuntimeError(f"FIX logon refused: {reply.get(58)!r}")
         api = stack.api()
-        accept, ack, rest_accept = [], [], []
+        accept, ack, rest_accept, floor = [], [], [], []
         rest_started: dict[int, float] = {}
         for i in range(n + WARMUP):
             cl = f"fixb-{i}"
+            time.sleep(PACE)
+            t = time.perf_counter()
+            client.send("1", (112, f"t{i}"))  # TestRequest -> Heartbeat: the session floor
+            while client.receive().get(112) != f"t{i}".encode():
+                pass
+            floor_ms = (time.perf_counter() - t) * 1e3
             # IOC away from the market: acked, then its remainder canceled
             time.sleep(PACE)
             t0 = time.perf_counter()
@@ -140,6 +148,7 @@ def bench_fix(stack: Any, *, n: int, price: Decimal, home: Path) -> dict[str, fl
                 accept.append((t1 - t0) * 1e3)
                 ack.append((t2 - t0) * 1e3)
                 rest_accept.append((t4 - t3) * 1e3)
+                floor.append(floor_ms)
                 rest_started[r.json()["id"]] = wall
         time.sleep(2)  # the last REST orders' acks
         acked = _acked_at(list(rest_started))
@@ -149,7 +158,8 @@ def bench_fix(stack: Any, *, n: int, price: Decimal, home: Path) -> dict[str, fl
         proc.stop()
     out: dict[str, float] = {}
     for name, values in (("fix_accept", accept), ("fix_ack", ack),
-                         ("fix_rest_accept", rest_accept), ("fix_rest_ack", rest_ack)):  # fmt: skip
+                         ("fix_rest_accept", rest_accept), ("fix_rest_ack", rest_ack),
+                         ("fix_session_floor", floor)):  # fmt: skip
         out[f"{name}_p50_ms"] = round(pct(values, 0.5), 3)
         out[f"{name}_p99_ms"] = round(pct(values, 0.99), 3)
     out["fix_n"] = len(accept)
