@@ -1830,6 +1830,11 @@ DEMO_VENUE_ARGS = {
 }  # fmt: skip
 
 
+# The demo's FIX venue (``OMS_DEMO_FIX_VENUE=1``): a third simulator, its name, REST
+# port and FIX port (omsweb/cli.py runs it, omsweb/demo.py adds its venue row).
+DEMO_FIX_VENUE = ("sim-fix", 8103, 8113)
+
+
 def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
