@@ -42,6 +42,9 @@ class AcceptorConfig:
     host: str = "127.0.0.1"
     log_dir: Path | None = None
     reset_on_disconnect: bool = False
+    # TCP_NODELAY: a reply of several messages (or a request followed by another) is not
+    # held back by Nagle's algorithm against the peer's delayed ACK
+    nodelay: bool = False
 
 
 def _settings(config: AcceptorConfig) -> fix.SessionSettings:
@@ -57,6 +60,8 @@ def _settings(config: AcceptorConfig) -> fix.SessionSettings:
     defaults.setBool("UseDataDictionary", True)
     defaults.setString("DataDictionary", str(SPEC_FIX44))
     defaults.setBool("ResetOnDisconnect", config.reset_on_disconnect)
+    if config.nodelay:
+        defaults.setBool("SocketNodelay", True)
     settings = fix.SessionSettings()
     settings.set(defaults)
     for key in config.sessions:
@@ -114,6 +119,12 @@ def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> No
 
 # --- initiators and plain-dict messages (the FIX venue driver and the simulated FIX venue)
 
+# QuickFIX's threads call into Python and wait for the GIL; with Python's default switch
+# interval (5 ms) a hop between one of our threads and one of its threads can wait that
+# long (docs/FIX.md, "FIX venues", has the figures). The FIX venue's session process and
+# the simulator's FIX port set this shorter one (sys.setswitchinterval).
+GIL_SWITCH_S = 0.0002
+
 # header and trailer tags: what ``fields_of`` leaves out of a message's body
 _ENVELOPE = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122, 369})
 
@@ -142,6 +153,7 @@ def _initiator_settings(config: InitiatorConfig) -> fix.SessionSettings:
     defaults.setBool("UseDataDictionary", True)
     defaults.setString("DataDictionary", str(SPEC_FIX44))
     defaults.setInt("ReconnectInterval", config.reconnect_s)
+    defaults.setBool("SocketNodelay", True)  # requests go out in pairs (D then H)
     settings = fix.SessionSettings()
     settings.set(defaults)
     session = fix.Dictionary()

@@ -29,6 +29,7 @@ import json
 import logging
 import secrets
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from typing import Any
 import quickfix as fix
 
 from fixgw.engine import (
+    GIL_SWITCH_S,
     Initiator,
     InitiatorConfig,
     SessionKey,
@@ -246,6 +248,7 @@ class VenueSession(fix.Application):  # type: ignore[misc]
 
 def run(config: SessionConfig, redis: Any) -> None:
     """Run the session until SIGTERM/SIGINT."""
+    sys.setswitchinterval(GIL_SWITCH_S)
     application = VenueSession(config, redis)
     initiator = Initiator(
         application,

@@ -26,6 +26,7 @@ import json
 import os
 import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from typing import Any
 import quickfix as fix
 
 from fixgw.engine import (
+    GIL_SWITCH_S,
     Acceptor,
     AcceptorConfig,
     SessionKey,
@@ -163,13 +165,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", default="OMS", help="client CompIDs, comma-separated")
     parser.add_argument("--bridge-fd", type=int, required=True)
     args = parser.parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_S)
     sessions = tuple(
         SessionKey(args.comp_id, client) for client in args.sessions.split(",") if client
     )
     bridge = Bridge(socket.socket(fileno=args.bridge_fd))
     config = AcceptorConfig(
         port=args.port, host=args.host, store_dir=args.store / "store",
-        log_dir=args.store / "log", sessions=sessions,
+        log_dir=args.store / "log", sessions=sessions, nodelay=True,
     )  # fmt: skip
     acceptor = Acceptor(SimFixApplication(bridge), config)
     stop = threading.Event()
