@@ -167,6 +167,39 @@ def test_api_when_bad_venue_then_400_naming_the_field(api, creds, change, field)
     assert field in r.text
 
 
+FIX_VENUE = {
+    "name": "fixv-1", "driver": "fix", "exchange_id": "binance", "base_url": "",
+    "fix_host": "127.0.0.1", "fix_port": 9881, "sender_comp_id": "OMS",
+    "target_comp_id": "SIMEX", "enabled": True,
+}  # fmt: skip
+
+
+def test_api_fix_venue_then_created_with_its_fields_shown(api):
+    r = api("admin").post("/api/v1/venues/", FIX_VENUE)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert {k: body[k] for k in FIX_VENUE} == FIX_VENUE
+    listed = api("trader").get("/api/v1/venues/").json()["results"]
+    assert next(v for v in listed if v["name"] == "fixv-1")["fix_port"] == 9881
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"fix_host": ""}, "fix_host"),
+        ({"fix_port": None}, "fix_port"),
+        ({"sender_comp_id": "O M S"}, "sender_comp_id"),
+        ({"target_comp_id": ""}, "target_comp_id"),
+    ],
+)
+def test_api_fix_venue_missing_its_fields_then_400_naming_the_field(api, change, field):
+    r = api("admin").post("/api/v1/venues/", {**FIX_VENUE, **change})
+    assert r.status_code == 400, r.text
+    assert (
+        field in r.json()["error"]["fields"] if "fields" in r.json()["error"] else field in r.text
+    )
+
+
 def test_api_when_credentials_missing_then_created_disabled_with_reason(api):
     r = api("admin").post("/api/v1/venues/", GOOD)
     assert r.status_code == 201, r.text
