@@ -75,6 +75,7 @@ NEW_, TRADE, CANCELED_, REPLACED, REJECTED, STATUS = "0", "F", "4", "5", "8", "I
 UNKNOWN_ORDER = "5"  # OrdRejReason (103)
 TOO_LATE, UNKNOWN = "0", "1"  # CxlRejReason (102)
 HANDLED = ("D", "F", "G", "H", "AF")
+_REJECT_IDS = itertools.count(1)  # ExecIDs of reports about no order
 
 
 def fix_time(ms: int) -> str:
@@ -508,7 +509,7 @@ def _rejected(fields: dict[str, str], text: str, reason: str = "0") -> Message:
         "fields": {
             "37": "NONE",
             "11": fields.get("11", ""),
-            "17": f"rej-{fields.get('11', '')}-{datetime.now(UTC).timestamp():.6f}",
+            "17": f"rej-{fields.get('11', '')}-{next(_REJECT_IDS)}",
             "150": REJECTED,
             "39": REJECTED,
             "103": reason,
