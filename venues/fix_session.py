@@ -75,6 +75,7 @@ class Pending:
     op: str
     keys: list[tuple[str, str]]
     messages: list[dict[str, Any]] = field(default_factory=list)
+    deadline: float = 0.0  # time.time(): past it (and a grace) nobody waits any more
 
 
 class VenueSession(fix.Application):  # type: ignore[misc]
@@ -186,7 +187,8 @@ class VenueSession(fix.Application):  # type: ignore[misc]
         """One request from the adapter (the request thread)."""
         request_id, op = str(request["id"]), str(request.get("op"))
         fields = dict((request.get("args") or {}).get("fields") or {})
-        if time.time() > float(request.get("deadline") or 0):
+        deadline = float(request.get("deadline") or 0)
+        if time.time() > deadline:
             log.warning("%s: %s request %s expired before it was sent", self.config.venue, op,
                         request_id)  # fmt: skip
             return
@@ -197,21 +199,22 @@ class VenueSession(fix.Application):  # type: ignore[misc]
         now = fix_time()
         if op in ("submit", "amend"):
             req = secrets.token_hex(6)
-            pending = Pending(request_id, op, [("cl", fields["11"]), ("status", req)])
+            keys = [("cl", fields["11"]), ("status", req)]
+            pending = Pending(request_id, op, keys, deadline=deadline)
             fields.setdefault("60", now)
             status = {"11": fields["11"], "55": fields["55"], "54": fields["54"], "790": req}
             outgoing = [("D" if op == "submit" else "G", fields), ("H", status)]
         elif op == "cancel":
-            pending = Pending(request_id, op, [("cl", fields["11"])])
+            pending = Pending(request_id, op, [("cl", fields["11"])], deadline=deadline)
             fields.setdefault("60", now)
             outgoing = [("F", fields)]
         elif op == "status":
             req = secrets.token_hex(6)
-            pending = Pending(request_id, op, [("status", req)])
+            pending = Pending(request_id, op, [("status", req)], deadline=deadline)
             outgoing = [("H", {**fields, "790": req})]
         elif op == "mass":
             req = secrets.token_hex(6)
-            pending = Pending(request_id, op, [("mass", req)])
+            pending = Pending(request_id, op, [("mass", req)], deadline=deadline)
             outgoing = [("AF", {**fields, "584": req})]
         else:
             self._answer(Pending(request_id, op, []), {"ok": False, "error": f"unknown op {op}"})
@@ -224,6 +227,16 @@ class VenueSession(fix.Application):  # type: ignore[misc]
                 self._answer(pending, {"ok": False, "error": "not_logged_on", "text": "no session"})
                 return
 
+    def forget_unanswered(self, grace_s: float = 60.0) -> int:
+        """Drop requests the venue never answered (their adapter gave up long ago), so
+        a later report for the same ClOrdID is not taken for their answer."""
+        cutoff = time.time() - grace_s
+        with self._lock:
+            stale = [k for k, p in self._pending.items() if p.deadline < cutoff]
+            for key in stale:
+                del self._pending[key]
+        return len(stale)
+
     def serve_requests(self, stop: threading.Event) -> None:
         """Take the adapter's requests until ``stop``; refresh the session key."""
         next_beat = 0.0
@@ -231,6 +244,7 @@ class VenueSession(fix.Application):  # type: ignore[misc]
             now = time.monotonic()
             if now >= next_beat and self.logged_on.is_set():
                 self._publish_session()
+                self.forget_unanswered()
                 next_beat = now + 1.0
             try:
                 item = self.redis.brpop([self.keys.requests], timeout=1)

@@ -159,3 +159,17 @@ def test_session_process_down_then_unavailable_and_nothing_sent(venue):
     finally:
         procs["session"] = Proc(session.argv, session.env, session.log)  # again
         wait_for(lambda: adapter.redis.exists(adapter.keys.session), timeout=30)
+
+
+def test_request_never_answered_then_forgotten_after_its_grace():
+    from venues.fix_session import Pending, SessionConfig, VenueSession
+
+    config = SessionConfig("unit", "127.0.0.1", 1, "OMS", "SIMEX", store_dir=None)  # type: ignore[arg-type]
+    session = VenueSession(config, redis=None)
+    old = Pending("r1", "submit", [("cl", "c1"), ("status", "s1")], deadline=1.0)
+    fresh = Pending("r2", "status", [("status", "s2")], deadline=4e9)
+    session._pending = {key: p for p in (old, fresh) for key in p.keys}
+    assert session.forget_unanswered() == 2
+    assert set(session._pending) == {("status", "s2")}
+    # a later report for the forgotten ClOrdID is nobody's answer
+    assert session._match("8", {"11": "c1", "150": "0"}) == (None, False)
