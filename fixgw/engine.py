@@ -39,12 +39,12 @@ class AcceptorConfig:
     port: int
     store_dir: Path
     sessions: tuple[SessionKey, ...]
-    host: str = "127.0.0.1"
-    log_dir: Path | None = None
-    reset_on_disconnect: bool = False
     # TCP_NODELAY: a reply of several messages (or a request followed by another) is not
     # held back by Nagle's algorithm against the peer's delayed ACK
     nodelay: bool = False
+    host: str = "127.0.0.1"
+    log_dir: Path | None = None
+    reset_on_disconnect: bool = False
 
 
 def _settings(config: AcceptorConfig) -> fix.SessionSettings:
@@ -125,7 +125,7 @@ def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> No
 # the simulator's FIX port set this shorter one (sys.setswitchinterval).
 GIL_SWITCH_S = 0.0002
 
-# header and trailer tags: what ``fields_of`` leaves out of a message's body
+# header and trailer tags: what ``body_of`` leaves out of a message's body
 _ENVELOPE = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122, 369})
 
 
@@ -195,18 +195,15 @@ def to_message(msg_type: str, fields: dict[str, str]) -> fix.Message:
     return message
 
 
-def fields_of(message: fix.Message) -> dict[str, str]:
-    """The body of ``message`` as {tag: value} (no repeating groups needed here)."""
+def body_of(message: fix.Message) -> dict[str, str]:
+    """The body of ``message`` as {tag: value}, tags as strings (the shape
+    ``to_message`` takes; no repeating groups)."""
     out: dict[str, str] = {}
     for part in message.toString().split("\x01"):
         tag, sep, value = part.partition("=")
         if sep and tag.isdigit() and int(tag) not in _ENVELOPE:
             out[tag] = value
     return out
-
-
-def msg_type(message: fix.Message) -> str:
-    return str(message.getHeader().getField(fix.MsgType().getField()))
 
 
 def header_field(message: fix.Message, tag: int) -> str | None:

@@ -43,8 +43,8 @@ from fixgw.engine import (
     Initiator,
     InitiatorConfig,
     SessionKey,
-    fields_of,
-    msg_type,
+    body_of,
+    header_field,
     to_message,
 )
 from venues.fix_adapter import FILLS_TTL_S, SESSION_TTL_S, Keys, fix_time, trade_record
@@ -105,15 +105,15 @@ class VenueSession(fix.Application):  # type: ignore[misc]
         self.redis.delete(self.keys.session)
 
     def toAdmin(self, message: fix.Message, session_id: fix.SessionID) -> None:
-        if msg_type(message) == fix.MsgType_Logon:
+        if header_field(message, 35) == fix.MsgType_Logon:
             if self.config.username:
                 message.setField(fix.StringField(USERNAME, self.config.username))
             if self.config.password:
                 message.setField(fix.StringField(PASSWORD, self.config.password))
 
     def fromAdmin(self, message: fix.Message, session_id: fix.SessionID) -> None:
-        if msg_type(message) == fix.MsgType_Logout:
-            text = fields_of(message).get("58")
+        if header_field(message, 35) == fix.MsgType_Logout:
+            text = body_of(message).get("58")
             if text:
                 log.warning("%s: venue logs us out: %s", self.config.venue, text)
 
@@ -121,7 +121,7 @@ class VenueSession(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: fix.Message, session_id: fix.SessionID) -> None:
-        self.on_message(msg_type(message), fields_of(message))
+        self.on_message(header_field(message, 35) or "", body_of(message))
 
     # ------------------------------------------------------------------ answers
 

@@ -38,9 +38,8 @@ from fixgw.engine import (
     Acceptor,
     AcceptorConfig,
     SessionKey,
-    fields_of,
+    body_of,
     header_field,
-    msg_type,
     serve,
     to_message,
 )
@@ -117,9 +116,9 @@ class SimFixApplication(fix.Application):  # type: ignore[misc]
         pass
 
     def fromAdmin(self, message: fix.Message, session_id: fix.SessionID) -> None:
-        if msg_type(message) != fix.MsgType_Logon:
+        if header_field(message, 35) != fix.MsgType_Logon:
             return
-        fields = fields_of(message)
+        fields = body_of(message)
         answer = self.bridge.call(
             {
                 "op": "logon",
@@ -137,14 +136,14 @@ class SimFixApplication(fix.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: fix.Message, session_id: fix.SessionID) -> None:
-        kind = msg_type(message)
+        kind = header_field(message, 35) or ""
         if kind not in HANDLED:
             raise fix.UnsupportedMessageType()
         self.bridge.post(
             {
                 "op": "message",
                 "session": session_id.getTargetCompID().getValue(),
-                "message": {"type": kind, "fields": fields_of(message)},
+                "message": {"type": kind, "fields": body_of(message)},
                 "poss_dup": header_field(message, 43) == "Y",
             }
         )
