@@ -238,3 +238,53 @@ def test_reconciliation_clean_then_nothing_forged_mismatch_then_found(fs):
     mismatch = by_kind[("STATUS_MISMATCH", order["id"])]
     assert mismatch["severity"] == "CRITICAL"
     assert f"is CANCELED in the OMS but NEW at {VENUE}" in mismatch["message"]
+
+
+ADD_FIX_SESSION = """
+from django.contrib.auth.models import User
+from fixgw.models import FixSession
+FixSession.objects.get_or_create(sender_comp_id="E2E", target_comp_id="OMS",
+                                 defaults={"user": User.objects.get(username="fixv-trader")})
+"""
+
+
+def test_end_to_end_client_gateway_engine_fix_venue_fills_reported_back(fs, tmp_path):
+    """client -> oms fixgw -> engine -> sim-fix over FIX -> fills -> execution reports
+    back to the client. Needs the gateway's order entry (branch fixgw, issue 17 items
+    1-2): skipped until it is merged."""
+    pytest.importorskip("fixgw.mapping", reason="the FIX gateway's order entry is not merged")
+    from tests.fixgw.client import FixClient
+
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", ADD_FIX_SESSION],
+                   env=fs.stack.env, cwd=ROOT, check=True)  # fmt: skip
+    port, log = free_port(), tmp_path / "fixgw.log"
+    gateway = Proc([sys.executable, "-m", "omsweb.cli", "fixgw", "--port", str(port)],
+                   {**fs.stack.env, "OMS_HOME": str(tmp_path)}, log)  # fmt: skip
+    try:
+        wait_for(lambda: "ready" in log.read_text() or not gateway.alive(), timeout=60)
+        client = FixClient(port, "E2E", "OMS", timeout=60)
+        client.logon("fixv-trader", fs.stack.token)
+        assert client.receive().get(35) == b"A"
+        _bid, ask = fs.book()
+        cl = f"e2e-{RUN_ID}"
+        client.send("D", (11, cl), (1, "DEMO"), (55, "BTC/USDT"), (54, "1"),
+                    (60, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime())), (38, "0.001"),
+                    (40, "2"), (44, str(ask + D("50"))), (59, "3"), (100, VENUE))  # fmt: skip
+        reports = []
+        while not reports or reports[-1].get(39) != b"2":
+            msg = client.receive()
+            assert msg is not None, log.read_text()[-2000:]
+            if msg.get(35) == b"8" and msg.get(11) == cl.encode():
+                reports.append(msg)
+                assert msg.get(39) != b"8", msg.get(58)
+        kinds = [r.get(150) for r in reports]
+        assert kinds[0] == b"A" and b"0" in kinds and kinds[-1] == b"F", kinds
+        assert sum(D(r.get(32).decode()) for r in reports if r.get(150) == b"F") == D("0.001")
+        client.close()
+        rows = fs.api.get("/api/v1/orders/", params={"client_order_id": cl}).json()["results"]
+        assert [(o["venue"], o["status"]) for o in rows] == [(VENUE, "FILLED")]
+        assert {f["venue_trade_id"] for f in fs.status(rows[0]["id"])["fills"]} <= (
+            fs.venue_trade_ids()
+        )
+    finally:
+        gateway.stop()
