@@ -1,22 +1,23 @@
 """Transaction-cost analysis of every top-level order (a parent, or an order sent straight
 to a venue), kept up to date by a listener of the execution engine's events
-(``settings.OMS_EVENT_LISTENERS``) and by the markout sweep.
+(``settings.OMS_EVENT_LISTENERS``) and by a sweep every second (``routing/tasks.py``).
 
-* **Arrival**: when the engine has accepted a new top-level order (its first event, past
-  the risk stage), the consolidated mid in Redis (``marketdata.store``) is its arrival
-  mid. Written after the order's transaction commits, so the order path pays no savepoint.
+* **Arrival**: the consolidated mid in force when the engine accepted the order, read
+  from Redis (``marketdata.store`` keeps each published mid for ``MARK_HISTORY_S``), by
+  the sweep (``sweep_arrivals``) or by the order's first fill, whichever comes first. The
+  order path pays nothing for it (its six round trips are pinned by a test).
 * **Fills**: each fill (of the order, or of a child: children roll up into their parent)
   is recorded in the fill's transaction, in a savepoint of its own, with the mid in force
   when it happened; its markouts are queued as due samples in a Redis sorted set
   (``oms:tca:due``, scored by due time: +1 s, +5 s, +60 s), and the order's figures are
   recomputed from its fills (``routing/tca_math.py``).
-* **Markouts**: ``sweep_markouts`` (a Celery beat task every second, ``routing/tasks.py``)
-  takes the due samples, at most ``SWEEP_BATCH`` a run, reads the mid in force at each
+* **Markouts**: ``sweep_markouts`` takes the due samples, at most ``SWEEP_BATCH`` a run, reads the mid in force at each
   sample's moment from the mark history (exact however late the sweep runs, within
   ``MARK_HISTORY_S``), stores it, and recomputes the figures and venue scores it touched.
   No thread and no timer per fill.
 
-A failure here is logged and never loses or holds up the order or the fill.
+A failure here is logged and never loses or holds up the order or the fill. Denied
+orders have no TCA row.
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ import functools
 import logging
 import time
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from marketdata.store import marks_at, read_mark
+from marketdata.store import MARK_HISTORY_S, marks_at
+from orders.domain import lifecycle as lc
 from orders.events import FillBooked, OrderChanged
 from routing import scores
 from routing import tca_math as tm
@@ -41,6 +43,8 @@ from routing.models import FillTca, OrderTca
 log = logging.getLogger(__name__)
 
 DUE_KEY = "oms:tca:due"
+ARRIVALS_WATERMARK_KEY = "oms:tca:arrivals"
+ARRIVALS_OVERLAP_S = 10.0  # an order committed this long after its creation is still seen
 SWEEP_BATCH = 1000
 HORIZON_FIELD = {1: "mid_1s", 5: "mid_5s", 60: "mid_60s"}
 ORDER_MARKOUT_FIELD = {1: "markout_1s_bp", 5: "markout_5s_bp", 60: "markout_60s_bp"}
@@ -63,17 +67,16 @@ def _redis() -> Any:
 
 
 def on_event(event: Any) -> None:
-    """A listener of ``omsweb.events``: arrivals, fills, and routed children done."""
+    """A listener of ``omsweb.events``: fills, and routed children done."""
     if isinstance(event, FillBooked):
         after_fill(order=event.order, fill=event.fill)
     elif isinstance(event, OrderChanged):
         order = event.order
-        if order.parent_id is None:
-            # sequence 1 is the order as the engine accepted it (a denial adds an event)
-            if order.event_sequence == 1:
-                transaction.on_commit(functools.partial(_arrival_after_commit, _arrival(order)))
-        elif order.status in scores.TERMINAL:
+        if order.parent_id is not None and order.status in scores.TERMINAL:
             transaction.on_commit(functools.partial(scores.record_child_after_commit, order.pk))
+
+
+# --- arrivals -----------------------------------------------------------------------------
 
 
 def _arrival(order: Any) -> OrderTca:
@@ -83,22 +86,50 @@ def _arrival(order: Any) -> OrderTca:
         symbol=order.instrument.symbol,
         side=order.side,
         venue=order.venue.name if order.venue_id else "",
-        arrival_at=order.created_at or timezone.now(),
+        arrival_at=order.created_at,
     )
 
 
-def _arrival_after_commit(row: OrderTca) -> None:
-    try:
-        record_arrival(row)
-    except Exception:
-        log.exception("tca: arrival of order %s not recorded", row.order_id)
+def record_arrivals(redis: Any, orders: list[Any]) -> int:
+    """Store the TCA rows of top-level orders, each with the consolidated mid in force
+    when the order was created (the mark history). Idempotent: rows already there are
+    kept. Returns how many were asked for."""
+    rows = [_arrival(order) for order in orders]
+    by_symbol: dict[str, list[OrderTca]] = defaultdict(list)
+    for row in rows:
+        by_symbol[row.symbol].append(row)
+    for symbol, mine in by_symbol.items():
+        mids = marks_at(redis, symbol, [r.arrival_at.timestamp() for r in mine])
+        for row, mid in zip(mine, mids, strict=True):
+            row.arrival_mid = mid
+    OrderTca.objects.bulk_create(rows, ignore_conflicts=True)
+    return len(rows)
 
 
-def record_arrival(row: OrderTca, *, mid: Decimal | None = None) -> None:
-    """Store a top-level order's TCA row with the consolidated mid now (Redis) as its
-    arrival mid. Idempotent: a row already there (a fill got there first) is kept."""
-    row.arrival_mid = mid if mid is not None else read_mark(_redis(), row.symbol)
-    OrderTca.objects.bulk_create([row], ignore_conflicts=True)
+def sweep_arrivals(*, now: float | None = None, limit: int = SWEEP_BATCH) -> int:
+    """Give every top-level order accepted lately (not DENIED) its TCA row. Scans from
+    shortly before the previous run started (a watermark in Redis), at most as far back
+    as the mark history reaches; an order that fills first gets its row from its fill."""
+    from orders.models import Order
+
+    now = time.time() if now is None else now
+    redis = _redis()
+    mark = redis.get(ARRIVALS_WATERMARK_KEY)
+    start = now - MARK_HISTORY_S + 5
+    if mark is not None:
+        start = max(start, float(mark) - ARRIVALS_OVERLAP_S)
+    since = datetime.fromtimestamp(start, tz=UTC)
+    orders = list(
+        Order.objects.filter(created_at__gte=since, parent__isnull=True, tca__isnull=True)
+        .exclude(status=lc.OrderStatus.DENIED.value)
+        .select_related("instrument", "venue")
+        .order_by("created_at")[:limit]
+    )
+    done = record_arrivals(redis, orders)
+    # a full batch: the next run goes on from the last one stored
+    watermark = orders[-1].created_at.timestamp() if len(orders) == limit else now
+    redis.set(ARRIVALS_WATERMARK_KEY, repr(watermark), ex=MARK_HISTORY_S)
+    return done
 
 
 # --- fills --------------------------------------------------------------------------------
@@ -116,9 +147,8 @@ def after_fill(*, order: Any, fill: Any) -> None:
 
 def _top_level(order: Any) -> OrderTca:
     """The locked TCA row of the order whose figures ``order``'s fills count in: its
-    parent's for a child. Made now if the arrival was not recorded (an order from before
-    TCA, or a lost after-commit step): the arrival mid is then the mid in force when the
-    order was created, from the mark history."""
+    parent's for a child. Made now if the arrival sweep has not made it yet (a fill
+    within a second of the order), the same way."""
     top_id = order.parent_id or order.pk
     row = OrderTca.objects.select_for_update().filter(order_id=top_id).first()
     if row is not None:
@@ -130,9 +160,7 @@ def _top_level(order: Any) -> OrderTca:
         if order.parent_id is None
         else Order.objects.select_related("instrument", "venue").get(pk=top_id)
     )
-    made = _arrival(top)
-    made.arrival_mid = marks_at(_redis(), made.symbol, [made.arrival_at.timestamp()])[0]
-    record_arrival(made, mid=made.arrival_mid)
+    record_arrivals(_redis(), [top])
     return OrderTca.objects.select_for_update().get(order_id=top_id)
 
 

@@ -26,7 +26,8 @@ def traded(api, monkeypatch):
     from omsweb.redis_client import client
 
     redis = client()
-    redis.delete(tca.DUE_KEY, mark_history_key(SYMBOL))
+    keys = (tca.DUE_KEY, tca.ARRIVALS_WATERMARK_KEY, mark_history_key(SYMBOL))
+    redis.delete(*keys)
     harness = installed(monkeypatch)
     h = next(harness)
     record_mark(redis, SYMBOL, D("60000"), time.time() - 1)
@@ -44,7 +45,7 @@ def traded(api, monkeypatch):
     h.run_queued()
     yield {"direct": direct.pk, "parent": parent.pk, "hedge": hedge.pk}
     next(harness, None)  # its clean-up
-    redis.delete(tca.DUE_KEY, mark_history_key(SYMBOL))
+    redis.delete(*keys)
 
 
 def test_tca_as_trader_then_own_accounts_per_order_and_aggregates(api, traded):

@@ -1,7 +1,7 @@
-"""TCA and venue scores kept by the engine's listener (routing/tca.py, routing/scores.py)
-through the in-process engine harness: real engine, writer, database and Redis, a
-scripted venue. Arrival, fills, markouts swept later, children rolled up into their
-parent, and children's outcomes becoming their venue's score."""
+"""TCA and venue scores kept by the engine's listener and the sweep (routing/tca.py,
+routing/scores.py) through the in-process engine harness: real engine, writer, database
+and Redis, a scripted venue. Arrivals, fills, markouts swept later, children rolled up
+into their parent, and children's outcomes becoming their venue's score."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ import time
 from decimal import Decimal as D
 
 import pytest
-from django.db import transaction
 
 from marketdata.store import mark_history_key, record_mark
-from omsweb import events as bus
-from orders.events import OrderChanged
 from orders.models import Account, Instrument, Order
 from routing import scores, tca
 from routing.models import FillTca, OrderTca, RoutedChild, VenueScore
@@ -29,9 +26,10 @@ def harness(transactional_db, monkeypatch):
     from omsweb.redis_client import client
 
     redis = client()
-    redis.delete(tca.DUE_KEY, mark_history_key(SYMBOL))
+    keys = (tca.DUE_KEY, tca.ARRIVALS_WATERMARK_KEY, mark_history_key(SYMBOL))
+    redis.delete(*keys)
     yield from installed(monkeypatch)
-    redis.delete(tca.DUE_KEY, mark_history_key(SYMBOL))
+    redis.delete(*keys)
 
 
 @pytest.fixture
@@ -88,7 +86,7 @@ def test_markout_when_no_market_data_then_unknown_not_invented(harness, redis):
     order = harness.submit(price=D("60010"))
     harness.run_queued()
     row = OrderTca.objects.get(order_id=order.pk)
-    assert row.arrival_mid == D("60000")  # the harness's mark key, no history
+    assert row.arrival_mid is None and row.slippage_bp is None  # no mark history at all
     at = FillTca.objects.get(tca_order=row).executed_at.timestamp()
     assert tca.sweep_markouts(now=at + 61) == 3
     row.refresh_from_db()
@@ -96,18 +94,33 @@ def test_markout_when_no_market_data_then_unknown_not_invented(harness, redis):
     assert row.effective_spread_bp is None  # no mid known at the fill either
 
 
+def test_unfilled_order_when_swept_then_arrival_row_once(harness, redis):
+    # Arrange: the mid moves after the order is accepted
+    mark(redis, "60000", time.time() - 1)
+    order = harness.submit(price=D("59000"))  # rests: no fill
+    mark(redis, "60100", time.time() + 0.01)
+    # Act
+    assert tca.sweep_arrivals() == 1
+    # Assert: the mid in force at acceptance, not at the sweep; a second run adds nothing
+    row = OrderTca.objects.get(order_id=order.pk)
+    assert row.arrival_mid == D("60000") and row.filled_quantity == 0
+    assert row.average_price is None and row.slippage_bp is None
+    assert tca.sweep_arrivals() == 0 and OrderTca.objects.count() == 1
+
+
 def test_denied_order_then_no_tca_row(harness, redis):
     from orders.domain.errors import OrderRiskDenied
 
     with pytest.raises(OrderRiskDenied):
         harness.submit(quantity=D("100000"))
+    assert Order.objects.filter(status="DENIED").count() == 1
+    tca.sweep_arrivals()
     assert not OrderTca.objects.exists()
 
 
 def _parent(quantity: str = "0.01") -> Order:
-    """A parent order (no venue) as the router's engine makes it, announced to the
-    listeners as the engine does when it accepts one."""
-    parent = Order.objects.create(
+    """A parent order (no venue) as the router's engine makes it."""
+    return Order.objects.create(
         client_order_id=f"parent-{time.monotonic_ns()}",
         account=Account.objects.get(code="DEMO"),
         instrument=Instrument.objects.get(symbol=SYMBOL),
@@ -121,15 +134,13 @@ def _parent(quantity: str = "0.01") -> Order:
         request_fingerprint="test",
         event_sequence=1,
     )
-    with transaction.atomic():
-        bus.emit(OrderChanged(order=parent))
-    return parent
 
 
 def test_children_roll_up_into_parent_and_their_outcomes_score_the_venue(harness, redis):
     # Arrange
     mark(redis, "60000", time.time() - 1)
     parent = _parent()
+    tca.sweep_arrivals()
     head = OrderTca.objects.get(order_id=parent.pk)
     assert head.venue == "" and head.arrival_mid == D("60000")
     child = dict(parent_id=parent.pk, time_in_force="IOC", price=D("60010"))
