@@ -139,10 +139,16 @@ def tca_report(f: TcaFilter) -> dict[str, Any]:
         for i in ids
         if i in heads
     ]
-    venues = sorted({p.venue for b in books for p in b.fills if f.venue in (None, p.venue)})
-    days: dict[str, list[tm.OrderFills]] = defaultdict(list)
-    for b in books:
-        days[heads[b.order_id].arrival_at.date().isoformat()].append(b)
+
+    def buckets(order: tm.OrderFills, fill: tm.FillPoint) -> list[tuple[str, str]]:
+        if f.venue is not None and fill.venue != f.venue:
+            return []
+        day = heads[order.order_id].arrival_at.date().isoformat()
+        return [("venue", fill.venue), ("day", day)]
+
+    found = tm.aggregate_by(books, buckets)
+    venues = sorted(name for kind, name in found if kind == "venue")
+    days = sorted(name for kind, name in found if kind == "day")
     listed = list(
         OrderTca.objects.filter(order_id__in=ids[:MAX_ORDERS_LISTED])
         .select_related("order", "account")
@@ -152,10 +158,7 @@ def tca_report(f: TcaFilter) -> dict[str, Any]:
         "since": f.since,
         "orders_total": total,
         "orders": [_figures(t, sorted({p.venue for p in fills[t.order_id]})) for t in listed],
-        "by_venue": [{"venue": v, **_aggregate_json(tm.aggregate(books, venue=v))} for v in venues],
-        "by_day": [
-            {"day": day, **_aggregate_json(tm.aggregate(days[day], venue=f.venue))}
-            for day in sorted(days)
-        ],
+        "by_venue": [{"venue": v, **_aggregate_json(found[("venue", v)])} for v in venues],
+        "by_day": [{"day": d, **_aggregate_json(found[("day", d)])} for d in days],
         "slippage_histogram": slippage_histogram(books, venue=f.venue),
     }

@@ -22,7 +22,7 @@ The venue score (``venue_quality``) is documented with its formula in docs/TCA.m
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -182,42 +182,81 @@ def _weight(order: OrderFills, fill: FillPoint) -> Decimal:
     return fill.quantity * reference
 
 
-def aggregate(orders: Iterable[OrderFills], *, venue: str | None = None) -> Aggregate:
-    """Aggregate figures over the fills of ``orders`` (only those at ``venue`` if given):
-    each fill counts once, weighted by its arrival notional, so a parent and its children
-    are never counted twice."""
-    ids: set[int] = set()
-    count = 0
-    notional = fees = ZERO
-    slip: list[tuple[Decimal, Decimal | None]] = []
-    spread: list[tuple[Decimal, Decimal | None]] = []
-    marks: dict[int, list[tuple[Decimal, Decimal | None]]] = {h: [] for h in HORIZONS_S}
+class _Sums:
+    """Running sums of one aggregate: each bp figure as sum(weight x bp) / sum(weight),
+    kept as numerator and weight so that a fill costs no division but its own."""
+
+    __slots__ = ("fees", "fills", "ids", "marks", "notional", "slip", "spread")
+
+    def __init__(self) -> None:
+        self.ids: set[int] = set()
+        self.fills = 0
+        self.notional = ZERO
+        self.fees = ZERO
+        self.slip = [ZERO, ZERO]
+        self.spread = [ZERO, ZERO]
+        self.marks = {h: [ZERO, ZERO] for h in HORIZONS_S}
+
+    def add(self, order: OrderFills, f: FillPoint, w: Decimal) -> None:
+        self.ids.add(order.order_id)
+        self.fills += 1
+        self.notional += f.quantity * f.price
+        self.fees += f.fee_quote
+        sign = side_sign(order.side)
+        if order.arrival_mid:  # w x slippage = q x a x s (p - a) / a x BP = q x s (p - a) x BP
+            self.slip[0] += w * sign * (f.price - order.arrival_mid) / order.arrival_mid
+            self.slip[1] += w
+        if f.mid_at_fill:
+            self.spread[0] += w * 2 * sign * (f.price - f.mid_at_fill) / f.mid_at_fill
+            self.spread[1] += w
+        for h in HORIZONS_S:
+            m = f.mid_after.get(h)
+            if m:
+                self.marks[h][0] += w * sign * (m - f.price) / f.price
+                self.marks[h][1] += w
+
+    def result(self) -> Aggregate:
+        def mean(pair: list[Decimal]) -> Decimal | None:
+            return _round(pair[0] / pair[1] * BP) if pair[1] else None
+
+        return Aggregate(
+            orders=len(self.ids),
+            fills=self.fills,
+            filled_notional=self.notional,
+            slippage_bp=mean(self.slip),
+            effective_spread_bp=mean(self.spread),
+            fees=self.fees,
+            fees_bp=_round(self.fees / self.notional * BP) if self.notional else None,
+            markouts_bp={h: mean(self.marks[h]) for h in HORIZONS_S},
+        )
+
+
+def aggregate_by(
+    orders: Iterable[OrderFills],
+    keys: Callable[[OrderFills, FillPoint], Iterable[Hashable]],
+) -> dict[Hashable, Aggregate]:
+    """Aggregates of many buckets in one pass: ``keys(order, fill)`` names the buckets a
+    fill counts in (none: skipped). Each fill counts once per bucket, weighted by its
+    arrival notional, so a parent and its children are never counted twice."""
+    sums: dict[Hashable, _Sums] = {}
     for order in orders:
         for f in order.fills:
-            if venue is not None and f.venue != venue:
+            names = list(keys(order, f))
+            if not names:
                 continue
-            ids.add(order.order_id)
-            count += 1
             w = _weight(order, f)
-            notional += f.quantity * f.price
-            fees += f.fee_quote
-            if order.arrival_mid:
-                slip.append((w, slippage_bp(order.side, f.price, order.arrival_mid)))
-            if f.mid_at_fill:
-                spread.append((w, effective_spread_bp(order.side, f.price, f.mid_at_fill)))
-            for h in HORIZONS_S:
-                m = f.mid_after.get(h)
-                marks[h].append((w, markout_bp(order.side, f.price, m) if m else None))
-    return Aggregate(
-        orders=len(ids),
-        fills=count,
-        filled_notional=notional,
-        slippage_bp=_round(_weighted(slip)),
-        effective_spread_bp=_round(_weighted(spread)),
-        fees=fees,
-        fees_bp=_round(fees / notional * BP) if notional else None,
-        markouts_bp={h: _round(_weighted(marks[h])) for h in HORIZONS_S},
-    )
+            for name in names:
+                bucket = sums.get(name)
+                if bucket is None:
+                    bucket = sums[name] = _Sums()
+                bucket.add(order, f, w)
+    return {name: bucket.result() for name, bucket in sums.items()}
+
+
+def aggregate(orders: Iterable[OrderFills], *, venue: str | None = None) -> Aggregate:
+    """The aggregate over the fills of ``orders`` (only those at ``venue`` if given)."""
+    found = aggregate_by(orders, lambda o, f: [0] if venue in (None, f.venue) else [])
+    return found.get(0) or _Sums().result()
 
 
 # --- venue quality -----------------------------------------------------------------------

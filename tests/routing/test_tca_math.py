@@ -163,3 +163,12 @@ def test_venue_quality_when_venue_rejects_everything_then_score_falls_with_evide
     many = tm.venue_quality([tm.ChildOutcome(D("1"), D("0"), True, None, None)] * 45, [])
     assert D("0") < many.score < few.score < D("1")
     assert many.score == D("0.1000")  # the reject quality alone (0), shrunk 45/50
+
+
+def test_aggregate_by_when_fill_in_two_buckets_then_same_as_one_aggregate_each():
+    book = _book()
+    found = tm.aggregate_by(book, lambda o, f: [("venue", f.venue), ("all", "")])
+    assert found[("venue", "sim-a")] == tm.aggregate(book, venue="sim-a")
+    assert found[("venue", "sim-b")] == tm.aggregate(book, venue="sim-b")
+    assert found[("all", "")] == tm.aggregate(book)
+    assert tm.aggregate(book, venue="sim-z").fills == 0  # no fill there: an empty aggregate
