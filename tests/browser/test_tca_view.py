@@ -1,6 +1,7 @@
 """The blotter's TCA view in a real browser against the real stack: an order filled at
-the simulated venue shows up with its figures, and both charts (Chart.js, vendored)
-draw with no request leaving 127.0.0.1."""
+the simulated venue gets its arrival mid and, from the beat sweep, its +1 s markout;
+the view shows its figures and both charts (Chart.js, vendored) draw with no request
+leaving 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ def test_tca_view_then_order_figures_and_charts_drawn_offline(browser, stack, we
 
     wait_for(lambda: figures() is not None, timeout=30)
     assert figures()["arrival_mid"] is not None
+    # the +1 s markout: sampled by the recon worker's beat sweep from the mark history
+    wait_for(lambda: figures()["markout_1s_bp"] is not None, timeout=30)
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     context.set_default_timeout(20_000)
     outside: list[str] = []
@@ -76,6 +79,10 @@ def test_tca_view_then_order_figures_and_charts_drawn_offline(browser, stack, we
             })"""
         )
         assert all(n > 0 for n in drawn), drawn
+        assert page.evaluate(
+            "() => Chart.getChart('chart-markouts').data.datasets.some("
+            "d => d.label === 'sim-a' && d.data[0] !== null)"
+        )
         assert page.evaluate(
             "() => Chart.getChart('chart-slippage').data.datasets.some("
             "d => d.label === 'sim-a' && d.data.some(v => v > 0))"
