@@ -71,7 +71,10 @@ def fee_in_quote(
 
 
 def _round(value: Decimal | None, places: Decimal = FIGURE_PLACES) -> Decimal | None:
-    return None if value is None else value.quantize(places)
+    if value is None:
+        return None
+    rounded = value.quantize(places)
+    return abs(rounded) if rounded.is_zero() else rounded  # never "-0"
 
 
 def _weighted(pairs: Iterable[tuple[Decimal, Decimal | None]]) -> Decimal | None:

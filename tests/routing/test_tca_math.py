@@ -69,6 +69,11 @@ def test_order_figures_when_two_fills_then_known_numbers():
     assert fig.markouts_bp == {1: D("5.00"), 5: D("0.00"), 60: None}
 
 
+def test_figures_when_rounding_to_zero_then_never_negative_zero():
+    fig = tm.order_figures("buy", D("60000"), [fp("sim-a", "1", "59999.99995")])
+    assert str(fig.slippage_bp) == "0.00"
+
+
 def test_order_figures_when_no_fill_or_no_arrival_then_unknowns_are_none():
     fig = tm.order_figures("sell", D("100"), [])
     assert fig.average_price is None and fig.slippage_bp is None and fig.fees_bp is None

@@ -31,7 +31,8 @@
 
   function costCell(row, value) {  // cost figures: positive (a cost) red, negative green
     const td = cell(row, value, "num");
-    if (value !== null && value !== undefined) td.classList.add(Number(value) > 0 ? "pos" : "neg");
+    const n = value === null || value === undefined ? 0 : Number(value);
+    if (n !== 0) td.classList.add(n > 0 ? "pos" : "neg");
     return td;
   }
 
