@@ -185,3 +185,29 @@ def test_child_score_when_markouts_adverse_then_score_drops(harness, redis):
     after = VenueScore.objects.get(venue="sim-a", symbol=SYMBOL)
     assert after.markout_1s_bp == D("-17.50") and after.markout_5s_bp == D("-17.50")
     assert after.score < before
+
+
+def test_sweep_when_storing_fails_then_samples_put_back_for_the_next_run(redis, monkeypatch):
+    # Arrange: two samples due, one not yet
+    redis.delete(tca.DUE_KEY)
+    now = time.time()
+    redis.zadd(
+        tca.DUE_KEY,
+        {
+            f"1:1:{now - 2:.6f}:{SYMBOL}": now - 1,
+            f"1:5:{now - 2:.6f}:{SYMBOL}": now + 3,
+            f"2:1:{now - 2:.6f}:{SYMBOL}": now - 1,
+        },
+    )
+
+    def broken(redis, due):
+        raise RuntimeError("database away")
+
+    monkeypatch.setattr(tca, "_sample", broken)
+    # Act
+    with pytest.raises(RuntimeError):
+        tca.sweep_markouts(now=now)
+    # Assert: nothing lost; the two due ones are taken again by the next run
+    assert len(due(redis)) == 3
+    assert len(tca.pop_due(redis, now)) == 2
+    redis.delete(tca.DUE_KEY)
