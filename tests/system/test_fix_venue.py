@@ -7,7 +7,8 @@ Orders routed to sim-fix are acked, filled (fills with the venue's trade ids, no
 twice, including a fill of a resting order that arrives later), canceled; an order whose
 reports are lost is in doubt and settled by an OrderStatusRequest, sent once;
 reconciliation over mass status finds nothing on a clean run and finds a forged
-mismatch. The module runs one stack of its own.
+mismatch; and, once the gateway's order entry is merged, end to end from a FIX client
+through ``oms fixgw`` to sim-fix and back. The module runs one stack of its own.
 """
 
 from __future__ import annotations
