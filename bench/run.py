@@ -18,6 +18,8 @@ measures:
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
 * ``fix``: the FIX gateway's NewOrderSingle -> PendingNew and -> New, beside REST
   orders interleaved with them (``bench/fix.py``);
+* ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
+  REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
   (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
   venues' books).
@@ -50,7 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -364,6 +366,11 @@ class Bench:
 
         self.results.update(bench_md_book())
 
+    def tca(self) -> None:
+        from bench.tca import bench_tca
+
+        self.results.update(bench_tca())
+
     def md_redis(self) -> None:
         from bench.marketdata import bench_md_exchange_to_redis
 
@@ -374,6 +381,11 @@ class Bench:
 
         self.results.update(bench_sor_plan())
         self.results.update(bench_sor_improvement())
+
+    def fix_venue(self) -> None:
+        from bench.fixvenue import bench_fix_venue
+
+        self.results.update(bench_fix_venue())
 
     # --- report -----------------------------------------------------------------------
 
@@ -429,7 +441,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor",
+        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor,tca,fix_venue",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -446,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
+            ("tca", bench.tca),
+            ("fix_venue", bench.fix_venue),
         ):
             if only and name not in only:
                 continue
