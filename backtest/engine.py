@@ -291,10 +291,22 @@ class Backtest:
         lagged = not vc.latency.feed.is_zero
         view = SimVenue(vc, {}, queue_model=self.config.queue_model) if lagged else venue
         rt = VenueRuntime(vc, venue, view, self.config.seed)
-        if self.start_ns is not None:
-            rt.faults.set_start(self.start_ns)
         self.venues[vc.name] = rt
+        if self.start_ns is not None:
+            self._schedule_outages(rt, self.start_ns)
         return rt
+
+    def _schedule_outages(self, rt: VenueRuntime, start_ns: int) -> None:
+        rt.faults.set_start(start_ns)
+        for begin, end in rt.faults.outages_ns:
+            self.at(begin, self._outage, rt, True)
+            self.at(end, self._outage, rt, False)
+
+    def _outage(self, rt: VenueRuntime, down: bool) -> None:
+        """The venue stops (or resumes) answering and publishing. Its feed's book keeps
+        being rebuilt meanwhile: on reconnection the handler takes a fresh snapshot."""
+        rt.venue.down = rt.view.down = down
+        self.metrics.outages.append({"ts": self.now_ns, "venue": rt.name, "down": down})
 
     # ------------------------------------------------------------------ scheduling
 
@@ -347,7 +359,7 @@ class Backtest:
     def _start(self, t: int) -> None:
         self.start_ns = self.now_ns = t
         for rt in self.venues.values():
-            rt.faults.set_start(t)
+            self._schedule_outages(rt, t)
         self.metrics.start(t)
 
     def _market(self, ev: Event) -> None:
@@ -409,10 +421,9 @@ class Backtest:
 
     def _feed(self, rt: VenueRuntime, ev: Event) -> None:
         """The market event reaches the strategy through the venue's feed."""
-        if rt.venue.down:
-            return
         if not rt.lagged:
-            self._deliver(rt, ev)
+            if not rt.venue.down:
+                self._deliver(rt, ev)
             return
         lat = rt.feed.sample_ns(self.metrics.vol_bp(ev.symbol))
         t = ev.ts_ns + lat
@@ -431,7 +442,8 @@ class Backtest:
                 src.on_ticker(ev)
             elif type(ev) is Snapshot:
                 src.on_snapshot(ev)
-        self._deliver(rt, ev)
+        if not rt.view.down:
+            self._deliver(rt, ev)
 
     def _deliver(self, rt: VenueRuntime, ev: Event) -> None:
         if type(ev) is Trade:

@@ -87,6 +87,7 @@ class Metrics:
         self.late_fills = 0
         self.kill_switch: list[dict[str, Any]] = []
         self.routes: list[dict[str, Any]] = []
+        self.outages: list[dict[str, Any]] = []
         self.strategy_errors: list[tuple[int, str]] = []
         self.strategy_error_count = 0
         self.logs: list[tuple[int, str]] = []
@@ -272,6 +273,7 @@ class Metrics:
             "reports_ignored": dict(sorted(self.reports_ignored.items())),
             "late_fills": self.late_fills,
             "kill_switch": self.kill_switch,
+            "outages": self.outages,
             "latency": {
                 "feed_p50_ms": self.latency["feed"].p50(),
                 "ack_p50_ms": self.latency["ack"].p50(),
