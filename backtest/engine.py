@@ -809,8 +809,7 @@ class Backtest:
             return
         if not order.in_doubt:
             order.in_doubt = True
-            self.metrics.in_doubt["total"] += 1
-            self.metrics.in_doubt[f"cause {outcome}"] += 1
+            self.metrics.in_doubt_causes[outcome] += 1
         self.at(self.now_ns + int(self.config.in_doubt_check_s * NS), self._resolve, order)
 
     def _resolve(self, order: Order) -> None:

@@ -82,7 +82,8 @@ class Metrics:
         self.fills: list[FillRow] = []
         self.denials: Counter[str] = Counter()
         self.rejects: Counter[str] = Counter()
-        self.in_doubt: Counter[str] = Counter()
+        self.in_doubt: Counter[str] = Counter()  # how each in-doubt episode was resolved
+        self.in_doubt_causes: Counter[str] = Counter()  # 5xx, timeout, outage
         self.reports_ignored: Counter[str] = Counter()
         self.late_fills = 0
         self.kill_switch: list[dict[str, Any]] = []
@@ -270,6 +271,8 @@ class Metrics:
             "denials": dict(sorted(self.denials.items())),
             "rejects": dict(sorted(self.rejects.items())),
             "in_doubt": in_doubt,
+            "in_doubt_total": sum(self.in_doubt_causes.values()),
+            "in_doubt_causes": dict(sorted(self.in_doubt_causes.items())),
             "reports_ignored": dict(sorted(self.reports_ignored.items())),
             "late_fills": self.late_fills,
             "kill_switch": self.kill_switch,
