@@ -255,7 +255,7 @@ class Backtest:
         self.fingerprints: dict[tuple[Any, ...], deque[int]] = {}
         self.started = False
         self.stopped = False
-        self.router: Any = None
+        self.runtimes: dict[str, list[VenueRuntime]] = {}  # source venue -> simulated venues
         cls = type(strategy)
         self.wants_book = cls.on_book is not Strategy.on_book
         self.wants_trade = cls.on_trade is not Strategy.on_trade
@@ -365,8 +365,7 @@ class Backtest:
     def _market(self, ev: Event) -> None:
         kind = type(ev)
         if kind is Bar:
-            assert isinstance(ev, Bar)
-            self._bar(ev)
+            self._bar(ev)  # type: ignore[arg-type]
             return
         src = self.sources.get(ev.venue, {}).get(ev.symbol)
         if src is None:
@@ -374,37 +373,33 @@ class Backtest:
             if not self.started:
                 self.started = True
                 self._call(self.strategy.on_start, self.ctx)
+        runtimes = self.runtimes.get(ev.venue)
+        if runtimes is None:
+            runtimes = self.runtimes[ev.venue] = [
+                rt for rt in self.venues.values() if rt.source == ev.venue
+            ]
         if kind is Trade:
-            assert isinstance(ev, Trade)
-            for rt in self._runtimes(ev.venue):
+            for rt in runtimes:
                 if rt.venue.resting.get(ev.symbol):
                     self._executions(
-                        rt, rt.venue.on_trade(ev.symbol, ev.price, ev.quantity, ev.side, ev.ts_ns)
+                        rt,
+                        rt.venue.on_trade(ev.symbol, ev.price, ev.quantity, ev.side, ev.ts_ns),  # type: ignore[union-attr]
                     )
                 self._feed(rt, ev)
             return
         if kind is Depth:
-            assert isinstance(ev, Depth)
-            src.on_depth(ev)
+            src.on_depth(ev)  # type: ignore[arg-type]
         elif kind is Ticker:
-            assert isinstance(ev, Ticker)
-            src.on_ticker(ev)
+            src.on_ticker(ev)  # type: ignore[arg-type]
         else:
-            assert isinstance(ev, Snapshot)
-            src.on_snapshot(ev)
-        for rt in self._runtimes(ev.venue):
-            execs = rt.venue.on_book(ev.symbol, ev.ts_ns)
-            if execs:
-                self._executions(rt, execs)
+            src.on_snapshot(ev)  # type: ignore[arg-type]
+        for rt in runtimes:
+            if rt.venue.resting.get(ev.symbol) or rt.venue.consumed.get(ev.symbol):
+                execs = rt.venue.on_book(ev.symbol, ev.ts_ns)
+                if execs:
+                    self._executions(rt, execs)
             self._feed(rt, ev)
         self.metrics.on_mid(self, ev.symbol, ev.ts_ns)
-
-    def _runtimes(self, source: str) -> list[VenueRuntime]:
-        cache = self.metrics.runtime_cache
-        out = cache.get(source)
-        if out is None:
-            out = cache[source] = [rt for rt in self.venues.values() if rt.source == source]
-        return out
 
     def _bar(self, ev: Bar) -> None:
         """An OHLCV bar stands for a one-level book around its close (a tick either side)

@@ -20,7 +20,7 @@ from backtest.config import BacktestConfig
 from orders.domain.positions import PositionState
 
 if TYPE_CHECKING:
-    from backtest.engine import Backtest, Fill, Order, VenueRuntime
+    from backtest.engine import Backtest, Fill, Order
     from backtest.venue import Execution
 
 ZERO = Decimal(0)
@@ -102,7 +102,6 @@ class Metrics:
         self.max_drawdown = ZERO
         self.vol: dict[str, float] = {}
         self.vol_anchor: dict[str, tuple[int, Decimal]] = {}
-        self.runtime_cache: dict[str, list[VenueRuntime]] = {}
         self.timing: dict[str, float] = {}
 
     # ------------------------------------------------------------------ clock

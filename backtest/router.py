@@ -15,13 +15,13 @@ fills once.
 
 from __future__ import annotations
 
-import importlib
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from marketdata.book import MdState
 from marketdata.consolidated import VenueBook
 from orders.domain import lifecycle as lc
+from routing import sor
 
 if TYPE_CHECKING:
     from backtest.engine import Backtest, Order
@@ -31,11 +31,6 @@ ONE = Decimal(1)
 NS = 1_000_000_000
 BOOK_LEVELS = 50
 Status = lc.OrderStatus
-
-
-def _sor() -> Any:
-    """``routing.sor`` (imported when first needed: a run with one venue never needs it)."""
-    return importlib.import_module("routing.sor")
 
 
 def venue_books(bt: Backtest, symbol: str) -> list[VenueBook]:
@@ -106,7 +101,6 @@ def route_new(bt: Backtest, order: Order) -> None:
 
 def plan_round(bt: Backtest, parent: Order) -> None:
     """Plan what the parent has left and send the children."""
-    sor = _sor()
     leaves = parent.leaves_quantity
     spec = sor.OrderSpec(
         symbol=parent.symbol,

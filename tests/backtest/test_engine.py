@@ -453,3 +453,42 @@ def test_config_errors_name_the_key(tmp_path):
     assert replace(cfg, seed=4).venues == (
         VenueConfig(name="a", latency=cfg.venues[0].latency, faults=Faults()),
     )
+
+
+def test_sor_splits_across_venues_in_rounds_and_parents_follow_their_children(recording):
+    cfg = loose(
+        router="sor",
+        venue=[
+            {"name": "a", "taker_fee": "0.001", "depth_scale": 0.5},
+            {
+                "name": "b",
+                "taker_fee": "0.001",
+                "price_offset_bp": 1.0,
+                "tick_size": "0.01",
+                "depth_scale": 0.5,
+            },
+        ],
+    )
+
+    class Big(Strategy):
+        def on_start(self, ctx):
+            self.sent = 0
+
+        def on_trade(self, ctx, trade):
+            if trade.venue == "a" and self.sent < 5 and ctx.now_ns % 7 == 0:
+                self.sent += 1
+                ctx.submit(symbol=trade.symbol, side="buy", type="market", quantity="1.5")
+
+    result = run(data=[recording], strategy=Big(), config=cfg, latency_ms=0, report=False)
+
+    bt = result.backtest
+    parents = [o for o in bt.orders.values() if o.venue is None]
+    assert parents and all(p.children for p in parents)
+    assert any({bt.orders[c].venue for c in p.children} == {"a", "b"} for p in parents)
+    for p in parents:
+        children = [bt.orders[c] for c in p.children]
+        assert p.filled_quantity == sum(c.filled_quantity for c in children)
+        assert p.is_terminal and all(c.is_terminal for c in children)
+        assert all(c.time_in_force == "IOC" and c.price is not None for c in children)
+    assert bt.metrics.routes and bt.metrics.routes[0]["venues"][0]["reason"]
+    check_books_balance(result)
