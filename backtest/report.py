@@ -249,7 +249,7 @@ def _fill_markers(fills: Sequence[Row]) -> tuple[list[svg.Marker], str]:
         if ts is None or px is None:
             continue
         side = (r.get("side") or "").lower()
-        clock = time.strftime("%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}"
+        clock = _clock(str(ts))
         title = (
             f"{side} {r.get('quantity', '')} @ {r.get('price', '')} on {r.get('venue', '')}"
             f" ({r.get('liquidity', '')}) at {clock} UTC, {r.get('client_order_id', '')}"
@@ -378,7 +378,7 @@ def _slippage_section(run: RunOutput) -> str:
     slip = _col(run.fills, "slippage_bps")
     m1 = _col(run.fills, "markout_1s_bps")
     m5 = _col(run.fills, "markout_5s_bps")
-    out = ['<div class="two">']
+    out = []
     for title, vals, color in (
         ("slippage vs mid at fill (bps)", slip, svg.ORANGE),
         ("markout +1 s (bps)", m1, svg.PURPLE),
@@ -389,11 +389,9 @@ def _slippage_section(run: RunOutput) -> str:
             [(f"mean {svg.fmt_num(statistics.fmean(s))}", statistics.fmean(s))] if s else []
         )
         out.append(
-            f"<div><h3>{escape(title)} <small>{len(s):,} fills</small></h3>"
-            + svg.histogram(s, x_label="bps", color=color, bins=30, height=180, marks=marks)
-            + "</div>"
+            f"<h3>{escape(title)} <small>{len(s):,} fills</small></h3>"
+            + svg.histogram(s, x_label="bps", color=color, bins=40, height=170, marks=marks)
         )
-    out.append("</div>")
     groups: dict[tuple[str, str, str], list[Row]] = defaultdict(list)
     for r in run.fills:
         groups[(r.get("venue", ""), (r.get("side") or "").lower(), r.get("liquidity", ""))].append(
@@ -508,8 +506,21 @@ def _rows_section(rows: Sequence[Row], what: str) -> str:
         if len(rows) > len(shown)
         else ""
     )
-    body = table(headers, ([r.get(h, "") for h in headers] for r in shown), numeric_from=1)
+    times = [h for h in headers if h == "ts" or h.endswith("_ts")]
+    body = table(
+        headers,
+        ([_clock(r.get(h, "")) if h in times else r.get(h, "") for h in headers] for r in shown),
+        numeric_from=1,
+    )
     return f'{note}<div class="scroll">{body}</div>'
+
+
+def _clock(v: str) -> str:
+    """A timestamp cell as UTC time of day with milliseconds (the span is minutes to hours)."""
+    f = num(v)
+    if f is None:
+        return v
+    return time.strftime("%H:%M:%S", time.gmtime(f)) + f".{int(f % 1 * 1000):03d}"
 
 
 def _details_section(run: RunOutput) -> str:
