@@ -2,8 +2,9 @@
 ``../shared/data/binance-spot/`` (and of ``marketdata/recorder.py``), so the project's tests,
 benchmarks and demo need no third-party data.
 
-One line per message, ``<receive time, ns since epoch> <JSON>``: first the bare REST depth
-snapshot (``{"lastUpdateId", "bids", "asks"}``), then Binance combined-stream envelopes:
+One line per message, ``<receive time, ns since epoch> <JSON>``: a first ``bookTicker``, the
+bare REST depth snapshot (``{"lastUpdateId", "bids", "asks"}``), then Binance's combined-stream
+envelopes:
 ``<sym>@depth@100ms`` diffs (``U``/``u`` chained with no gap from the snapshot's
 ``lastUpdateId + 1``), ``<sym>@trade`` and ``<sym>@bookTicker``.
 
@@ -312,9 +313,14 @@ class SyntheticMarket:
         cfg, rng = self.config, self.rng
         start_ms = cfg.start_ns / 1_000_000
         self.last_rx = cfg.start_ns
+        # as a handler records: the streams first (so the file names its symbol before the
+        # bare snapshot does not), then the REST snapshot they are sequenced against
+        self.top = None
+        ticker = self._ticker_line(start_ms)
+        assert ticker is not None
+        yield ticker
         yield self.snapshot_line(start_ms)
         self.changed = {}
-        self.top = None
         steps = int(cfg.minutes * 60_000 / STEP_MS)
         dt = STEP_MS / 1000.0
         sigma = cfg.volatility * math.sqrt(dt)

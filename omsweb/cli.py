@@ -305,6 +305,10 @@ def cmd_simex(args: argparse.Namespace) -> int:
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
     argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
+    for path in args.replay:
+        argv += ["--replay", path]
+    if args.replay:
+        argv += ["--speed", str(args.speed)] + (["--loop"] if args.loop else [])
     simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
     return 0
 
@@ -436,6 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--replay", action="append", default=[], metavar="FILE",
+                   help="the book follows this recording (docs/BACKTEST.md)")  # fmt: skip
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    p.add_argument("--loop", action="store_true", help="replay the recording again and again")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
 
