@@ -50,7 +50,7 @@ except ImportError:  # pragma: no cover - depends on the environment
 
     _loads = json.loads
 
-RawLevel = Sequence[str]
+RawLevel = Sequence[str | Decimal]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +102,7 @@ class Ticker:
     bid_qty: Decimal
     ask_price: Decimal
     ask_qty: Decimal
+    update_id: int | None = None  # Binance ``u``: the book update it reflects
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +304,7 @@ def read_feed(
                         Decimal(data["B"]),
                         Decimal(data["a"]),
                         Decimal(data["A"]),
+                        data.get("u"),
                     )
                 elif kind == "trade":
                     sym = symbol or data["s"]

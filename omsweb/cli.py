@@ -18,6 +18,10 @@
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
+    oms backtest --data FILE --strategy module:Class [--param k=v] [--config FILE]
+                 [--latency-ms N] [--seed N] [--router R] [--out DIR]
+                                   replay recordings through the OMS's rules (backtest/);
+                                   needs no database, Redis or Django
     oms audit verify [--heads LOG]  recompute the audit trail's hash chains and check the
                                    venue, limit and trading-state rows against their last
                                    audited change (exit 1 on a break); LOG: a log holding
@@ -411,6 +415,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Pure: no embedded services, no Django settings (backtest/command.py)."""
+    from backtest.command import main as backtest_main
+
+    return backtest_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -474,6 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
     # options are parsed by the killswitch command; `oms kill --help` lists them
     p = sub.add_parser("kill", help="engage/release the kill switch", add_help=False)
     p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("backtest", help="replay recordings through the OMS's own rules")
+    from backtest.command import add_arguments as backtest_arguments
+
+    backtest_arguments(p)
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("audit", help="the tamper-evident audit trail")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
