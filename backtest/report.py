@@ -210,7 +210,11 @@ def _latency_p50s(run: RunOutput) -> list[tuple[str, float]]:
     """The latency p50s the summary states (any key holding 'latency'), else the CSV's."""
     for key, v in run.summary.items():
         if "latency" in key and isinstance(v, dict):
-            return [(str(k), f) for k, val in v.items() if (f := num(val)) is not None]
+            return [
+                (str(k).removesuffix("_ms").removesuffix("_p50"), f)
+                for k, val in v.items()
+                if (f := num(val)) is not None
+            ]
     by_kind: dict[str, list[float]] = defaultdict(list)
     for r in run.latency:
         f = num(r.get("ms"))

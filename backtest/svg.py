@@ -161,6 +161,8 @@ def _frame(
         )
     for t in xs.ticks:
         x = xs(t)
+        if x > WIDTH - PAD_RIGHT - 24:  # its label would be cut at the edge
+            continue
         label = fmt_time(t, span) if time_axis else fmt_num(t)
         parts.append(
             f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_TOP}" y2="{height - PAD_BOTTOM}" class="grid"/>'
