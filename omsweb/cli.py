@@ -7,7 +7,11 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms worker --venue NAME        the venue calls of one venue, on a worker of its own
-    oms simex --name sim-a --port 8101
+    oms simex --name sim-a --port 8101 [--replay FILE [--speed X] [--loop]]
+                                   a simulated venue; with --replay its book follows a
+                                   recording (docs/BACKTEST.md)
+    oms synth --out FILE [--symbol BTC/USDT] [--minutes N] [--seed S]
+                                   write a synthetic recording (backtest/synth.py)
     oms venuestream                venue order and trade updates into the OMS
     oms marketdata [--record DIR]  venue books and their states into Redis
     oms fixgw [--host H] [--port P] FIX 4.4 order-entry gateway (OMS_FIX_PORT, default 9878)
@@ -305,7 +309,32 @@ def cmd_simex(args: argparse.Namespace) -> int:
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
     argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
+    for path in args.replay:
+        argv += ["--replay", path]
+    if args.replay:
+        argv += ["--speed", str(args.speed)] + (["--loop"] if args.loop else [])
     simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from backtest.synth import SynthConfig, write_recording
+
+    try:
+        mid = Decimal(args.mid) if args.mid else None
+    except InvalidOperation:
+        raise SystemExit(f"oms synth: --mid must be a number, not {args.mid!r}") from None
+    config = SynthConfig(symbol=args.symbol, minutes=args.minutes, seed=args.seed, mid=mid)
+    out = Path(args.out)
+    try:
+        lines = write_recording(out, config)
+    except ValueError as exc:
+        raise SystemExit(f"oms synth: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"oms synth: cannot write {out}: {exc.strerror or exc}") from None
+    print(f"{out}: {lines} lines, {args.minutes:g} minutes of {args.symbol} (seed {args.seed})")
     return 0
 
 
@@ -422,8 +451,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--replay", action="append", default=[], metavar="FILE",
+                   help="the book follows this recording (docs/BACKTEST.md)")  # fmt: skip
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    p.add_argument("--loop", action="store_true", help="replay the recording again and again")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
+
+    p = sub.add_parser("synth", help="write a synthetic market recording (feed format)")
+    p.add_argument("--out", required=True, help="file to write (.gz: gzip)")
+    p.add_argument("--symbol", default="BTC/USDT")
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mid", default=None, help="start price (default: the symbol's usual)")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("fixgw", help="the FIX 4.4 order-entry gateway")
     p.add_argument("--host", default=None)

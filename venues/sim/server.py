@@ -1,7 +1,9 @@
 """Simulated exchange: an HTTP server speaking the Binance spot REST API subset ccxt uses.
 
 Run it with ``python -m venues.sim --name sim-a --port 8101`` (see :func:`main`), or
-in-process with :func:`build_app` and a :class:`SimConfig`.
+in-process with :func:`build_app` and a :class:`SimConfig`. With ``--replay FILE [--speed X]
+[--loop]`` the book follows a recording instead of the synthetic market
+(:mod:`venues.sim.replay`); everything else, fault injection included, is the same.
 
 Endpoints (``/api/v3``): ping, time, exchangeInfo, depth, trades, aggTrades, avgPrice, ticker/24hr,
 ticker/price, ticker/bookTicker (public); account, order (POST/GET/DELETE), order/test,
@@ -97,7 +99,8 @@ Admin endpoints (same port, no signature), all JSON:
 * ``POST /sim/reset`` (optional body ``{"keep_faults": true}``) -> ``{"status": "reset"}``:
   books, orders, balances, market, request log and rate-limit counters back to start.
 * ``GET /sim/state[?depth=20]`` -> ``{"name", "time", "market": {"paused", "step_ms",
-  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}}, "books": {"BTCUSDT":
+  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}, "replay": {"events", "time_ns",
+  "loops", "finished", ...} (with --replay)}, "books": {"BTCUSDT":
   {"bids": [[price, qty], ...], "asks": [...], "update_id"}}, "balances": {account:
   {asset: {"free", "locked"}}}, "open_orders": {account: [order, ...]}}``.
 * ``POST /sim/market`` ``{"paused": bool, "step_ms": int, "mid": {"BTC/USDT": "61000"},
@@ -131,11 +134,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from backtest.data import DataError
 from venues.sim.engine import (
     CANCELED,
     FEE_ACCOUNT,
@@ -151,6 +156,7 @@ from venues.sim.engine import (
 )
 from venues.sim.faults import Decision, FaultConfig, FaultInjector
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
+from venues.sim.replay import ReplayConfig, ReplayMarket, recorded_symbols, unified_symbol
 from venues.sim.streams import StreamHub
 
 log = logging.getLogger("venues.sim")
@@ -278,6 +284,8 @@ class SimConfig:
     clock: Clock | None = None
     request_log_size: int = 100_000
     shutdown_timeout: float = 1.0
+    # the house liquidity follows a recording instead of the synthetic market model
+    replay: ReplayConfig | None = None
 
 
 # ====================================================================== errors & params
@@ -607,11 +615,15 @@ class SimExchange:
         )
         for acct in cfg.accounts:
             self.engine.add_account(acct.name, dict(acct.balances))
-        self.market = MarketModel(
-            self.engine,
-            {s.instrument.symbol: s.market for s in cfg.symbols},
-            seed=cfg.seed,
-        )
+        self.market: MarketModel | ReplayMarket
+        if cfg.replay is not None:
+            self.market = ReplayMarket(self.engine, cfg.replay)
+        else:
+            self.market = MarketModel(
+                self.engine,
+                {s.instrument.symbol: s.market for s in cfg.symbols},
+                seed=cfg.seed,
+            )
         self.market.step(self.clock())
         self.by_unified = {s.instrument.unified: s.instrument.symbol for s in cfg.symbols}
         self.requests: deque[dict[str, Any]] = deque(maxlen=cfg.request_log_size)
@@ -643,6 +655,8 @@ class SimExchange:
         while True:
             await asyncio.sleep(max(self.step_ms, 1) / 1000.0)
             if self.market_paused:
+                if isinstance(self.market, ReplayMarket):
+                    self.market.hold(self.clock())  # replay time stands still
                 continue
             try:
                 self.market.step(self.clock())
@@ -1566,7 +1580,7 @@ class SimExchange:
         return _json({"status": "reset"})
 
     def _market_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "paused": self.market_paused,
             "step_ms": self.step_ms,
             "symbols": {
@@ -1574,6 +1588,9 @@ class SimExchange:
                 for sid, st in self.market.states.items()
             },
         }
+        if isinstance(self.market, ReplayMarket):
+            state["replay"] = self.market.status()
+        return state
 
     async def sim_state(self, request: web.Request) -> web.Response:
         depth = int(request.query.get("depth", "20"))
@@ -1803,6 +1820,9 @@ def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     return out
 
 
+DEFAULT_SYMBOLS = "BTC/USDT,ETH/USDT"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m venues.sim", description="Simulated Binance-spot-compatible exchange"
@@ -1811,7 +1831,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8101, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
+    p.add_argument(
+        "--symbols", default=None, help="default BTC/USDT,ETH/USDT; with --replay: the recorded"
+    )
     p.add_argument("--mid", default="", help="e.g. BTC/USDT=60000,ETH/USDT=3000")
     p.add_argument("--depth-scale", type=Decimal, default=Decimal("1"))
     p.add_argument(
@@ -1832,13 +1854,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--order-limit-10s", type=int, default=100)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the book follows this recording (repeat for more symbols); see venues/sim/replay.py",
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (2: twice as fast)")
+    p.add_argument("--loop", action="store_true", help="start the recording again at its end")
     return p.parse_args(argv)
+
+
+def _replay_config(args: argparse.Namespace) -> tuple[ReplayConfig | None, list[str]]:
+    """The replay settings and the recorded symbols, or a clear exit."""
+    if not args.replay:
+        if args.speed != 1.0 or args.loop:
+            raise SystemExit("--speed and --loop only apply with --replay FILE")
+        return None, []
+    try:
+        config = ReplayConfig(tuple(Path(p) for p in args.replay), args.speed, args.loop)
+        symbols = [unified_symbol(s) for s in recorded_symbols(config.paths)]
+    except (DataError, ValueError) as exc:
+        raise SystemExit(f"--replay: {exc}") from None
+    if not symbols:
+        raise SystemExit(f"--replay: no market events in {', '.join(args.replay)}")
+    return config, symbols
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     mids = _parse_kv(args.mid, "--mid")
+    replay, recorded = _replay_config(args)
+    listed = args.symbols if args.symbols is not None else ",".join(recorded) or DEFAULT_SYMBOLS
     symbols = []
-    for unified in filter(None, (s.strip().upper() for s in args.symbols.split(","))):
+    for unified in filter(None, (s.strip().upper() for s in listed.split(","))):
         mid = Decimal(mids[unified]) if unified in mids else None
         sym = default_symbol(unified, mid, args.depth_scale)
         if args.fundamental_seed >= 0:
@@ -1864,6 +1913,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
         faults=FaultConfig(latency_ms=args.latency_ms),
+        replay=replay,
     )
 
 
