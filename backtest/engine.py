@@ -49,7 +49,7 @@ from backtest.latency import (
     stream,
 )
 from backtest.metrics import Metrics
-from backtest.strategy import Strategy
+from backtest.strategy import Strategy, StrategyParamError
 from backtest.venue import Execution, SimVenue, SourceBook
 from marketdata.book import MdState
 from orders.domain import lifecycle as lc
@@ -372,7 +372,7 @@ class Backtest:
             src = self._setup_source(ev.venue, ev.symbol)
             if not self.started:
                 self.started = True
-                self._call(self.strategy.on_start, self.ctx)
+                self._start_strategy()
         runtimes = self.runtimes.get(ev.venue)
         if runtimes is None:
             runtimes = self.runtimes[ev.venue] = [
@@ -457,13 +457,33 @@ class Backtest:
         elif self.wants_book:
             self._call(self.strategy.on_book, self.ctx, self.ctx.book_view(rt, ev.symbol))
 
+    def _start_strategy(self) -> None:
+        """``on_start``: a strategy that cannot start stops the run with the reason."""
+        try:
+            self.strategy.on_start(self.ctx)
+        except StrategyParamError as exc:
+            raise BacktestError(str(exc)) from None
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            raise BacktestError(
+                f"{type(self.strategy).__name__}.on_start raised {type(exc).__name__}: {exc}"
+                f" ({where.filename}:{where.lineno})"
+            ) from None
+
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
         """A strategy callback; what it raises is counted and shown, the run goes on
         (after ``MAX_STRATEGY_ERRORS`` the run stops with the last one)."""
         try:
             fn(*args)
         except OrderInputError as exc:
-            self.metrics.strategy_error(self.now_ns, f"{fn.__name__}: {exc}")
+            frames = [
+                f
+                for f in traceback.extract_tb(exc.__traceback__)
+                if not f.filename.endswith("backtest/engine.py")
+            ]
+            at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+            if self.metrics.strategy_error(self.now_ns, f"{fn.__name__}: {exc}{at}"):
+                self.stopped = True
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             message = f"{fn.__name__} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})"

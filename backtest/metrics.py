@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from backtest.config import BacktestConfig
-from orders.domain.positions import PositionState
 
 if TYPE_CHECKING:
     from backtest.engine import Backtest, Fill, Order
@@ -96,7 +95,8 @@ class Metrics:
         self.executions: dict[str, tuple[int, Decimal | None]] = {}  # trade id -> (ns, mid)
         self.markouts: list[tuple[int, int, int]] = []  # (due ns, fill index, horizon s)
         self.series: list[tuple[int, str, Decimal | None, Decimal, Decimal, Decimal]] = []
-        self.series_step = NS // 10
+        self.series_step = NS // 4
+        self.symbols: list[str] = []
         self.next_sample_ns = 0
         self.peak: Decimal | None = None
         self.max_drawdown = ZERO
@@ -183,12 +183,13 @@ class Metrics:
     def pnl_realized(self, bt: Backtest) -> Decimal:
         return sum((p.realized_pnl - p.fees for p in bt.positions.values()), ZERO)
 
-    def pnl_total(self, bt: Backtest) -> Decimal:
+    def pnl_total(self, bt: Backtest, marks: dict[str, Decimal | None] | None = None) -> Decimal:
         total = ZERO
         for symbol, p in bt.positions.items():
             total += p.realized_pnl - p.fees
             if p.quantity:
-                unrealized = p.unrealized(bt.mark(symbol))
+                mark = marks[symbol] if marks is not None and symbol in marks else bt.mark(symbol)
+                unrealized = p.unrealized(mark)
                 total += unrealized or ZERO
         return total
 
@@ -208,12 +209,29 @@ class Metrics:
         if not force and now < self.next_sample_ns:
             return
         self.next_sample_ns = now + self.series_step
-        drawdown = self._drawdown(bt)
-        equity = self.config.start_balance + self.pnl_total(bt)
-        symbols = sorted({s for books in bt.sources.values() for s in books})
+        symbols = self.symbols
+        if len(symbols) != sum(len(books) for books in bt.sources.values()):
+            symbols = self.symbols = sorted({s for books in bt.sources.values() for s in books})
+        marks = {symbol: bt.mark(symbol) for symbol in symbols}
+        equity = self.config.start_balance + self.pnl_total(bt, marks)
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+        drawdown = self.peak - equity
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
+        positions = bt.positions
         for symbol in symbols:
-            pos = bt.positions.get(symbol, PositionState()).quantity
-            self.series.append((now, symbol, bt.mark(symbol), pos, equity, drawdown))
+            pos = positions.get(symbol)
+            self.series.append(
+                (
+                    now,
+                    symbol,
+                    marks[symbol],
+                    ZERO if pos is None else pos.quantity,
+                    equity,
+                    drawdown,
+                )
+            )
         if len(self.series) > 2 * SERIES_MAX:
             self.series = _thin(self.series, len(symbols))
             self.series_step *= 2

@@ -307,9 +307,9 @@ class BadOrders(Strategy):
 def test_a_bad_order_is_reported_naming_the_field(recording):
     result = run(data=[recording], strategy=BadOrders(), config=loose(), report=False)
 
-    assert result.summary["strategy_error_messages"] == [
-        "on_trade: side: 'hold' is not buy or sell"
-    ]
+    (message,) = result.summary["strategy_error_messages"]
+    assert message.startswith("on_trade: side: 'hold' is not buy or sell (")
+    assert "test_engine.py:" in message  # the strategy's line that sent it
 
 
 def test_bad_data_lines_are_counted_in_the_summary_and_missing_files_stop_the_run(
