@@ -29,6 +29,7 @@ LATENCY_MAX = 20_000
 MAX_STRATEGY_ERRORS = 100
 MAX_LOG = 1_000
 VOL_STEP_NS = NS  # the volatility measure: the mid's move over the last second
+MID_STEP_NS = NS // 100  # markouts are taken within 10 ms of their time
 
 
 @dataclass(slots=True)
@@ -101,6 +102,7 @@ class Metrics:
         self.peak: Decimal | None = None
         self.max_drawdown = ZERO
         self.vol: dict[str, float] = {}
+        self.next_mid_ns = 0
         self.vol_anchor: dict[str, tuple[int, Decimal]] = {}
         self.timing: dict[str, float] = {}
 
@@ -151,7 +153,9 @@ class Metrics:
     # ------------------------------------------------------------------ market
 
     def on_mid(self, bt: Backtest, symbol: str, ts: int) -> None:
-        """After a book change: due markouts, the volatility measure."""
+        """After a book change (at most every ``MID_STEP_NS``): due markouts, the
+        volatility measure."""
+        self.next_mid_ns = ts + MID_STEP_NS
         markouts = self.markouts
         if markouts and markouts[0][0] <= ts:
             while markouts and markouts[0][0] <= ts:
