@@ -1160,7 +1160,11 @@ class Backtest:
         if transition.noop:
             return
         parent.state = transition.state
-        reason = getattr(event, "reason", "")
+        reason = (
+            "; ".join(event.reasons)
+            if isinstance(event, lc.OrderDenied)
+            else getattr(event, "reason", "")
+        )
         if isinstance(reason, str) and reason and parent.is_terminal:
             parent.reason = reason
         if parent.ack_ns is None and event.kind in (

@@ -492,3 +492,17 @@ def test_sor_splits_across_venues_in_rounds_and_parents_follow_their_children(re
         assert all(c.time_in_force == "IOC" and c.price is not None for c in children)
     assert bt.metrics.routes and bt.metrics.routes[0]["venues"][0]["reason"]
     check_books_balance(result)
+
+
+def test_an_order_no_venue_may_trade_is_denied_no_route(recording):
+    cfg = loose(router="sor", venue=[{"name": "a"}, {"name": "b"}])
+
+    class Early(Strategy):
+        def on_start(self, ctx):  # before the first book: no venue has market data
+            ctx.submit(symbol="TESTUSDT", side="buy", type="limit", quantity="1", price="99.00")
+
+    result = run(data=[recording], strategy=Early(), config=cfg, latency_ms=0, report=False)
+
+    (order,) = result.backtest.orders.values()
+    assert order.status == "DENIED" and order.reason.startswith("NO_ROUTE: a ")
+    assert result.summary["denials"] == {"NO_ROUTE": 1}
