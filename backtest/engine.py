@@ -401,6 +401,12 @@ class Backtest:
             route = self._route(ev)
         src, runtimes = route
         if kind is Trade:
+            if not src.has_book:  # trades alone: a one-level book around the last one
+                src.ts_ns = ev.ts_ns
+                src.on_trade_only(ev.price, ev.quantity)  # type: ignore[union-attr]
+                for rt in runtimes:
+                    if rt.venue.resting.get(ev.symbol) or rt.venue.consumed.get(ev.symbol):
+                        self._executions(rt, rt.venue.on_book(ev.symbol, ev.ts_ns))
             for rt in runtimes:
                 if rt.venue.resting.get(ev.symbol):
                     self._executions(
@@ -478,6 +484,9 @@ class Backtest:
                 src.on_ticker(ev)
             elif type(ev) is Snapshot:
                 src.on_snapshot(ev)
+            elif type(ev) is Trade and not src.has_book:
+                src.ts_ns = ev.ts_ns
+                src.on_trade_only(ev.price, ev.quantity)
         if not rt.view.down:
             self._deliver(rt, ev)
 

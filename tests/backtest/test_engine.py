@@ -506,3 +506,41 @@ def test_an_order_no_venue_may_trade_is_denied_no_route(recording):
     (order,) = result.backtest.orders.values()
     assert order.status == "DENIED" and order.reason.startswith("NO_ROUTE: a ")
     assert result.summary["denials"] == {"NO_ROUTE": 1}
+
+
+@pytest.mark.parametrize("latency", [0, 20])
+def test_a_trade_csv_alone_is_a_one_level_book_around_the_last_trade(tmp_path, latency):
+    path = tmp_path / "ethusdt.csv"
+    rows = ["ts,price,qty,side"] + [
+        f"{1700000000000 + i * 100},{2500 + (i % 5) / 100:.2f},0.5,buy" for i in range(200)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+    result = run(
+        data=[path],
+        strategy=EveryN(n="10", qty="0.1"),
+        config=loose(),
+        latency_ms=latency,
+        report=False,
+    )
+
+    fills = [r.fill for r in result.backtest.metrics.fills]
+    assert len(fills) == 19 or len(fills) == 20
+    assert all(D("2500.01") <= f.price <= D("2500.05") for f in fills)  # a tick above a trade
+    check_books_balance(result)
+
+
+def test_an_ohlcv_csv_is_a_book_around_each_close(tmp_path):
+    path = tmp_path / "btcusdt_1m.csv"
+    rows = ["time,open,high,low,close,volume"] + [
+        f"{1700000000 + 60 * i},100.0,103.0,99.0,{100 + i % 3}.0,5" for i in range(100)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+    result = run(
+        data=[path], strategy=EveryN(n="10", qty="1"), config=loose(), latency_ms=0, report=False
+    )
+
+    fills = [r.fill for r in result.backtest.metrics.fills]
+    assert result.summary["data_issues"]["total"] == 0
+    assert len(fills) == 10 and {f.price for f in fills} <= {D("100.1"), D("101.1"), D("102.1")}
