@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 
 from backtest import Context, Strategy
-from backtest.engine import BookView, Fill
+from backtest.model import BookView, Fill
 
 NS = 1_000_000_000
 
