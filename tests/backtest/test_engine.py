@@ -544,3 +544,27 @@ def test_an_ohlcv_csv_is_a_book_around_each_close(tmp_path):
     fills = [r.fill for r in result.backtest.metrics.fills]
     assert result.summary["data_issues"]["total"] == 0
     assert len(fills) == 10 and {f.price for f in fills} <= {D("100.1"), D("101.1"), D("102.1")}
+
+
+@needs_shared
+@pytest.mark.parametrize("router", ["sor", "best", "fixed:sim-b"])
+def test_the_example_two_venue_config_compares_routers_on_one_recording(router):
+    from backtest.config import load_config
+
+    cfg = load_config(
+        Path(__file__).resolve().parents[2] / "backtest" / "examples" / "two_venues.toml"
+    )
+
+    result = run(
+        data=[SHARED / "btcusdt_20240808.gz"],
+        strategy="backtest.examples.twap:Twap",
+        params={"quantity": "2", "slices": "10", "minutes": "4"},
+        config=replace(cfg, router=router),
+        report=False,
+    )
+
+    s = result.summary
+    assert s["router"] == router and s["fills"] > 0
+    used = {v for v, figures in s["venues"].items() if figures["fills"]}
+    assert used == {"sim-b"} if router == "fixed:sim-b" else used
+    check_books_balance(result)
