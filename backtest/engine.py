@@ -276,6 +276,8 @@ class Backtest:
         self.start_ns = self.now_ns = t
         for rt in self.venues.values():
             self._schedule_outages(rt, t)
+        for at_s, scope, state, reason in self.config.kill_switch:
+            self.at(t + int(at_s * NS), self._operator_state, scope, state, reason)
         self.metrics.start(t)
 
     def _market(self, ev: Event) -> None:
@@ -655,9 +657,30 @@ class Backtest:
                 "account", state, f"after fill {fill_id}: {breach.message}", specificity=2
             )
 
-    def _set_state(self, scope: str, state: str, reason: str, *, specificity: int) -> None:
+    def _operator_state(self, scope: str, state: str, reason: str) -> None:
+        """A kill-switch change the configuration schedules (an operator's: it may release)."""
+        if state == "ACTIVE":
+            if self.trading_state.pop(scope, None) is not None:
+                label = f"account {self.config.account}" + (
+                    "" if scope == "account" else f" {scope}"
+                )
+                self.metrics.kill_switch.append(
+                    {"ts": self.now_ns, "scope": label, "state": state, "reason": reason}
+                )
+            return
+        self._set_state(
+            scope, state, reason, specificity=2 if scope == "account" else 3, escalate_only=False
+        )
+
+    def _set_state(
+        self, scope: str, state: str, reason: str, *, specificity: int, escalate_only: bool = True
+    ) -> None:
         current = self.trading_state.get(scope)
-        if current is not None and checks.SEVERITY[current.state] >= checks.SEVERITY[state]:
+        if (
+            escalate_only
+            and current is not None
+            and checks.SEVERITY[current.state] >= checks.SEVERITY[state]
+        ):
             return  # escalate only
         label = f"account {self.config.account}" + ("" if scope == "account" else f" {scope}")
         self.trading_state[scope] = checks.StateRow(
