@@ -22,8 +22,8 @@ engine's book is kept equal to it:
 * the recorded ``bookTicker`` lines are not applied: the 100 ms depth diffs define the
   book, so that the simulator's book equals the book the recording rebuilds.
 
-Time: replay time advances with the simulator's clock times ``speed`` from the first
-recorded event; while the market is paused (``POST /sim/market {"paused": true}``) it
+Time: replay time starts where every symbol's book is in sync (the recording's first
+snapshots) and advances with the simulator's clock times ``speed``; while the market is paused (``POST /sim/market {"paused": true}``) it
 stands still. At the end of the recording the book stays as it was, or, with ``loop``, the
 recording starts again (the house book is re-synced from its snapshot).
 
@@ -133,6 +133,7 @@ class ReplayMarket:
         self._events: Iterator[Event] = iter(())
         self.states: dict[str, _SymbolReplay] = {}
         self._restart()
+        self._prime()
 
     # ------------------------------------------------------------------ reading
 
@@ -148,6 +149,17 @@ class ReplayMarket:
         self.states = {
             sid: _SymbolReplay(L2Book(sid), levels=old.levels) for sid, old in self.states.items()
         } or {sid: _SymbolReplay(L2Book(sid)) for sid in self.engine.instruments}
+
+    def _prime(self, within_ns: int = 120 * 10**9) -> None:
+        """Start where the recording has a book: apply events until every symbol's book is
+        in sync (a handler records its streams before the snapshot they need), or for at
+        most ``within_ns`` of recording; a simulator started paused then has its book."""
+        assert self._pending is not None
+        limit = self._pending.ts_ns + within_ns
+        while self._pending is not None and self._pending.ts_ns <= limit and not self.loops:
+            if all(st.book.in_sync for st in self.states.values()):
+                break
+            self.advance_to(self._pending.ts_ns)
 
     def mid(self, symbol: str) -> Decimal:
         return self.states[symbol].mid

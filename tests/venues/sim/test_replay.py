@@ -213,6 +213,8 @@ def test_step_when_clock_moves_then_replay_time_follows_at_speed_and_stands_stil
         [(0, TICKER), (1, SNAPSHOT), (1000, diff(11, 11, bids=[("100.00", "3")]))],
     )
     engine, market, clock = engine_and_market(path, speed=2.0)
+    # the replay starts where the recording has a book (its snapshot): before any step
+    assert engine.depth("BTCUSDT", 1)[0] == [(D("100.00"), D("1.0"))]
     market.step(clock())
     clock.ms += 400  # 800 ms of recording
     market.step(clock())
@@ -239,6 +241,13 @@ def test_end_of_recording_when_loop_then_starts_again_else_finished(tmp_path):
     assert engine.depth("BTCUSDT", 1)[0] == [(D("100.00"), D("3"))]
     looped.advance_to(T0 + 50 * MS)  # replay time is the recording's own, from its start
     assert engine.depth("BTCUSDT", 1)[0] == [(D("100.00"), D("1.0"))]  # its snapshot again
+
+
+def test_replay_when_no_snapshot_and_loop_then_priming_stops(tmp_path):
+    path = feed(tmp_path / "f.txt", [(0, TICKER), (100, diff(11, 11, bids=[("100.00", "3")]))])
+    engine, market, _ = engine_and_market(path, loop=True)
+    assert market.status()["books"] == {"BTCUSDT": "RESYNCING"}
+    assert engine.depth("BTCUSDT", 1) == ([], [])
 
 
 def test_replay_when_the_market_is_told_a_mid_then_clear_refusal(tmp_path):
