@@ -1,5 +1,5 @@
 """``python -m venues.sim --replay FILE`` over real HTTP: the simulator's book is the
-recording's book at the moment the replay stands at, an order takes recorded liquidity
+backtester's book of the recording at the moment the replay stands at, an order takes recorded liquidity
 through ccxt as on a real venue, and the WebSocket streams publish the replayed book.
 
 One simulator process for the module, on a synthetic recording the test writes (no
@@ -22,9 +22,9 @@ import ccxt
 import pytest
 import requests
 
-from backtest.data import Depth, Snapshot, Trade, iter_events
+from backtest.data import Depth, Snapshot, Ticker, Trade, iter_events
 from backtest.synth import SynthConfig, write_recording
-from marketdata.book import Diff, L2Book
+from backtest.venue import SourceBook
 from tests.venues.sim.conftest import API_KEY, API_SECRET, CCXT_OPTIONS
 
 pytestmark = pytest.mark.timeout(120)
@@ -79,23 +79,26 @@ def replaying(tmp_path_factory) -> Iterator[Replaying]:
                 f.close()
 
 
-def recorded_book(recording: Path, n_events: int) -> tuple[L2Book, set[D]]:
-    """The book the first ``n_events`` of the recording rebuild from its snapshot and diffs,
-    and the prices the trades since the last diff touched (the simulator is ahead there:
-    the replayed trades took from those levels; the next diff records it)."""
-    book = L2Book("BTCUSDT")
+def recorded_book(recording: Path, n_events: int) -> tuple[SourceBook, set[D]]:
+    """The book the backtester sees after the first ``n_events`` of the recording (snapshot
+    and diffs, the newest ticker over the top), and the prices recorded trades touched
+    since the last book update (the simulator is ahead there: the replayed trade took from
+    those levels; the next ticker or diff records it)."""
+    book = SourceBook("BTCUSDT")
     touched: set[D] = set()
     for i, ev in enumerate(iter_events([recording])):
         if i >= n_events:
             break
-        if isinstance(ev, Snapshot):
-            book.apply_snapshot(ev.bids, ev.asks, ev.last_update_id)
-            touched.clear()
-        elif isinstance(ev, Depth):
-            book.apply_diff(Diff(ev.first_id, ev.last_id, ev.bids, ev.asks))
-            touched.clear()
-        elif isinstance(ev, Trade):
+        if isinstance(ev, Trade):
             touched.add(ev.price)
+            continue
+        if isinstance(ev, Snapshot):
+            book.on_snapshot(ev)
+        elif isinstance(ev, Depth):
+            book.on_depth(ev)
+        elif isinstance(ev, Ticker):
+            book.on_ticker(ev)
+        touched.clear()
     return book, touched
 
 
@@ -113,9 +116,9 @@ def test_replay_when_paused_then_the_book_is_the_recordings_book_at_that_moment(
     sim = {
         side: {D(p): D(q) for p, q in state["books"]["BTCUSDT"][side]} for side in ("bids", "asks")
     }
-    for side, recorded in (("bids", book.bids.levels), ("asks", book.asks.levels)):
+    for side, recorded in (("bids", dict(book.levels(True))), ("asks", dict(book.levels(False)))):
         for price in set(recorded) | set(sim[side]):
-            if price in touched:  # a replayed trade took from it since the last diff
+            if price in touched:  # a replayed trade took from it since the last book update
                 assert sim[side].get(price, D(0)) <= recorded.get(price, D(0)), (side, price)
             else:
                 assert sim[side].get(price) == recorded.get(price), (side, price)
