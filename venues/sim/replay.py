@@ -285,6 +285,16 @@ class ReplayMarket:
             applied += 1
             self._pending = next(self._events, None)
 
+    def advance_events(self, count: int) -> None:
+        """Apply events until ``count`` have been applied since the recording's start (the
+        request log's ``replay_events``: a replica stands where the simulator stood)."""
+        while self.events < count and self._pending is not None:
+            ev = self._pending
+            self._apply(ev)
+            self.events += 1
+            self.replay_ns = ev.ts_ns
+            self._pending = next(self._events, None)
+
     def _skip(self, kind: str) -> None:
         self.skipped[kind] = self.skipped.get(kind, 0) + 1
 

@@ -1391,6 +1391,9 @@ class SimExchange:
             entry["clientOrderId"] = order.client_order_id
             entry["order_status"] = order.status
             _set_outcome(entry, "accepted", None)
+            if isinstance(self.market, ReplayMarket):  # the book it executed against
+                entry["replay_events"] = self.market.events
+                entry["replay_ns"] = self.market.replay_ns
         return _json(order_result(order, resp_type, now), headers=count_headers)
 
     async def cancel_replace(self, request: web.Request) -> web.Response:
