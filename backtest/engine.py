@@ -49,7 +49,7 @@ from backtest.latency import (
     stream,
 )
 from backtest.metrics import Metrics
-from backtest.strategy import Strategy
+from backtest.strategy import Strategy, StrategyParamError
 from backtest.venue import Execution, SimVenue, SourceBook
 from marketdata.book import MdState
 from orders.domain import lifecycle as lc
@@ -218,6 +218,7 @@ class VenueRuntime:
         self.last_feed_ns = 0
         self.rate_limited_until = 0
         self.source: str | None = config.source
+        self.queue: deque[tuple[int, int, Event]] = deque()  # the feed's deliveries
 
 
 # ---------------------------------------------------------------------------- engine
@@ -255,7 +256,9 @@ class Backtest:
         self.fingerprints: dict[tuple[Any, ...], deque[int]] = {}
         self.started = False
         self.stopped = False
-        self.router: Any = None
+        # (source venue, symbol) -> its book and the simulated venues it stands for
+        self.routes: dict[tuple[str, str], tuple[SourceBook, list[VenueRuntime]]] = {}
+        self.feeds: list[VenueRuntime] = []  # the venues whose feed is late
         cls = type(strategy)
         self.wants_book = cls.on_book is not Strategy.on_book
         self.wants_trade = cls.on_trade is not Strategy.on_trade
@@ -292,6 +295,8 @@ class Backtest:
         view = SimVenue(vc, {}, queue_model=self.config.queue_model) if lagged else venue
         rt = VenueRuntime(vc, venue, view, self.config.seed)
         self.venues[vc.name] = rt
+        if rt.lagged:
+            self.feeds.append(rt)
         if self.start_ns is not None:
             self._schedule_outages(rt, self.start_ns)
         return rt
@@ -315,12 +320,36 @@ class Backtest:
         heapq.heappush(self.heap, (t_ns, self.seq, fn, args))
 
     def _run_due(self, until_ns: int) -> None:
-        heap = self.heap
-        while heap and heap[0][0] <= until_ns:
-            t, _, fn, args = heapq.heappop(heap)
-            if t > self.now_ns:
-                self.now_ns = t
-            fn(*args)
+        """Everything due by ``until_ns``, in time order (then in the order scheduled):
+        the heap's work and the feeds' deliveries (one FIFO per lagged venue: a feed is
+        in order, so it needs no heap)."""
+        heap, feeds = self.heap, self.feeds
+        while True:
+            best: tuple[int, int] | None = None
+            if heap and heap[0][0] <= until_ns:
+                best = (heap[0][0], heap[0][1])
+            queue = None
+            for rt in feeds:
+                q = rt.queue
+                if q and q[0][0] <= until_ns and (best is None or (q[0][0], q[0][1]) < best):
+                    best, queue = (q[0][0], q[0][1]), rt
+            if best is None:
+                return
+            if best[0] > self.now_ns:
+                self.now_ns = best[0]
+            if queue is None:
+                _, _, fn, args = heapq.heappop(heap)
+                fn(*args)
+            else:
+                self._deliver_lagged(queue, queue.queue.popleft()[2])
+
+    def _due(self, t: int) -> bool:
+        if self.heap and self.heap[0][0] <= t:
+            return True
+        for rt in self.feeds:
+            if rt.queue and rt.queue[0][0] <= t:
+                return True
+        return False
 
     # ------------------------------------------------------------------ the loop
 
@@ -328,13 +357,13 @@ class Backtest:
         for vc in self.config.venues:
             self._add_venue(vc)
         progress, count = self.progress, 0
-        heap = self.heap
+        heap, feeds = self.heap, self.feeds
         metrics = self.metrics
         for ev in events:
             t = ev.ts_ns
             if self.start_ns is None:
                 self._start(t)
-            if heap and heap[0][0] <= t:
+            if (heap and heap[0][0] <= t) or (feeds and self._due(t)):
                 self._run_due(t)
             if t > self.now_ns:
                 self.now_ns = t
@@ -365,46 +394,62 @@ class Backtest:
     def _market(self, ev: Event) -> None:
         kind = type(ev)
         if kind is Bar:
-            assert isinstance(ev, Bar)
-            self._bar(ev)
+            self._bar(ev)  # type: ignore[arg-type]
             return
+        route = self.routes.get((ev.venue, ev.symbol))
+        if route is None:
+            route = self._route(ev)
+        src, runtimes = route
+        if kind is Trade:
+            if not src.has_book:  # trades alone: a one-level book around the last one
+                src.ts_ns = ev.ts_ns
+                src.on_trade_only(ev.price, ev.quantity)  # type: ignore[union-attr]
+                for rt in runtimes:
+                    if rt.venue.resting.get(ev.symbol) or rt.venue.consumed.get(ev.symbol):
+                        self._executions(rt, rt.venue.on_book(ev.symbol, ev.ts_ns))
+            for rt in runtimes:
+                if rt.venue.resting.get(ev.symbol):
+                    self._executions(
+                        rt,
+                        rt.venue.on_trade(ev.symbol, ev.price, ev.quantity, ev.side, ev.ts_ns),  # type: ignore[union-attr]
+                    )
+                if rt.lagged:
+                    self._feed(rt, ev)
+                elif self.wants_trade and not rt.venue.down:
+                    self._deliver(rt, ev)
+            return
+        if kind is Ticker:
+            src.on_ticker(ev)  # type: ignore[arg-type]
+        elif kind is Depth:
+            src.on_depth(ev)  # type: ignore[arg-type]
+        else:
+            src.on_snapshot(ev)  # type: ignore[arg-type]
+        for rt in runtimes:
+            venue = rt.venue
+            if venue.resting.get(ev.symbol) or venue.consumed.get(ev.symbol):
+                execs = venue.on_book(ev.symbol, ev.ts_ns)
+                if execs:
+                    self._executions(rt, execs)
+            if rt.lagged:
+                self._feed(rt, ev)
+            elif self.wants_book and not venue.down:
+                self._deliver(rt, ev)
+        metrics = self.metrics
+        if ev.ts_ns >= metrics.next_mid_ns:
+            metrics.on_mid(self, ev.symbol, ev.ts_ns)
+
+    def _route(self, ev: Event) -> tuple[SourceBook, list[VenueRuntime]]:
+        """The first event of a recorded venue and symbol: its book, the simulated venues
+        it stands for (and the strategy's start, on the very first)."""
         src = self.sources.get(ev.venue, {}).get(ev.symbol)
         if src is None:
             src = self._setup_source(ev.venue, ev.symbol)
             if not self.started:
                 self.started = True
-                self._call(self.strategy.on_start, self.ctx)
-        if kind is Trade:
-            assert isinstance(ev, Trade)
-            for rt in self._runtimes(ev.venue):
-                if rt.venue.resting.get(ev.symbol):
-                    self._executions(
-                        rt, rt.venue.on_trade(ev.symbol, ev.price, ev.quantity, ev.side, ev.ts_ns)
-                    )
-                self._feed(rt, ev)
-            return
-        if kind is Depth:
-            assert isinstance(ev, Depth)
-            src.on_depth(ev)
-        elif kind is Ticker:
-            assert isinstance(ev, Ticker)
-            src.on_ticker(ev)
-        else:
-            assert isinstance(ev, Snapshot)
-            src.on_snapshot(ev)
-        for rt in self._runtimes(ev.venue):
-            execs = rt.venue.on_book(ev.symbol, ev.ts_ns)
-            if execs:
-                self._executions(rt, execs)
-            self._feed(rt, ev)
-        self.metrics.on_mid(self, ev.symbol, ev.ts_ns)
-
-    def _runtimes(self, source: str) -> list[VenueRuntime]:
-        cache = self.metrics.runtime_cache
-        out = cache.get(source)
-        if out is None:
-            out = cache[source] = [rt for rt in self.venues.values() if rt.source == source]
-        return out
+                self._start_strategy()
+        runtimes = [rt for rt in self.venues.values() if rt.source == ev.venue]
+        route = self.routes[(ev.venue, ev.symbol)] = (src, runtimes)
+        return route
 
     def _bar(self, ev: Bar) -> None:
         """An OHLCV bar stands for a one-level book around its close (a tick either side)
@@ -420,18 +465,15 @@ class Backtest:
         self._market(Trade(ev.ts_ns, ev.venue, ev.symbol, close, qty, None))
 
     def _feed(self, rt: VenueRuntime, ev: Event) -> None:
-        """The market event reaches the strategy through the venue's feed."""
-        if not rt.lagged:
-            if not rt.venue.down:
-                self._deliver(rt, ev)
-            return
+        """The market event reaches the strategy through the venue's (late) feed."""
         lat = rt.feed.sample_ns(self.metrics.vol_bp(ev.symbol))
         t = ev.ts_ns + lat
         if t < rt.last_feed_ns:
             t = rt.last_feed_ns  # a feed is in order
         rt.last_feed_ns = t
         self.metrics.feed_latency(rt.name, lat)
-        self.at(t, self._deliver_lagged, rt, ev)
+        self.seq += 1
+        rt.queue.append((t, self.seq, ev))
 
     def _deliver_lagged(self, rt: VenueRuntime, ev: Event) -> None:
         src = rt.view.sources.get(ev.symbol)
@@ -442,6 +484,9 @@ class Backtest:
                 src.on_ticker(ev)
             elif type(ev) is Snapshot:
                 src.on_snapshot(ev)
+            elif type(ev) is Trade and not src.has_book:
+                src.ts_ns = ev.ts_ns
+                src.on_trade_only(ev.price, ev.quantity)
         if not rt.view.down:
             self._deliver(rt, ev)
 
@@ -462,13 +507,33 @@ class Backtest:
         elif self.wants_book:
             self._call(self.strategy.on_book, self.ctx, self.ctx.book_view(rt, ev.symbol))
 
+    def _start_strategy(self) -> None:
+        """``on_start``: a strategy that cannot start stops the run with the reason."""
+        try:
+            self.strategy.on_start(self.ctx)
+        except StrategyParamError as exc:
+            raise BacktestError(str(exc)) from None
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            raise BacktestError(
+                f"{type(self.strategy).__name__}.on_start raised {type(exc).__name__}: {exc}"
+                f" ({where.filename}:{where.lineno})"
+            ) from None
+
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
         """A strategy callback; what it raises is counted and shown, the run goes on
         (after ``MAX_STRATEGY_ERRORS`` the run stops with the last one)."""
         try:
             fn(*args)
         except OrderInputError as exc:
-            self.metrics.strategy_error(self.now_ns, f"{fn.__name__}: {exc}")
+            frames = [
+                f
+                for f in traceback.extract_tb(exc.__traceback__)
+                if not f.filename.endswith("backtest/engine.py")
+            ]
+            at = f" ({frames[-1].filename}:{frames[-1].lineno})" if frames else ""
+            if self.metrics.strategy_error(self.now_ns, f"{fn.__name__}: {exc}{at}"):
+                self.stopped = True
         except Exception as exc:
             where = traceback.extract_tb(exc.__traceback__)[-1]
             message = f"{fn.__name__} raised {type(exc).__name__}: {exc} ({where.filename}:{where.lineno})"
@@ -1104,7 +1169,11 @@ class Backtest:
         if transition.noop:
             return
         parent.state = transition.state
-        reason = getattr(event, "reason", "")
+        reason = (
+            "; ".join(event.reasons)
+            if isinstance(event, lc.OrderDenied)
+            else getattr(event, "reason", "")
+        )
         if isinstance(reason, str) and reason and parent.is_terminal:
             parent.reason = reason
         if parent.ack_ns is None and event.kind in (

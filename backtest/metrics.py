@@ -17,10 +17,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from backtest.config import BacktestConfig
-from orders.domain.positions import PositionState
 
 if TYPE_CHECKING:
-    from backtest.engine import Backtest, Fill, Order, VenueRuntime
+    from backtest.engine import Backtest, Fill, Order
     from backtest.venue import Execution
 
 ZERO = Decimal(0)
@@ -30,6 +29,7 @@ LATENCY_MAX = 20_000
 MAX_STRATEGY_ERRORS = 100
 MAX_LOG = 1_000
 VOL_STEP_NS = NS  # the volatility measure: the mid's move over the last second
+MID_STEP_NS = NS // 100  # markouts are taken within 10 ms of their time
 
 
 @dataclass(slots=True)
@@ -96,13 +96,14 @@ class Metrics:
         self.executions: dict[str, tuple[int, Decimal | None]] = {}  # trade id -> (ns, mid)
         self.markouts: list[tuple[int, int, int]] = []  # (due ns, fill index, horizon s)
         self.series: list[tuple[int, str, Decimal | None, Decimal, Decimal, Decimal]] = []
-        self.series_step = NS // 10
+        self.series_step = NS // 4
+        self.symbols: list[str] = []
         self.next_sample_ns = 0
         self.peak: Decimal | None = None
         self.max_drawdown = ZERO
         self.vol: dict[str, float] = {}
+        self.next_mid_ns = 0
         self.vol_anchor: dict[str, tuple[int, Decimal]] = {}
-        self.runtime_cache: dict[str, list[VenueRuntime]] = {}
         self.timing: dict[str, float] = {}
 
     # ------------------------------------------------------------------ clock
@@ -152,7 +153,9 @@ class Metrics:
     # ------------------------------------------------------------------ market
 
     def on_mid(self, bt: Backtest, symbol: str, ts: int) -> None:
-        """After a book change: due markouts, the volatility measure."""
+        """After a book change (at most every ``MID_STEP_NS``): due markouts, the
+        volatility measure."""
+        self.next_mid_ns = ts + MID_STEP_NS
         markouts = self.markouts
         if markouts and markouts[0][0] <= ts:
             while markouts and markouts[0][0] <= ts:
@@ -184,12 +187,13 @@ class Metrics:
     def pnl_realized(self, bt: Backtest) -> Decimal:
         return sum((p.realized_pnl - p.fees for p in bt.positions.values()), ZERO)
 
-    def pnl_total(self, bt: Backtest) -> Decimal:
+    def pnl_total(self, bt: Backtest, marks: dict[str, Decimal | None] | None = None) -> Decimal:
         total = ZERO
         for symbol, p in bt.positions.items():
             total += p.realized_pnl - p.fees
             if p.quantity:
-                unrealized = p.unrealized(bt.mark(symbol))
+                mark = marks[symbol] if marks is not None and symbol in marks else bt.mark(symbol)
+                unrealized = p.unrealized(mark)
                 total += unrealized or ZERO
         return total
 
@@ -209,12 +213,29 @@ class Metrics:
         if not force and now < self.next_sample_ns:
             return
         self.next_sample_ns = now + self.series_step
-        drawdown = self._drawdown(bt)
-        equity = self.config.start_balance + self.pnl_total(bt)
-        symbols = sorted({s for books in bt.sources.values() for s in books})
+        symbols = self.symbols
+        if len(symbols) != sum(len(books) for books in bt.sources.values()):
+            symbols = self.symbols = sorted({s for books in bt.sources.values() for s in books})
+        marks = {symbol: bt.mark(symbol) for symbol in symbols}
+        equity = self.config.start_balance + self.pnl_total(bt, marks)
+        if self.peak is None or equity > self.peak:
+            self.peak = equity
+        drawdown = self.peak - equity
+        if drawdown > self.max_drawdown:
+            self.max_drawdown = drawdown
+        positions = bt.positions
         for symbol in symbols:
-            pos = bt.positions.get(symbol, PositionState()).quantity
-            self.series.append((now, symbol, bt.mark(symbol), pos, equity, drawdown))
+            pos = positions.get(symbol)
+            self.series.append(
+                (
+                    now,
+                    symbol,
+                    marks[symbol],
+                    ZERO if pos is None else pos.quantity,
+                    equity,
+                    drawdown,
+                )
+            )
         if len(self.series) > 2 * SERIES_MAX:
             self.series = _thin(self.series, len(symbols))
             self.series_step *= 2

@@ -1,10 +1,12 @@
 """Orders without a venue: the router of the run (``--router``), and parent/child orders.
 
 * ``sor``: ``routing.sor.plan`` (the OMS's smart order router) on the venues' books as
-  the OMS's feed shows them. The order becomes a parent; each planned child is an IOC
-  marketable limit at its venue. When every child is done, what is left is planned
-  again (at most ``max_route_rounds`` rounds); a GTC limit remainder then rests where
-  the plan says (``rest_venue``); a market or IOC remainder is canceled.
+  the OMS's feed shows them, in rounds as ``routing/parents.py`` does live: the order
+  becomes a parent (DENIED ``NO_ROUTE: ...`` when no venue may trade it at all); each
+  planned child is an IOC marketable limit at its venue; when every child is done, what
+  is left is planned again (at most ``max_route_rounds`` rounds), a venue that rejected
+  a child being set aside for the rest of the parent; a GTC limit remainder then rests
+  where the plan says (``rest_venue``); a market, IOC or FOK remainder is canceled.
 * ``best``: the whole order to the venue with the best fee-adjusted touch.
 * ``fixed:<venue>``: the whole order to that venue.
 
@@ -15,13 +17,13 @@ fills once.
 
 from __future__ import annotations
 
-import importlib
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from marketdata.book import MdState
 from marketdata.consolidated import VenueBook
 from orders.domain import lifecycle as lc
+from routing import sor
 
 if TYPE_CHECKING:
     from backtest.engine import Backtest, Order
@@ -31,11 +33,6 @@ ONE = Decimal(1)
 NS = 1_000_000_000
 BOOK_LEVELS = 50
 Status = lc.OrderStatus
-
-
-def _sor() -> Any:
-    """``routing.sor`` (imported when first needed: a run with one venue never needs it)."""
-    return importlib.import_module("routing.sor")
 
 
 def venue_books(bt: Backtest, symbol: str) -> list[VenueBook]:
@@ -92,22 +89,32 @@ def route_new(bt: Backtest, order: Order) -> None:
     if router.startswith("fixed:") or router == "best":
         venue, why = (router[6:], "") if router.startswith("fixed:") else best_venue(bt, order)
         if venue is None or venue not in bt.venues:
-            bt._event(order, lc.OrderSubmitted())
-            bt._apply_parent(order, lc.OrderRejected(reason=why or f"NO_ROUTE: no venue {venue!r}"))
-            bt.metrics.rejects["NO_ROUTE"] += 1
+            _deny(bt, order, why or f"NO_ROUTE: no venue {venue!r}")
             return
         order.venue = venue
         bt._event(order, lc.OrderSubmitted())
         bt._send_new(order)
         return
-    bt._event(order, lc.OrderSubmitted())
     plan_round(bt, order)
+
+
+def _deny(bt: Backtest, order: Order, reason: str) -> None:
+    """Not routed at all: no venue may trade it (live: DENIED, ``NO_ROUTE: ...``)."""
+    bt.metrics.denials["NO_ROUTE"] += 1
+    bt._apply_parent(order, lc.OrderDenied(reasons=(reason,)))
+
+
+def _rejected_venues(bt: Backtest, parent: Order) -> set[str]:
+    """Venues that rejected a child of this parent: set aside for the rest of it."""
+    return {
+        c.venue for cid in parent.children if (c := bt.orders[cid]).status == "REJECTED" and c.venue
+    }
 
 
 def plan_round(bt: Backtest, parent: Order) -> None:
     """Plan what the parent has left and send the children."""
-    sor = _sor()
     leaves = parent.leaves_quantity
+    set_aside = _rejected_venues(bt, parent)
     spec = sor.OrderSpec(
         symbol=parent.symbol,
         side=parent.side,
@@ -124,7 +131,7 @@ def plan_round(bt: Backtest, parent: Order) -> None:
             min_notional=rt.config.min_notional,
             tick_size=rt.config.tick_size,
             rate_headroom=0 if bt.now_ns < rt.rate_limited_until else 1,
-            enabled=not rt.venue.down,
+            enabled=not rt.venue.down and rt.name not in set_aside,
         )
         for rt in bt.venues.values()
     }
@@ -141,6 +148,12 @@ def plan_round(bt: Backtest, parent: Order) -> None:
             "unroutable": plan.unroutable,
         }
     )
+    if parent.state.status is Status.PENDING_NEW:
+        resting = parent.type == "limit" and parent.time_in_force == "GTC" and plan.rest_venue
+        if not plan.children and plan.unroutable and not resting:
+            _deny(bt, parent, plan.unroutable)
+            return
+        bt._apply_parent(parent, lc.OrderSubmitted())
     if plan.children:
         for child in plan.children:
             bt.new_child(

@@ -52,7 +52,7 @@ Level = tuple[Decimal, Decimal]
 class SourceBook:
     """One recorded venue and symbol: the L2 book plus the newest ticker over its top."""
 
-    __slots__ = ("book", "symbol", "top", "top_id", "ts_ns", "version")
+    __slots__ = ("book", "has_book", "symbol", "top", "top_id", "ts_ns", "version")
 
     def __init__(self, symbol: str) -> None:
         self.book = L2Book(symbol)
@@ -63,10 +63,12 @@ class SourceBook:
         self.top_id = -1
         self.ts_ns = 0
         self.version = 0  # bumped on every change (views compare it)
+        self.has_book = False  # a snapshot, diff or ticker was seen
 
     # -------------------------------------------------------------- updating
 
     def on_snapshot(self, ev: Snapshot) -> None:
+        self.has_book = True
         self.book.apply_snapshot(ev.bids, ev.asks, ev.last_update_id)
         if self.top is not None and (ev.last_update_id or 0) >= self.top_id:
             self.top = None
@@ -74,6 +76,7 @@ class SourceBook:
         self.version += 1
 
     def on_depth(self, ev: Depth) -> None:
+        self.has_book = True
         self.book.apply_diff(Diff(ev.first_id, ev.last_id, ev.bids, ev.asks))
         if self.top is not None and ev.last_id >= self.top_id:
             self.top = None  # the depth has caught up with the ticker
@@ -81,6 +84,7 @@ class SourceBook:
         self.version += 1
 
     def on_ticker(self, ev: Ticker) -> None:
+        self.has_book = True
         uid = ev.update_id if ev.update_id is not None else self.top_id + 1
         last = self.book.last_update_id
         if last is not None and uid <= last:
@@ -90,6 +94,14 @@ class SourceBook:
         self.top = (ev.bid_price, ev.bid_qty, ev.ask_price, ev.ask_qty)
         self.top_id = uid
         self.ts_ns = ev.ts_ns
+        self.version += 1
+
+    def on_trade_only(self, price: Decimal, qty: Decimal) -> None:
+        """A recording of trades alone (a trade CSV): the book is one level a tick (the
+        price's last digit) either side of the last trade, as deep as the trade."""
+        step = Decimal(1).scaleb(price.as_tuple().exponent)  # type: ignore[arg-type]
+        self.top = (price - step, qty, price + step, qty)
+        self.top_id += 1
         self.version += 1
 
     # -------------------------------------------------------------- reading

@@ -17,7 +17,8 @@ measures:
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
-  (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
+  (WebSocket), ``bench/backtest.py`` (replay rate against the parse floor) and
+  ``bench/sor.py`` (the router's plan time, and what it saves on the demo
   venues' books).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
@@ -48,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "backtest"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -363,6 +364,11 @@ class Bench:
         self.results.update(bench_sor_plan())
         self.results.update(bench_sor_improvement())
 
+    def backtest(self) -> None:
+        from bench.backtest import bench_backtest
+
+        self.results.update(bench_backtest())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -392,6 +398,7 @@ class Bench:
             "md_exchange_to_redis_p50_ms": ("<=", 5),
             "sor_plan_p50_us": ("<=", 50),
             "sor_improvement_bps": (">=", 0),
+            "backtest_events_per_s": (">=", 100_000),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -416,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,backtest",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -432,6 +439,7 @@ def main(argv: list[str] | None = None) -> None:
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
+            ("backtest", bench.backtest),
         ):
             if only and name not in only:
                 continue

@@ -307,9 +307,9 @@ class BadOrders(Strategy):
 def test_a_bad_order_is_reported_naming_the_field(recording):
     result = run(data=[recording], strategy=BadOrders(), config=loose(), report=False)
 
-    assert result.summary["strategy_error_messages"] == [
-        "on_trade: side: 'hold' is not buy or sell"
-    ]
+    (message,) = result.summary["strategy_error_messages"]
+    assert message.startswith("on_trade: side: 'hold' is not buy or sell (")
+    assert "test_engine.py:" in message  # the strategy's line that sent it
 
 
 def test_bad_data_lines_are_counted_in_the_summary_and_missing_files_stop_the_run(
@@ -453,3 +453,94 @@ def test_config_errors_name_the_key(tmp_path):
     assert replace(cfg, seed=4).venues == (
         VenueConfig(name="a", latency=cfg.venues[0].latency, faults=Faults()),
     )
+
+
+def test_sor_splits_across_venues_in_rounds_and_parents_follow_their_children(recording):
+    cfg = loose(
+        router="sor",
+        venue=[
+            {"name": "a", "taker_fee": "0.001", "depth_scale": 0.5},
+            {
+                "name": "b",
+                "taker_fee": "0.001",
+                "price_offset_bp": 1.0,
+                "tick_size": "0.01",
+                "depth_scale": 0.5,
+            },
+        ],
+    )
+
+    class Big(Strategy):
+        def on_start(self, ctx):
+            self.sent = 0
+
+        def on_trade(self, ctx, trade):
+            if trade.venue == "a" and self.sent < 5 and ctx.now_ns % 7 == 0:
+                self.sent += 1
+                ctx.submit(symbol=trade.symbol, side="buy", type="market", quantity="1.5")
+
+    result = run(data=[recording], strategy=Big(), config=cfg, latency_ms=0, report=False)
+
+    bt = result.backtest
+    parents = [o for o in bt.orders.values() if o.venue is None]
+    assert parents and all(p.children for p in parents)
+    assert any({bt.orders[c].venue for c in p.children} == {"a", "b"} for p in parents)
+    for p in parents:
+        children = [bt.orders[c] for c in p.children]
+        assert p.filled_quantity == sum(c.filled_quantity for c in children)
+        assert p.is_terminal and all(c.is_terminal for c in children)
+        assert all(c.time_in_force == "IOC" and c.price is not None for c in children)
+    assert bt.metrics.routes and bt.metrics.routes[0]["venues"][0]["reason"]
+    check_books_balance(result)
+
+
+def test_an_order_no_venue_may_trade_is_denied_no_route(recording):
+    cfg = loose(router="sor", venue=[{"name": "a"}, {"name": "b"}])
+
+    class Early(Strategy):
+        def on_start(self, ctx):  # before the first book: no venue has market data
+            ctx.submit(symbol="TESTUSDT", side="buy", type="limit", quantity="1", price="99.00")
+
+    result = run(data=[recording], strategy=Early(), config=cfg, latency_ms=0, report=False)
+
+    (order,) = result.backtest.orders.values()
+    assert order.status == "DENIED" and order.reason.startswith("NO_ROUTE: a ")
+    assert result.summary["denials"] == {"NO_ROUTE": 1}
+
+
+@pytest.mark.parametrize("latency", [0, 20])
+def test_a_trade_csv_alone_is_a_one_level_book_around_the_last_trade(tmp_path, latency):
+    path = tmp_path / "ethusdt.csv"
+    rows = ["ts,price,qty,side"] + [
+        f"{1700000000000 + i * 100},{2500 + (i % 5) / 100:.2f},0.5,buy" for i in range(200)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+    result = run(
+        data=[path],
+        strategy=EveryN(n="10", qty="0.1"),
+        config=loose(),
+        latency_ms=latency,
+        report=False,
+    )
+
+    fills = [r.fill for r in result.backtest.metrics.fills]
+    assert len(fills) == 19 or len(fills) == 20
+    assert all(D("2500.01") <= f.price <= D("2500.05") for f in fills)  # a tick above a trade
+    check_books_balance(result)
+
+
+def test_an_ohlcv_csv_is_a_book_around_each_close(tmp_path):
+    path = tmp_path / "btcusdt_1m.csv"
+    rows = ["time,open,high,low,close,volume"] + [
+        f"{1700000000 + 60 * i},100.0,103.0,99.0,{100 + i % 3}.0,5" for i in range(100)
+    ]
+    path.write_text("\n".join(rows) + "\n")
+
+    result = run(
+        data=[path], strategy=EveryN(n="10", qty="1"), config=loose(), latency_ms=0, report=False
+    )
+
+    fills = [r.fill for r in result.backtest.metrics.fills]
+    assert result.summary["data_issues"]["total"] == 0
+    assert len(fills) == 10 and {f.price for f in fills} <= {D("100.1"), D("101.1"), D("102.1")}
