@@ -14,6 +14,12 @@ A file looks like this (every key optional)::
     max_position = "5"
     max_daily_loss = "2000"
 
+    [[kill_switch]]                   # an operator's kill switch at a set time
+    at_s = 120                        # seconds from the recording's start
+    scope = "account"                 # or a symbol
+    state = "HALTED"                  # ACTIVE (release), REDUCING or HALTED
+    reason = "drill"
+
     [[venue]]
     name = "sim-a"
     source = "binance-spot"           # which recording's venue it replays (default: the only one)
@@ -174,6 +180,9 @@ class BacktestConfig:
     resend_max_age_s: float = 120.0  # ...but never once the order is this old
     max_route_rounds: int = 3
     latency_ms: float | None = None  # --latency-ms: every venue's latencies, constant
+    # operator kill-switch changes at set times: (at_s from the start, scope, state, reason);
+    # scope "account" or a symbol; state ACTIVE (release), REDUCING or HALTED
+    kill_switch: tuple[tuple[float, str, str, str], ...] = ()
 
     def with_latency_ms(self, ms: float) -> BacktestConfig:
         """Every venue's feed, order and response latency set to ``ms`` (no spikes)."""
@@ -375,6 +384,30 @@ def config_from_dict(data: Mapping[str, Any]) -> BacktestConfig:
             kw[name] = _float(name, data[name])
     if "max_route_rounds" in data:
         kw["max_route_rounds"] = int(_float("max_route_rounds", data["max_route_rounds"]))
+    if "kill_switch" in data:
+        changes = []
+        for i, row in enumerate(data["kill_switch"]):
+            key = f"kill_switch[{i}]"
+            row = _table(key, row)
+            unknown = sorted(set(row) - {"at_s", "scope", "state", "reason"})
+            if unknown:
+                raise ConfigError(
+                    f"{key}: unknown key(s) {', '.join(unknown)}; known: at_s, scope, state, reason"
+                )
+            if row.get("state") not in ("ACTIVE", "REDUCING", "HALTED"):
+                raise ConfigError(
+                    f"{key}.state: {row.get('state')!r} is not ACTIVE, REDUCING or HALTED"
+                )
+            at = _float(f"{key}.at_s", row.get("at_s", 0))
+            changes.append(
+                (
+                    at,
+                    str(row.get("scope", "account")),
+                    row["state"],
+                    str(row.get("reason", "operator")),
+                )
+            )
+        kw["kill_switch"] = tuple(sorted(changes, key=lambda c: c[0]))
     return BacktestConfig(**kw)
 
 

@@ -31,8 +31,8 @@ import logging
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
-from decimal import Decimal, InvalidOperation
+from dataclasses import replace
+from decimal import Decimal
 from typing import Any
 
 from backtest.config import BacktestConfig, VenueConfig, constant_latency
@@ -49,6 +49,21 @@ from backtest.latency import (
     stream,
 )
 from backtest.metrics import Metrics
+from backtest.model import (
+    BacktestError,
+    BookView,
+    Fill,
+    Order,
+    OrderInputError,
+    TradeView,
+    _dec,
+)
+from backtest.router import (
+    child_changed,
+    parent_cancel_requested,
+    parent_filled,
+    route_new,
+)
 from backtest.strategy import Strategy, StrategyParamError
 from backtest.venue import Execution, SimVenue, SourceBook
 from marketdata.book import MdState
@@ -68,134 +83,6 @@ log = logging.getLogger("oms.backtest")
 ZERO = Decimal(0)
 NS = 1_000_000_000
 Status = lc.OrderStatus
-
-
-class BacktestError(Exception):
-    """The run cannot go on (bad strategy, no data); the message says why."""
-
-
-# ---------------------------------------------------------------------------- values
-
-
-@dataclass(slots=True)
-class Order:
-    """One order as the OMS holds it (``state`` is the lifecycle's)."""
-
-    client_order_id: str
-    parent: str | None
-    venue: str | None
-    symbol: str
-    side: str
-    type: str
-    quantity: Decimal
-    price: Decimal | None
-    time_in_force: str
-    state: lc.OrderState
-    created_ns: int
-    reason: str = ""
-    ack_ns: int | None = None
-    done_ns: int | None = None
-    trade_ids: set[str] = field(default_factory=set)
-    children: list[str] = field(default_factory=list)
-    in_doubt: bool = False
-    sent_ns: int = 0
-    last_arrival_ns: int = 0  # requests reach the venue in order
-    last_answer_ns: int = 0  # answers come back in order
-    route_rounds: int = 0
-    fees: Decimal = ZERO
-
-    @property
-    def status(self) -> str:
-        return self.state.status.value
-
-    @property
-    def filled_quantity(self) -> Decimal:
-        return self.state.filled_quantity
-
-    @property
-    def leaves_quantity(self) -> Decimal:
-        return self.state.leaves_quantity
-
-    @property
-    def average_price(self) -> Decimal | None:
-        return self.state.average_price
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state.is_terminal
-
-
-@dataclass(frozen=True, slots=True)
-class Fill:
-    ts_ns: int  # when the OMS learned of it
-    exec_ns: int  # when the venue executed it
-    client_order_id: str
-    parent: str | None
-    venue: str
-    symbol: str
-    side: str
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    liquidity: str  # maker | taker
-    mid: Decimal | None  # the venue's mid when it executed
-
-
-@dataclass(frozen=True, slots=True)
-class TradeView:
-    ts_ns: int
-    venue: str
-    symbol: str
-    price: Decimal
-    quantity: Decimal
-    side: str | None  # the aggressor's
-
-
-class BookView:
-    """A venue's book for one symbol as the strategy sees it (after the feed latency)."""
-
-    __slots__ = ("_v", "symbol", "venue")
-
-    def __init__(self, view: SimVenue, symbol: str) -> None:
-        self._v, self.venue, self.symbol = view, view.name, symbol
-
-    @property
-    def state(self) -> str:
-        return self._v.state(self.symbol).value
-
-    @property
-    def ts_ns(self) -> int:
-        src = self._v.sources.get(self.symbol)
-        return 0 if src is None else src.ts_ns
-
-    def best_bid(self) -> tuple[Decimal, Decimal] | None:
-        return self._v.best_bid(self.symbol)
-
-    def best_ask(self) -> tuple[Decimal, Decimal] | None:
-        return self._v.best_ask(self.symbol)
-
-    def mid(self) -> Decimal | None:
-        return self._v.mid(self.symbol)
-
-    def bids(self, n: int = 10) -> list[tuple[Decimal, Decimal]]:
-        return self._v.depth(self.symbol, True, n)
-
-    def asks(self, n: int = 10) -> list[tuple[Decimal, Decimal]]:
-        return self._v.depth(self.symbol, False, n)
-
-
-def _dec(name: str, value: Any) -> Decimal:
-    try:
-        out = value if isinstance(value, Decimal) else Decimal(str(value))
-    except InvalidOperation:
-        raise OrderInputError(f"{name}: {value!r} is not a number") from None
-    if not out.is_finite() or out <= 0:
-        raise OrderInputError(f"{name}: {value!r} must be a positive number")
-    return out
-
-
-class OrderInputError(ValueError):
-    """A strategy asked for an order that cannot exist (bad side, quantity...)."""
 
 
 # ---------------------------------------------------------------------------- venues
@@ -389,6 +276,8 @@ class Backtest:
         self.start_ns = self.now_ns = t
         for rt in self.venues.values():
             self._schedule_outages(rt, t)
+        for at_s, scope, state, reason in self.config.kill_switch:
+            self.at(t + int(at_s * NS), self._operator_state, scope, state, reason)
         self.metrics.start(t)
 
     def _market(self, ev: Event) -> None:
@@ -604,8 +493,6 @@ class Backtest:
             return order.client_order_id
         self._note_submitted(order)
         if venue is None:
-            from backtest.router import route_new
-
             route_new(self, order)
             return order.client_order_id
         self._event(order, lc.OrderSubmitted())
@@ -770,9 +657,30 @@ class Backtest:
                 "account", state, f"after fill {fill_id}: {breach.message}", specificity=2
             )
 
-    def _set_state(self, scope: str, state: str, reason: str, *, specificity: int) -> None:
+    def _operator_state(self, scope: str, state: str, reason: str) -> None:
+        """A kill-switch change the configuration schedules (an operator's: it may release)."""
+        if state == "ACTIVE":
+            if self.trading_state.pop(scope, None) is not None:
+                label = f"account {self.config.account}" + (
+                    "" if scope == "account" else f" {scope}"
+                )
+                self.metrics.kill_switch.append(
+                    {"ts": self.now_ns, "scope": label, "state": state, "reason": reason}
+                )
+            return
+        self._set_state(
+            scope, state, reason, specificity=2 if scope == "account" else 3, escalate_only=False
+        )
+
+    def _set_state(
+        self, scope: str, state: str, reason: str, *, specificity: int, escalate_only: bool = True
+    ) -> None:
         current = self.trading_state.get(scope)
-        if current is not None and checks.SEVERITY[current.state] >= checks.SEVERITY[state]:
+        if (
+            escalate_only
+            and current is not None
+            and checks.SEVERITY[current.state] >= checks.SEVERITY[state]
+        ):
             return  # escalate only
         label = f"account {self.config.account}" + ("" if scope == "account" else f" {scope}")
         self.trading_state[scope] = checks.StateRow(
@@ -935,8 +843,6 @@ class Backtest:
         if order.venue is None:  # a parent: cancel its children
             for cid in order.children:
                 self.cancel(cid)
-            from backtest.router import parent_cancel_requested
-
             parent_cancel_requested(self, order)
             return True
         if order.state.status in (Status.PENDING_CANCEL, Status.PENDING_REPLACE):
@@ -1153,8 +1059,6 @@ class Backtest:
         )
         self.metrics.fill(self, fill, late=late)
         if order.parent is not None and order.parent in self.orders:
-            from backtest.router import parent_filled
-
             parent_filled(self, self.orders[order.parent], order, report)
         self._call(self.strategy.on_fill, self.ctx, fill)
         self._post_trade(order.symbol, trade_id)
@@ -1195,8 +1099,6 @@ class Backtest:
         if order.is_terminal:
             self.open.pop(order.client_order_id, None)
         if order.parent is not None and order.parent in self.orders:
-            from backtest.router import child_changed
-
             child_changed(self, self.orders[order.parent], order)
         self._call(self.strategy.on_order, self.ctx, order)
 

@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from backtest.config import BacktestConfig
+from backtest.model import Fill, Order
+from backtest.venue import Execution
+from orders.domain.positions import PositionState
 
-if TYPE_CHECKING:
-    from backtest.engine import Backtest, Fill, Order
-    from backtest.venue import Execution
+
+class Run(Protocol):
+    """What the metrics read of the run (``backtest.engine.Backtest``)."""
+
+    @property
+    def now_ns(self) -> int: ...
+    @property
+    def positions(self) -> Mapping[str, PositionState]: ...
+    @property
+    def sources(self) -> Mapping[str, Mapping[str, Any]]: ...
+    @property
+    def venues(self) -> Mapping[str, Any]: ...
+    def mark(self, symbol: str) -> Decimal | None: ...
+
 
 ZERO = Decimal(0)
 NS = 1_000_000_000
@@ -123,7 +138,7 @@ class Metrics:
     def execution_info(self, trade_id: str) -> tuple[int | None, Decimal | None]:
         return self.executions.get(trade_id, (None, None))
 
-    def fill(self, bt: Backtest, fill: Fill, *, late: bool) -> None:
+    def fill(self, bt: Run, fill: Fill, *, late: bool) -> None:
         self.fills.append(FillRow(fill))
         if late:
             self.late_fills += 1
@@ -152,7 +167,7 @@ class Metrics:
 
     # ------------------------------------------------------------------ market
 
-    def on_mid(self, bt: Backtest, symbol: str, ts: int) -> None:
+    def on_mid(self, bt: Run, symbol: str, ts: int) -> None:
         """After a book change (at most every ``MID_STEP_NS``): due markouts, the
         volatility measure."""
         self.next_mid_ns = ts + MID_STEP_NS
@@ -184,10 +199,10 @@ class Metrics:
 
     # ------------------------------------------------------------------ P&L
 
-    def pnl_realized(self, bt: Backtest) -> Decimal:
+    def pnl_realized(self, bt: Run) -> Decimal:
         return sum((p.realized_pnl - p.fees for p in bt.positions.values()), ZERO)
 
-    def pnl_total(self, bt: Backtest, marks: dict[str, Decimal | None] | None = None) -> Decimal:
+    def pnl_total(self, bt: Run, marks: dict[str, Decimal | None] | None = None) -> Decimal:
         total = ZERO
         for symbol, p in bt.positions.items():
             total += p.realized_pnl - p.fees
@@ -197,7 +212,7 @@ class Metrics:
                 total += unrealized or ZERO
         return total
 
-    def _drawdown(self, bt: Backtest) -> Decimal:
+    def _drawdown(self, bt: Run) -> Decimal:
         equity = self.config.start_balance + self.pnl_total(bt)
         if self.peak is None or equity > self.peak:
             self.peak = equity
@@ -206,7 +221,7 @@ class Metrics:
             self.max_drawdown = drawdown
         return drawdown
 
-    def sample(self, bt: Backtest, *, force: bool = False) -> None:
+    def sample(self, bt: Run, *, force: bool = False) -> None:
         """One row per symbol of the series (every ``series_step``, thinned past the cap)."""
         now = bt.now_ns
         self.end_ns = max(self.end_ns, now)
@@ -242,7 +257,7 @@ class Metrics:
 
     # ------------------------------------------------------------------ summary
 
-    def summary(self, bt: Backtest) -> dict[str, Any]:
+    def summary(self, bt: Run) -> dict[str, Any]:
         fills = [r.fill for r in self.fills]
         volume = sum((f.quantity for f in fills), ZERO)
         notional = sum((f.quantity * f.price for f in fills), ZERO)

@@ -17,16 +17,39 @@ fills once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from backtest.config import BacktestConfig
+from backtest.model import Order
 from marketdata.book import MdState
 from marketdata.consolidated import VenueBook
 from orders.domain import lifecycle as lc
 from routing import sor
 
-if TYPE_CHECKING:
-    from backtest.engine import Backtest, Order
+
+class Backtest(Protocol):
+    """What the router uses of the engine (``backtest.engine.Backtest``)."""
+
+    @property
+    def config(self) -> BacktestConfig: ...
+    @property
+    def now_ns(self) -> int: ...
+    @property
+    def venues(self) -> Mapping[str, Any]: ...
+    @property
+    def orders(self) -> Mapping[str, Order]: ...
+    @property
+    def metrics(self) -> Any: ...
+
+    def _event(self, order: Order, event: lc.OrderEvent) -> None: ...
+    def _apply_parent(self, parent: Order, event: lc.OrderEvent) -> None: ...
+    def _send_new(self, order: Order) -> None: ...
+    def new_child(
+        self, parent: Order, *, venue: str, quantity: Decimal, price: Decimal | None, tif: str
+    ) -> Order: ...
+
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

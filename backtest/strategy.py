@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
-if TYPE_CHECKING:  # the engine imports this module
-    from backtest.engine import BookView, Fill, Order, TradeView
+if TYPE_CHECKING:
+    from backtest.model import BookView, Fill, Order, TradeView
 
 
 class Context(Protocol):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from backtest import Context, Strategy
-from backtest.engine import TradeView
+from backtest.model import TradeView
 
 
 class BuyEvery(Strategy):

@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from backtest import Context, Strategy
-from backtest.engine import BookView
+from backtest.model import BookView
 
 
 class MarketMaker(Strategy):

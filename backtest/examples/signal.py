@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from backtest import Context, Strategy
-from backtest.engine import BookView
+from backtest.model import BookView
 
 
 class EmaCross(Strategy):

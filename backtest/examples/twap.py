@@ -12,7 +12,7 @@ from __future__ import annotations
 from decimal import ROUND_DOWN, Decimal
 
 from backtest import Context, Strategy
-from backtest.engine import BookView, Fill
+from backtest.model import BookView, Fill
 
 NS = 1_000_000_000
 
@@ -26,6 +26,7 @@ class Twap(Strategy):
         self.max_slip = self.param("max_slippage_bp", Decimal("5")) / Decimal(10_000)
         self.lot = self.param("lot", Decimal("0.00001"))
         self.symbol = self.params.get("symbol")
+        self.venue = self.params.get("venue")  # None: the router chooses (several venues)
         self.parent = f"twap-{self.side}-{self.total}"
         self.start_ns: int | None = None
         self.sent = 0
@@ -37,6 +38,8 @@ class Twap(Strategy):
         if self.symbol is None:
             self.symbol = book.symbol
         if book.symbol != self.symbol or book.state != "LIVE" or self.sent >= self.slices:
+            return
+        if self.venue is not None and book.venue != self.venue:
             return
         if self.start_ns is None:
             self.start_ns = ctx.now_ns
@@ -66,7 +69,7 @@ class Twap(Strategy):
                 Decimal("0.01"), rounding=ROUND_DOWN if self.side == "buy" else "ROUND_UP"
             ),
             time_in_force="IOC",
-            venue=book.venue,
+            venue=self.venue,
             parent=self.parent,
         )
 

@@ -105,3 +105,27 @@ def test_bad_input_ends_with_one_clear_line_and_status_2(recording, tmp_path, ar
     assert proc.stderr.strip().startswith("oms backtest: error:")
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_same_seed_same_files_across_processes_whatever_the_hash_seed(recording, tmp_path):
+    outs = []
+    for hash_seed in ("1", "2"):
+        os.environ["PYTHONHASHSEED"] = hash_seed
+        try:
+            out = tmp_path / f"out{hash_seed}"
+            proc = oms(
+                tmp_path,
+                "--data", str(recording),
+                "--strategy", "backtest.examples.market_maker:MarketMaker",
+                "--param", "qty=0.2", "--seed", "9", "--out", str(out),
+            )  # fmt: skip
+            assert proc.returncode == 0, proc.stderr
+            outs.append(out)
+        finally:
+            os.environ.pop("PYTHONHASHSEED", None)
+    a, b = (json.loads((o / "summary.json").read_text()) for o in outs)
+    for s in (a, b):
+        s.pop("timing"), s.pop("events_per_s")
+    assert a == b
+    for name in ("orders.csv", "fills.csv", "series.csv", "latency.csv"):
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()

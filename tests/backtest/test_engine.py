@@ -544,3 +544,61 @@ def test_an_ohlcv_csv_is_a_book_around_each_close(tmp_path):
     fills = [r.fill for r in result.backtest.metrics.fills]
     assert result.summary["data_issues"]["total"] == 0
     assert len(fills) == 10 and {f.price for f in fills} <= {D("100.1"), D("101.1"), D("102.1")}
+
+
+@needs_shared
+@pytest.mark.parametrize("router", ["sor", "best", "fixed:sim-b"])
+def test_the_example_two_venue_config_compares_routers_on_one_recording(router):
+    from backtest.config import load_config
+
+    cfg = load_config(
+        Path(__file__).resolve().parents[2] / "backtest" / "examples" / "two_venues.toml"
+    )
+
+    result = run(
+        data=[SHARED / "btcusdt_20240808.gz"],
+        strategy="backtest.examples.twap:Twap",
+        params={"quantity": "2", "slices": "10", "minutes": "4"},
+        config=replace(cfg, router=router),
+        report=False,
+    )
+
+    s = result.summary
+    assert s["router"] == router and s["fills"] > 0
+    used = {v for v, figures in s["venues"].items() if figures["fills"]}
+    assert used == {"sim-b"} if router == "fixed:sim-b" else used
+    check_books_balance(result)
+
+
+def test_a_scheduled_kill_switch_halts_cancels_and_releases(recording):
+    cfg = loose(
+        kill_switch=[
+            {"at_s": 20, "scope": "account", "state": "HALTED", "reason": "drill"},
+            {"at_s": 40, "scope": "account", "state": "ACTIVE", "reason": "drill over"},
+        ]
+    )
+
+    result = run(data=[recording], strategy=Quoter(), config=cfg, latency_ms=0, report=False)
+
+    s = result.summary
+    assert [(k["state"], k["reason"]) for k in s["kill_switch"]] == [
+        ("HALTED", "drill"),
+        ("ACTIVE", "drill over"),
+    ]
+    start = result.backtest.start_ns
+    halted = [
+        o
+        for o in result.backtest.orders.values()
+        if o.status == "DENIED" and "TRADING_STATE" in o.reason
+    ]
+    assert halted and all(20 <= (o.created_ns - start) / 1e9 < 40 for o in halted)
+    canceled_at_halt = [
+        o
+        for o in result.backtest.orders.values()
+        if o.status == "CANCELED" and o.done_ns and 20 <= (o.done_ns - start) / 1e9 < 20.1
+    ]
+    assert canceled_at_halt
+    assert any(
+        (o.created_ns - start) / 1e9 > 40 and o.status != "DENIED"
+        for o in result.backtest.orders.values()
+    )
