@@ -105,6 +105,8 @@ def fmt_time(ts: float, span: float) -> str:
 def fmt_num(v: float) -> str:
     """A short label: 61,234.5 / 0.0012 / 1.2M."""
     a = abs(v)
+    if v == int(v) and a < 1e7:
+        return f"{int(v):,}"
     if a >= 1e7:
         return f"{v / 1e6:,.1f}M"
     if a >= 1000:
@@ -293,12 +295,13 @@ def histogram(
             f'height="{ys(0) - y:.1f}" fill="{color}" fill-opacity="0.8">'
             f"<title>{fmt_num(lo + i * width)} to {fmt_num(lo + (i + 1) * width)}: {c}{extra}</title></rect>"
         )
-    for label, v in marks:
+    for i, (label, v) in enumerate(marks):
         if lo <= v <= hi:
             x = xs(v)
+            y = PAD_TOP + 12 + 13 * i  # one line each: close marks do not overprint
             parts.append(
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{PAD_TOP}" y2="{height - PAD_BOTTOM}" class="mark"/>'
-                f'<text x="{x + 3:.1f}" y="{PAD_TOP + 12}" class="ml">{escape(label)}</text>'
+                f'<text x="{x + 3:.1f}" y="{y}" class="ml">{escape(label)}</text>'
             )
     parts.append(
         f'<text x="{WIDTH - PAD_RIGHT}" y="{height - 2}" class="axis" text-anchor="end">{escape(x_label)}</text>'

@@ -163,18 +163,57 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
     return argv
 
 
+# With OMS_DEMO_REPLAY=1 the demo venues replay these recordings, generated once under
+# OMS_HOME/replay by the project's own synthetic market (no third-party data): ten
+# minutes each, looped. Both venues replay the same market; their fees and latency differ.
+DEMO_RECORDINGS = {"BTC/USDT": 101, "ETH/USDT": 102}  # symbol: seed
+DEMO_RECORDING_MINUTES = 10.0
+
+
+def demo_replay() -> bool:
+    """``OMS_DEMO_REPLAY`` (see ``ENV_VARS`` in omsweb/settings.py), checked."""
+    raw = (os.environ.get("OMS_DEMO_REPLAY") or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise SystemExit(f"OMS_DEMO_REPLAY must be 0 or 1, not {raw!r}")
+    return raw in ("1", "true", "yes", "on")
+
+
+def demo_recordings(home: Path) -> list[Path]:
+    """The demo's recordings under ``home/replay``, written when missing (a few seconds)."""
+    from backtest.synth import SynthConfig, write_recording
+
+    paths = []
+    for symbol, seed in DEMO_RECORDINGS.items():
+        path = home / "replay" / f"{symbol.replace('/', '').lower()}_demo_{seed}.gz"
+        if not path.exists():
+            print(f"writing the demo recording {path} ...", flush=True)
+            write_recording(
+                path, SynthConfig(symbol=symbol, minutes=DEMO_RECORDING_MINUTES, seed=seed)
+            )
+        paths.append(path)
+    return paths
+
+
 def processes(
-    *, host: str, port: int, sim: bool = True, venues: tuple[str, ...] = tuple(SIM_VENUES)
+    *,
+    host: str,
+    port: int,
+    sim: bool = True,
+    venues: tuple[str, ...] = tuple(SIM_VENUES),
+    replay: tuple[Path, ...] = (),
 ) -> dict[str, list[str]]:
     """Every process ``oms up`` runs, by name: the one table of them (a new kind of
     process adds its entry here), with a worker for each of ``venues`` (``oms up``: the
     enabled ones). The process manager (``omsweb/procmgr.py``) restarts any of them
-    that dies."""
+    that dies. ``replay``: recordings the simulated venues follow (looped)."""
     procs: dict[str, list[str]] = {}
     if sim:
+        replay_args = [a for path in replay for a in ("--replay", str(path))]
+        if replay_args:
+            replay_args.append("--loop")
         for name, sim_port in SIM_VENUES.items():
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
-                           "--port", str(sim_port)]  # fmt: skip
+                           "--port", str(sim_port), *replay_args]  # fmt: skip
     procs["web"] = web_argv(host, port)
     for name, (queues, concurrency, beat) in {
         **WORKERS,
@@ -221,9 +260,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {user:7s} password {c['password']}  token {c['token']}")
     else:
         print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
+    replay = tuple(demo_recordings(home)) if demo_replay() and not args.no_sim else ()
+    if replay:
+        print("Demo venues replay market recordings (OMS_DEMO_REPLAY=1): "
+              + ", ".join(p.name for p in replay))  # fmt: skip
     config = procmgr.write_config(
         home,
-        processes(host=host, port=port, sim=not args.no_sim, venues=_enabled_venues()),
+        processes(
+            host=host, port=port, sim=not args.no_sim, venues=_enabled_venues(), replay=replay
+        ),
         directory=Path.cwd(),
     )
     supervisorctl = Path(sys.executable).parent / "supervisorctl"

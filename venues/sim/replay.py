@@ -19,11 +19,15 @@ engine's book is kept equal to it:
   does not know about us: no lasting market impact). A recorded level that comes to cross
   a resting user order trades with it (the user is the maker), as the price moving
   through it would;
-* the recorded ``bookTicker`` lines are not applied: the 100 ms depth diffs define the
-  book, so that the simulator's book equals the book the recording rebuilds.
+* the book is the backtester's view of the recording (:class:`RecordedBook`, the rule of
+  ``backtest.venue.SourceBook``, which venues may not import: tests hold the two equal):
+  the L2 book rebuilt from the snapshot and the 100 ms depth diffs, with the newest
+  ``bookTicker`` laid over its top while the ticker is newer than the depth (Binance's
+  ticker is real time). So the simulator's book equals the book the backtester trades
+  against at the same moment, but for the levels a replayed trade took since.
 
-Time: replay time advances with the simulator's clock times ``speed`` from the first
-recorded event; while the market is paused (``POST /sim/market {"paused": true}``) it
+Time: replay time starts where every symbol's book is in sync (the recording's first
+snapshots) and advances with the simulator's clock times ``speed``; while the market is paused (``POST /sim/market {"paused": true}``) it
 stands still. At the end of the recording the book stays as it was, or, with ``loop``, the
 recording starts again (the house book is re-synced from its snapshot).
 
@@ -32,14 +36,15 @@ Pure: no Django, no asyncio; the server calls :meth:`ReplayMarket.step` from its
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from backtest.data import Depth, Event, Issues, Snapshot, Trade, iter_events
-from marketdata.book import Diff, L2Book, Outcome
+from backtest.data import Depth, Event, Issues, Snapshot, Ticker, Trade, iter_events
+from marketdata.book import Diff, L2Book, MdState
 from venues.sim.engine import BUY, GTC, IOC, LIMIT, SELL, EngineError, MatchingEngine, Order
 from venues.sim.market import HOUSE_ACCOUNT, HOUSE_BALANCE
 
@@ -84,11 +89,69 @@ class ReplayConfig:
             raise ValueError(f"--speed must be > 0, got {self.speed}")
 
 
+class RecordedBook:
+    """A recorded symbol's book: the L2 book from snapshot and diffs, and the newest ticker
+    over its top while it is newer than the depth (a ticker-only recording is a one-level
+    book). The same rule as ``backtest.venue.SourceBook``."""
+
+    def __init__(self, symbol: str) -> None:
+        self.book = L2Book(symbol)
+        self.top: tuple[Decimal, Decimal, Decimal, Decimal] | None = None  # bid, qty, ask, qty
+        self.top_id = -1
+
+    @property
+    def state(self) -> MdState:
+        if self.book.in_sync:
+            return MdState.LIVE
+        if self.top is not None and not self.book._sequenced:
+            return MdState.LIVE
+        return self.book.state
+
+    def on_snapshot(self, ev: Snapshot) -> None:
+        self.book.apply_snapshot(ev.bids, ev.asks, ev.last_update_id)
+        if self.top is not None and (ev.last_update_id or 0) >= self.top_id:
+            self.top = None
+
+    def on_depth(self, ev: Depth) -> None:
+        self.book.apply_diff(Diff(ev.first_id, ev.last_id, ev.bids, ev.asks))
+        if self.top is not None and ev.last_id >= self.top_id:
+            self.top = None  # the depth has caught up with the ticker
+
+    def on_ticker(self, ev: Ticker) -> None:
+        uid = ev.update_id if ev.update_id is not None else self.top_id + 1
+        last = self.book.last_update_id
+        if (last is not None and uid <= last) or uid < self.top_id:
+            return  # older than what we hold
+        self.top = (ev.bid_price, ev.bid_qty, ev.ask_price, ev.ask_qty)
+        self.top_id = uid
+
+    def best(self, is_bid: bool) -> Decimal | None:
+        if self.top is not None:
+            return self.top[0] if is_bid else self.top[2]
+        level = (self.book.bids if is_bid else self.book.asks).best()
+        return None if level is None else level[0]
+
+    def level_qty(self, is_bid: bool, price: Decimal) -> Decimal:
+        top = self.top
+        if top is not None:
+            if is_bid:
+                if price > top[0]:
+                    return Decimal(0)
+                if price == top[0]:
+                    return top[1]
+            else:
+                if price < top[2]:
+                    return Decimal(0)
+                if price == top[2]:
+                    return top[3]
+        return (self.book.bids if is_bid else self.book.asks).levels.get(price, Decimal(0))
+
+
 @dataclass
 class _SymbolReplay:
     """The recorded book of one symbol and the house orders that stand for it."""
 
-    book: L2Book
+    source: RecordedBook
     mid: Decimal = Decimal(0)
     # (side, price) -> the house orders at that level, oldest first
     levels: dict[tuple[str, Decimal], list[Order]] = field(default_factory=dict)
@@ -133,6 +196,7 @@ class ReplayMarket:
         self._events: Iterator[Event] = iter(())
         self.states: dict[str, _SymbolReplay] = {}
         self._restart()
+        self._prime()
 
     # ------------------------------------------------------------------ reading
 
@@ -146,8 +210,20 @@ class ReplayMarket:
         self.finished = False
         # a fresh book builder: the house book follows from the recording's snapshot
         self.states = {
-            sid: _SymbolReplay(L2Book(sid), levels=old.levels) for sid, old in self.states.items()
-        } or {sid: _SymbolReplay(L2Book(sid)) for sid in self.engine.instruments}
+            sid: _SymbolReplay(RecordedBook(sid), levels=old.levels)
+            for sid, old in self.states.items()
+        } or {sid: _SymbolReplay(RecordedBook(sid)) for sid in self.engine.instruments}
+
+    def _prime(self, within_ns: int = 120 * 10**9) -> None:
+        """Start where the recording has a book: apply events until every symbol's book is
+        in sync (a handler records its streams before the snapshot they need), or for at
+        most ``within_ns`` of recording; a simulator started paused then has its book."""
+        assert self._pending is not None
+        limit = self._pending.ts_ns + within_ns
+        while self._pending is not None and self._pending.ts_ns <= limit and not self.loops:
+            if all(self._live(st) for st in self.states.values()):
+                break
+            self.advance_to(self._pending.ts_ns)
 
     def mid(self, symbol: str) -> Decimal:
         return self.states[symbol].mid
@@ -173,7 +249,7 @@ class ReplayMarket:
             "finished": self.finished,
             "skipped": dict(self.skipped),
             "issues": self.issues.total,
-            "books": {sid: st.book.state.value for sid, st in self.states.items()},
+            "books": {sid: st.source.state.value for sid, st in self.states.items()},
         }
 
     # ------------------------------------------------------------------ stepping
@@ -197,15 +273,26 @@ class ReplayMarket:
                 if not self.config.loop:
                     self.finished = True
                     return applied
+                # again from the start; its first events come with the next step (a
+                # recording of no duration must not spin here)
                 self.loops += 1
                 self._restart()
-                self.replay_ns = until_ns = self._pending.ts_ns if self._pending else until_ns
-                continue
+                return applied
             if ev.ts_ns > until_ns:
                 return applied
             self._apply(ev)
             self.events += 1
             applied += 1
+            self._pending = next(self._events, None)
+
+    def advance_events(self, count: int) -> None:
+        """Apply events until ``count`` have been applied since the recording's start (the
+        request log's ``replay_events``: a replica stands where the simulator stood)."""
+        while self.events < count and self._pending is not None:
+            ev = self._pending
+            self._apply(ev)
+            self.events += 1
+            self.replay_ns = ev.ts_ns
             self._pending = next(self._events, None)
 
     def _skip(self, kind: str) -> None:
@@ -217,18 +304,22 @@ class ReplayMarket:
             self._skip("other symbol")
             return
         if isinstance(ev, Snapshot):
-            outcome = st.book.apply_snapshot(ev.bids, ev.asks, ev.last_update_id)
+            st.source.on_snapshot(ev)
             self._sync_all(ev.symbol, st)
-            if outcome != Outcome.APPLIED:
-                self._skip(f"snapshot {outcome.value.lower()}")
         elif isinstance(ev, Depth):
-            outcome = st.book.apply_diff(Diff(ev.first_id, ev.last_id, ev.bids, ev.asks))
-            if outcome == Outcome.APPLIED:
+            was_live, before = self._live(st), self._overlay(st)
+            st.source.on_depth(ev)
+            if self._live(st):
                 prices = [(BUY, Decimal(p)) for p, _ in ev.bids]
                 prices += [(SELL, Decimal(p)) for p, _ in ev.asks]
-                self._sync_levels(ev.symbol, st, prices)
-            elif outcome in (Outcome.GAP, Outcome.CROSSED):
-                self._sync_all(ev.symbol, st)  # the book is gone until the next snapshot
+                self._sync_levels(ev.symbol, st, prices + before + self._overlay(st))
+            elif was_live:  # a gap or a crossed book: no book until the next snapshot
+                self._sync_all(ev.symbol, st)
+        elif isinstance(ev, Ticker):
+            before = self._overlay(st)
+            st.source.on_ticker(ev)
+            if self._live(st):  # (a ticker-only recording is a one-level book)
+                self._sync_levels(ev.symbol, st, before + self._overlay(st))
         elif isinstance(ev, Trade):
             self._replay_trade(ev)
         else:
@@ -236,12 +327,32 @@ class ReplayMarket:
 
     # ------------------------------------------------------------------ the house book
 
+    @staticmethod
+    def _overlay(st: _SymbolReplay) -> list[tuple[str, Decimal]]:
+        """The levels the ticker over the top decides: its two prices and the book's levels
+        better than them (gone while the ticker is newer than the depth)."""
+        top = st.source.top
+        if top is None:
+            return []
+        bids, asks = st.source.book.bids.prices, st.source.book.asks.prices
+        out = [(BUY, top[0]), (SELL, top[2])]
+        out += [(BUY, p) for p in bids[bisect_right(bids, top[0]) :]]
+        out += [(SELL, p) for p in asks[: bisect_left(asks, top[2])]]
+        return out
+
+    @staticmethod
+    def _live(st: _SymbolReplay) -> bool:
+        return st.source.state == MdState.LIVE
+
     def _recorded(self, st: _SymbolReplay, side: str, price: Decimal) -> Decimal:
-        levels = (st.book.bids if side == BUY else st.book.asks).levels
-        return levels.get(price, Decimal(0))
+        if not self._live(st):
+            return Decimal(0)
+        return st.source.level_qty(side == BUY, price)
 
     def _sync_all(self, symbol: str, st: _SymbolReplay) -> None:
-        prices = [(BUY, p) for p in st.book.bids.levels] + [(SELL, p) for p in st.book.asks.levels]
+        book = st.source.book
+        prices = [(BUY, p) for p in book.bids.levels] + [(SELL, p) for p in book.asks.levels]
+        prices += self._overlay(st)
         recorded = set(prices)
         prices += [key for key in st.levels if key not in recorded]  # gone from the book
         self._sync_levels(symbol, st, prices)
@@ -252,7 +363,7 @@ class ReplayMarket:
         # shrink first, then grow: a level that moved from one side to the other never
         # meets its own stale house order
         grow: list[tuple[str, Decimal, Decimal]] = []
-        for side, price in prices:
+        for side, price in dict.fromkeys(prices):  # each level once, in order
             orders = [o for o in st.levels.get((side, price), ()) if o.resting]
             have = sum((o.remaining for o in orders), Decimal(0))
             want = self._recorded(st, side, price)
@@ -281,9 +392,9 @@ class ReplayMarket:
                 continue
             if order.resting:
                 st.levels.setdefault((side, price), []).append(order)
-        mid = st.book.mid()
-        if mid is not None:
-            st.mid = mid
+        bid, ask = st.source.best(True), st.source.best(False)
+        if bid is not None and ask is not None:
+            st.mid = (bid + ask) / 2
 
     def _replay_trade(self, ev: Trade) -> None:
         if ev.side is None:

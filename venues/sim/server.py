@@ -90,7 +90,8 @@ Admin endpoints (same port, no signature), all JSON:
   "path", "kind": "new"|"cancel"|"cancel_all"|"cancel_replace", "account", "symbol", "side", "type",
   "quantity", "price", "quoteOrderQty", "timeInForce", "clientOrderId", "orderId",
   "http_status", "outcome", "executed_outcome", "order_status", "error_code",
-  "error_msg", "fault"}`` for every order request received (POST/DELETE order, DELETE
+  "error_msg", "fault"}`` (with ``--replay`` also ``"replay_events", "replay_ns"``: where the
+  replay stood) for every order request received (POST/DELETE order, DELETE
   openOrders, POST order/cancelReplace), whatever became of it. ``outcome`` is one of accepted, canceled,
   rejected, rate-limited, fault-429, fault-418, fault-reject, fault-5xx-before,
   fault-5xx-after-execute, fault-timeout-before, fault-timeout-after-execute,
@@ -804,6 +805,10 @@ class SimExchange:
             "error_msg": None,
             "fault": None,
         }
+        if isinstance(self.market, ReplayMarket):
+            # where the replay stood: the recorded book this request met (events applied)
+            entry["replay_events"] = self.market.events
+            entry["replay_ns"] = self.market.replay_ns
         self.requests.append(entry)
         return entry
 
@@ -1386,6 +1391,9 @@ class SimExchange:
             entry["clientOrderId"] = order.client_order_id
             entry["order_status"] = order.status
             _set_outcome(entry, "accepted", None)
+            if isinstance(self.market, ReplayMarket):  # the book it executed against
+                entry["replay_events"] = self.market.events
+                entry["replay_ns"] = self.market.replay_ns
         return _json(order_result(order, resp_type, now), headers=count_headers)
 
     async def cancel_replace(self, request: web.Request) -> web.Response:
