@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "backtest"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "backtest", "replay"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -374,6 +374,11 @@ class Bench:
 
         self.results.update(bench_backtest())
 
+    def replay(self) -> None:
+        from bench.replay import bench_replay
+
+        self.results.update(bench_replay())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -428,7 +433,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,backtest",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,backtest,"
+        "replay",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -446,6 +452,7 @@ def main(argv: list[str] | None = None) -> None:
             ("sor", bench.sor),
             ("tca", bench.tca),
             ("backtest", bench.backtest),
+            ("replay", bench.replay),
         ):
             if only and name not in only:
                 continue
