@@ -630,7 +630,7 @@ def render(run: RunOutput) -> str:
         ("latency", "Latency", _latency_section(run)),
         ("slippage", "Slippage and markouts", _slippage_section(run)),
         ("venues", "By venue", _venue_section(run)),
-        ("reasons", "Rejects, denials and in-doubt orders", _reasons_section(run)),
+        ("reasons", "Rejects, denials, in doubt", _reasons_section(run)),
         ("orders", "Orders", _rows_section(run.orders, "orders")),
         ("fills", "Fills", _rows_section(run.fills, "fills")),
         ("details", "Run details", _details_section(run)),
