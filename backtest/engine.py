@@ -65,7 +65,7 @@ from backtest.router import (
     route_new,
 )
 from backtest.strategy import Strategy, StrategyParamError
-from backtest.venue import Execution, SimVenue, SourceBook
+from backtest.venue import DuplicateOrder, Execution, SimVenue, SourceBook
 from marketdata.book import MdState
 from orders.domain import lifecycle as lc
 from orders.domain.positions import PositionState, apply_fill
@@ -751,7 +751,7 @@ class Backtest:
                 time_in_force=order.time_in_force,
                 now_ns=self.now_ns,
             )
-        except Exception:  # DuplicateOrder: a resend of an order the venue has; ask it
+        except DuplicateOrder:  # a resend of an order the venue has: ask it
             self._lost(order, rt, ERROR_5XX, sent_ns)
             return
         for ex in execs:

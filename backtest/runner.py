@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import gzip
 import importlib
+import importlib.util
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from backtest.config import BacktestConfig
@@ -44,7 +47,7 @@ def load_strategy(ref: str, params: dict[str, str]) -> Strategy:
     except ValueError as exc:
         raise BacktestError(str(exc)) from None
     try:
-        module = importlib.import_module(sref.module)
+        module = _import(sref.module)
     except ImportError as exc:
         raise BacktestError(
             f"--strategy {ref}: cannot import module {sref.module!r} ({exc})"
@@ -66,6 +69,26 @@ def load_strategy(ref: str, params: dict[str, str]) -> Strategy:
         raise BacktestError(str(exc)) from None
     except TypeError as exc:
         raise BacktestError(f"--strategy {ref}: {exc}") from None
+
+
+def _import(name: str) -> ModuleType:
+    """A module by name (the current folder is searched too, as ``python -m`` does), or a
+    ``.py`` file by path."""
+    if name.endswith(".py") or "/" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ImportError(f"no file {name}")
+        spec = importlib.util.spec_from_file_location(f"oms_strategy_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"{name} is not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module
+    cwd = str(Path.cwd())
+    if cwd not in sys.path:
+        sys.path.append(cwd)
+    return importlib.import_module(name)
 
 
 def count_lines(paths: Sequence[Path]) -> int:

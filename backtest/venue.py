@@ -485,7 +485,7 @@ class SimVenue:
                     cancels = prev - new - order.traded_at_level
                     if cancels > 0:
                         front = order.ahead
-                        back = prev - front - order.leaves
+                        back = prev - front  # the recorded level holds the others, not us
                         if back < 0:
                             back = ZERO
                         f_front, f_back = float(front) ** 2, float(back) ** 2

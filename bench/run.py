@@ -16,6 +16,8 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
+  REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
   (WebSocket), ``bench/backtest.py`` (replay rate against the parse floor) and
   ``bench/sor.py`` (the router's plan time, and what it saves on the demo
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "backtest", "replay"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue", "backtest", "replay"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -369,6 +371,11 @@ class Bench:
         self.results.update(bench_sor_plan())
         self.results.update(bench_sor_improvement())
 
+    def fix_venue(self) -> None:
+        from bench.fixvenue import bench_fix_venue
+
+        self.results.update(bench_fix_venue())
+
     def backtest(self) -> None:
         from bench.backtest import bench_backtest
 
@@ -433,8 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,backtest,"
-        "replay",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,"
+        "fix_venue,backtest,replay",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -451,6 +458,7 @@ def main(argv: list[str] | None = None) -> None:
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
             ("tca", bench.tca),
+            ("fix_venue", bench.fix_venue),
             ("backtest", bench.backtest),
             ("replay", bench.replay),
         ):

@@ -129,3 +129,40 @@ def test_same_seed_same_files_across_processes_whatever_the_hash_seed(recording,
     assert a == b
     for name in ("orders.csv", "fills.csv", "series.csv", "latency.csv"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+def test_a_strategy_in_the_users_folder_or_file(recording, tmp_path):
+    (tmp_path / "mine.py").write_text(
+        "from backtest import Strategy\n\n"
+        "class Once(Strategy):\n"
+        "    def on_trade(self, ctx, trade):\n"
+        "        if not ctx.open_orders() and ctx.position(trade.symbol) == 0:\n"
+        "            ctx.submit(symbol=trade.symbol, side='buy', type='market', quantity='0.1')\n"
+    )
+
+    for ref in ("mine:Once", str(tmp_path / "mine.py") + ":Once"):
+        proc = oms(
+            tmp_path, "--data", str(recording), "--strategy", ref, "--out", str(tmp_path / "o")
+        )
+
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads((tmp_path / "o" / "summary.json").read_text())["fills"] >= 1
+
+
+def test_progress_bar_draws_one_line_with_a_total_and_without():
+    import io
+
+    from backtest.command import ProgressBar
+
+    out = io.StringIO()
+    bar = ProgressBar(out)
+    bar(500, 1000)
+    bar.last = 0.0
+    bar(1000, 1000)
+    bar.close()
+    text = out.getvalue()
+    assert "\r[###############               ]  50.0%  500 events" in text
+    assert " 100.0%  1,000 events" in text and text.endswith("\n")
+    out = io.StringIO()
+    ProgressBar(out)(42, 0)
+    assert out.getvalue().startswith("\r42 events")

@@ -142,10 +142,10 @@ def test_cancels_at_the_level_move_the_queue_by_the_model(model, expected_ahead)
     src = book()
     v = venue(src, queue_model=model)
     order, _ = place(v, type="limit", price="99", qty="1")  # 5 ahead
-    diff(src, 11, bids=[("99.00", "11")])  # 5 join behind us: 5 ahead, 1 us, 5 behind
+    diff(src, 11, bids=[("99.00", "10")])  # 5 join behind us: 5 ahead, us, 5 behind
     v.on_book("X", 2)
 
-    diff(src, 12, bids=[("99.00", "6")])  # 5 canceled, from where?
+    diff(src, 12, bids=[("99.00", "5")])  # 5 canceled, from where?
     v.on_book("X", 3)
 
     # conservative: cancels are from behind; probabilistic, f(x)=x^2: 5^2/(5^2+5^2) = half
