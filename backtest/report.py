@@ -170,9 +170,12 @@ def _headline(run: RunOutput) -> str:
         pos_text = ", ".join(f"{k} {fmt(v, 6)}" for k, v in pos.items()) or "flat"
     else:
         pos_text = fmt(pos, 6)
-    in_doubt = s.get("in_doubt")
+    in_doubt = s.get("in_doubt_total", s.get("in_doubt"))
+    unresolved = None
+    if isinstance(s.get("in_doubt"), dict):
+        unresolved = s["in_doubt"].get("unresolved")
     if isinstance(in_doubt, dict):
-        in_doubt = sum(int(v) for v in in_doubt.values() if num(v) is not None)
+        in_doubt = sum(int(v) for k, v in in_doubt.items() if num(v) is not None)
     cards = [
         ("P&L total", s.get("pnl_total"), True),
         ("P&L realized", s.get("pnl_realized"), True),
@@ -184,7 +187,8 @@ def _headline(run: RunOutput) -> str:
         ("final position", pos_text, False),
         ("rejects", sum(int(v) for v in rejects.values()) if rejects else 0, False),
         ("denials", sum(int(v) for v in denials.values()) if denials else 0, False),
-        ("in doubt, resolved", in_doubt, False),
+        ("in doubt (answer lost)", in_doubt, False),
+        ("in doubt, unresolved", unresolved, True),
         ("market events", s.get("events"), False),
         ("events / s", s.get("events_per_s"), False),
     ]
@@ -193,6 +197,8 @@ def _headline(run: RunOutput) -> str:
         if v is None:
             continue
         cls = _cls(v) if signed else ""
+        if label == "in doubt, unresolved":
+            cls = "neg" if num(v) else ""  # any left unresolved is a defect
         out.append(
             f'<div class="card"><div class="k">{escape(label)}</div>'
             f'<div class="v {cls}">{escape(fmt(v) if not isinstance(v, str) or num(v) is not None else v)}</div></div>'
@@ -497,6 +503,14 @@ def _reasons_section(run: RunOutput) -> str:
             )
         rows = sorted(counts.items(), key=lambda kv: (-int(num(kv[1]) or 0), kv[0]))
         out.append(f"<div><h3>{escape(title)}</h3>{table(['reason', 'orders'], rows)}</div>")
+    for key, title, head in (
+        ("in_doubt", "In doubt: how each ended", "outcome"),
+        ("in_doubt_causes", "In doubt: causes", "cause"),
+    ):
+        counts = run.summary.get(key)
+        if isinstance(counts, dict):
+            rows = sorted(counts.items(), key=lambda kv: (-int(num(kv[1]) or 0), kv[0]))
+            out.append(f"<div><h3>{escape(title)}</h3>{table([head, 'orders'], rows)}</div>")
     return f'<div class="two">{"".join(out)}</div>'
 
 
@@ -616,7 +630,7 @@ def render(run: RunOutput) -> str:
         ("latency", "Latency", _latency_section(run)),
         ("slippage", "Slippage and markouts", _slippage_section(run)),
         ("venues", "By venue", _venue_section(run)),
-        ("reasons", "Rejects and denials", _reasons_section(run)),
+        ("reasons", "Rejects, denials, in doubt", _reasons_section(run)),
         ("orders", "Orders", _rows_section(run.orders, "orders")),
         ("fills", "Fills", _rows_section(run.fills, "fills")),
         ("details", "Run details", _details_section(run)),

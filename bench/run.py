@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue", "backtest"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue", "backtest", "replay"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -381,6 +381,11 @@ class Bench:
 
         self.results.update(bench_backtest())
 
+    def replay(self) -> None:
+        from bench.replay import bench_replay
+
+        self.results.update(bench_replay())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -435,7 +440,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,fix_venue,backtest",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,"
+        "fix_venue,backtest,replay",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -454,6 +460,7 @@ def main(argv: list[str] | None = None) -> None:
             ("tca", bench.tca),
             ("fix_venue", bench.fix_venue),
             ("backtest", bench.backtest),
+            ("replay", bench.replay),
         ):
             if only and name not in only:
                 continue

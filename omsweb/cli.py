@@ -229,7 +229,8 @@ def processes(
 
             name, sim_port, fix_port = DEMO_FIX_VENUE
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
-                           "--port", str(sim_port), "--fix-port", str(fix_port)]  # fmt: skip
+                           "--port", str(sim_port), "--fix-port", str(fix_port),
+                           *replay_args]  # fmt: skip
     for name in fix_venues:
         procs[f"fixvenue-{name}"] = [_python(), "-m", "omsweb.cli", "fixvenue", "--venue", name]
     procs["web"] = web_argv(host, port)

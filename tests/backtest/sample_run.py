@@ -170,7 +170,9 @@ def write_sample_run(out: Path, *, fills: int = 12, seconds: int = 120) -> Path:
         "final_position": {"BTC/USDT": f"{position:.3f}"},
         "denials": {"MAX_ORDER_NOTIONAL": 1},
         "rejects": {"-2010 insufficient balance": 1},
-        "in_doubt": 1,
+        "in_doubt": {"resolved: executed at venue": 1, "unresolved": 0},
+        "in_doubt_total": 1,
+        "in_doubt_causes": {"timeout": 1},
         "latency_p50_ms": {"feed": 5.0, "order": 12.0, "ack": 25.0},
         "timing": {"read_s": 0.01, "run_s": 0.02},
     }

@@ -36,6 +36,7 @@ def test_write_report_when_full_run_then_every_section_in_one_page(tmp_path):
     assert "6 buy fills, 6 sell fills" in page
     # the headline figures and the reasons are shown
     assert "-0.73" in page and "MAX_ORDER_NOTIONAL" in page
+    assert "resolved: executed at venue" in page and "In doubt: causes" in page
     assert page.count("<svg") >= 8  # price, position, equity, drawdown, 3 latency, 3 markout
     assert "sim-a" in page and "sim-b" in page
 

@@ -11,8 +11,10 @@ from omsweb import cli
 
 def test_processes_when_replay_then_every_demo_venue_follows_the_recordings_looped(tmp_path):
     paths = (tmp_path / "a.gz", tmp_path / "b.gz")
-    procs = cli.processes(host="127.0.0.1", port=8000, venues=(), replay=paths)
-    for name in cli.SIM_VENUES:
+    procs = cli.processes(host="127.0.0.1", port=8000, venues=(), replay=paths, sim_fix=True)
+    from venues.sim.server import DEMO_FIX_VENUE
+
+    for name in (*cli.SIM_VENUES, DEMO_FIX_VENUE[0]):
         argv = procs[name]
         assert argv[argv.index("--replay") + 1] == str(paths[0])
         assert argv[len(argv) - argv[::-1].index("--replay")] == str(paths[1])

@@ -191,6 +191,7 @@ class ReplayMarket:
         self.skipped: dict[str, int] = {}  # kind -> events not applied (other symbol, ticker)
         self.finished = False
         self.replay_ns: int | None = None
+        self.last_event_ns: int | None = None  # the time of the last event applied
         self._last_ms: int | None = None
         self._pending: Event | None = None
         self._events: Iterator[Event] = iter(())
@@ -282,6 +283,7 @@ class ReplayMarket:
                 return applied
             self._apply(ev)
             self.events += 1
+            self.last_event_ns = ev.ts_ns
             applied += 1
             self._pending = next(self._events, None)
 
@@ -292,7 +294,7 @@ class ReplayMarket:
             ev = self._pending
             self._apply(ev)
             self.events += 1
-            self.replay_ns = ev.ts_ns
+            self.replay_ns = self.last_event_ns = ev.ts_ns
             self._pending = next(self._events, None)
 
     def _skip(self, kind: str) -> None:
@@ -344,11 +346,6 @@ class ReplayMarket:
     def _live(st: _SymbolReplay) -> bool:
         return st.source.state == MdState.LIVE
 
-    def _recorded(self, st: _SymbolReplay, side: str, price: Decimal) -> Decimal:
-        if not self._live(st):
-            return Decimal(0)
-        return st.source.level_qty(side == BUY, price)
-
     def _sync_all(self, symbol: str, st: _SymbolReplay) -> None:
         book = st.source.book
         prices = [(BUY, p) for p in book.bids.levels] + [(SELL, p) for p in book.asks.levels]
@@ -363,10 +360,23 @@ class ReplayMarket:
         # shrink first, then grow: a level that moved from one side to the other never
         # meets its own stale house order
         grow: list[tuple[str, Decimal, Decimal]] = []
-        for side, price in dict.fromkeys(prices):  # each level once, in order
-            orders = [o for o in st.levels.get((side, price), ()) if o.resting]
-            have = sum((o.remaining for o in orders), Decimal(0))
-            want = self._recorded(st, side, price)
+        live = self._live(st)
+        level_qty, levels, zero = st.source.level_qty, st.levels, Decimal(0)
+        for key in dict.fromkeys(prices):  # each level once, in order
+            side, price = key
+            held = levels.get(key)
+            orders = [o for o in held if o.resting] if held else []
+            have = zero
+            for o in orders:
+                have += o.remaining
+            want = level_qty(side == BUY, price) if live else zero
+            if want == have:
+                if held is not None and len(orders) != len(held):  # some were filled
+                    if orders:
+                        levels[key] = orders
+                    else:
+                        del levels[key]
+                continue
             if want < have:
                 cut = have - want
                 for order in reversed(orders):
@@ -379,9 +389,9 @@ class ReplayMarket:
             elif want > have:
                 grow.append((side, price, want - have))
             if orders:
-                st.levels[(side, price)] = orders
+                levels[key] = orders
             else:
-                st.levels.pop((side, price), None)
+                levels.pop(key, None)
         for side, price, qty in grow:
             try:
                 order = self.engine.place_order(
