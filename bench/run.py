@@ -21,7 +21,8 @@ measures:
 * ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
   REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
-  (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
+  (WebSocket), ``bench/backtest.py`` (replay rate against the parse floor) and
+  ``bench/sor.py`` (the router's plan time, and what it saves on the demo
   venues' books).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
@@ -52,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue", "backtest", "replay"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -387,6 +388,16 @@ class Bench:
 
         self.results.update(bench_fix_venue())
 
+    def backtest(self) -> None:
+        from bench.backtest import bench_backtest
+
+        self.results.update(bench_backtest())
+
+    def replay(self) -> None:
+        from bench.replay import bench_replay
+
+        self.results.update(bench_replay())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -417,6 +428,7 @@ class Bench:
             "ratio_fix_accept_vs_rest_accept": ("<", 1),
             "sor_plan_p50_us": ("<=", 50),
             "sor_improvement_bps": (">=", 0),
+            "backtest_events_per_s": (">=", 100_000),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -441,7 +453,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor,tca,fix_venue",
+        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor,tca,"
+        "fix_venue,backtest,replay",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -460,6 +473,8 @@ def main(argv: list[str] | None = None) -> None:
             ("sor", bench.sor),
             ("tca", bench.tca),
             ("fix_venue", bench.fix_venue),
+            ("backtest", bench.backtest),
+            ("replay", bench.replay),
         ):
             if only and name not in only:
                 continue

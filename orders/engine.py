@@ -51,7 +51,7 @@ from orders.domain.errors import (
 )
 from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
-from orders.reports import ExecutionReport, ReportKind
+from orders.reports import ExecutionReport, ReportKind, domain_event
 from risk import engine as pretrade
 from routing.venue_choice import choose_venue, listing_problem
 from venues.models import Venue
@@ -440,33 +440,12 @@ def process(order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
 
 
 def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
-    kind = report.kind
-    if kind == ReportKind.ACK:
-        return lc.OrderAccepted(venue_order_id=report.venue_order_id)
-    if kind == ReportKind.REJECT:
-        return lc.OrderRejected(reason=report.reason or "rejected by venue")
-    if kind == ReportKind.FILL:
-        assert report.quantity is not None and report.price is not None and report.trade_id
-        return lc.OrderFilled(
-            trade_id=report.trade_id, quantity=report.quantity, price=report.price
-        )
-    if kind == ReportKind.CANCELED:
-        return lc.OrderCanceled(reason=report.reason)
-    if kind == ReportKind.EXPIRED:
-        return lc.OrderExpired(reason=report.reason)
-    if kind == ReportKind.CANCEL_REJECTED:
-        return lc.OrderCancelRejected(reason=report.reason)
-    if kind == ReportKind.REPLACED:
-        return lc.OrderReplaced(
-            quantity=report.quantity or order.pending_quantity or order.quantity,
-            price=report.price if report.price is not None else order.pending_price,
-            venue_order_id=report.venue_order_id,
-        )
-    if kind == ReportKind.REPLACE_REJECTED:
-        return lc.OrderReplaceRejected(reason=report.reason)
-    if kind == ReportKind.SUBMITTED:
-        return lc.OrderSubmitted()
-    raise ValueError(f"unknown report kind {kind!r}")
+    return domain_event(
+        report,
+        quantity=order.quantity,
+        pending_quantity=order.pending_quantity,
+        pending_price=order.pending_price,
+    )
 
 
 def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
