@@ -51,7 +51,7 @@ from orders.domain.errors import (
 )
 from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
-from orders.reports import ExecutionReport, ReportKind
+from orders.reports import ExecutionReport, ReportKind, domain_event
 from risk import engine as pretrade
 from routing.venue_choice import choose_venue, listing_problem
 from venues.models import Venue
@@ -91,8 +91,8 @@ def queue(task: str, *args: Any, venue: str | None = None) -> None:
     transaction.on_commit(send)
 
 
-def _changed(order: Order) -> None:
-    bus.emit(OrderChanged(order=order))
+def _changed(order: Order, kind: str) -> None:
+    bus.emit(OrderChanged(order=order, kind=kind))
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,14 @@ def _venue_unavailable(venue: Venue) -> str | None:
     return None
 
 
+def _last_kind(denial: list[dict[str, Any]], unavailable: str | None) -> str:
+    if denial:
+        return lc.OrderDenied.kind
+    if unavailable:
+        return lc.OrderRejected.kind
+    return "OrderCreated"
+
+
 def _submit(command: SubmitOrder) -> SubmitResult:
     """Persist a new order as PENDING_NEW, pass it through pre-trade risk, and queue
     its send on commit. Idempotent on ``client_order_id``: the same id with the same
@@ -302,7 +310,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
                 )
             else:
                 queue("oms.orders.submit", order.pk, venue=chosen.name)
-            _changed(order)
+            _changed(order, _last_kind(denial, unavailable))
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
         existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
@@ -350,7 +358,7 @@ def _cancel(command: CancelOrder) -> tuple[Order, bool]:
                 f"order {order.pk} is {status.value} and cannot be canceled", field="status"
             )
         w.apply(event, source=command.source, payload=payload)
-        _changed(order)
+        _changed(order, event.kind)
         return order, True
 
 
@@ -409,7 +417,7 @@ def _modify(command: ModifyOrder) -> Order:
                 payload=payload,
             )
             queue("oms.orders.amend", order.pk)
-            _changed(order)
+            _changed(order, lc.OrderReplaceRequested.kind)
     if denial:
         raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
     return order
@@ -432,33 +440,12 @@ def process(order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
 
 
 def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
-    kind = report.kind
-    if kind == ReportKind.ACK:
-        return lc.OrderAccepted(venue_order_id=report.venue_order_id)
-    if kind == ReportKind.REJECT:
-        return lc.OrderRejected(reason=report.reason or "rejected by venue")
-    if kind == ReportKind.FILL:
-        assert report.quantity is not None and report.price is not None and report.trade_id
-        return lc.OrderFilled(
-            trade_id=report.trade_id, quantity=report.quantity, price=report.price
-        )
-    if kind == ReportKind.CANCELED:
-        return lc.OrderCanceled(reason=report.reason)
-    if kind == ReportKind.EXPIRED:
-        return lc.OrderExpired(reason=report.reason)
-    if kind == ReportKind.CANCEL_REJECTED:
-        return lc.OrderCancelRejected(reason=report.reason)
-    if kind == ReportKind.REPLACED:
-        return lc.OrderReplaced(
-            quantity=report.quantity or order.pending_quantity or order.quantity,
-            price=report.price if report.price is not None else order.pending_price,
-            venue_order_id=report.venue_order_id,
-        )
-    if kind == ReportKind.REPLACE_REJECTED:
-        return lc.OrderReplaceRejected(reason=report.reason)
-    if kind == ReportKind.SUBMITTED:
-        return lc.OrderSubmitted()
-    raise ValueError(f"unknown report kind {kind!r}")
+    return domain_event(
+        report,
+        quantity=order.quantity,
+        pending_quantity=order.pending_quantity,
+        pending_price=order.pending_price,
+    )
 
 
 def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
@@ -504,7 +491,9 @@ def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
             executed_at=report.executed_at,
         )
         bus.emit(FillBooked(order=order, fill=booked.fill, position=booked.position))
-    _changed(order)  # each change is pushed as it was (clients keep the highest version)
+    _changed(
+        order, event.kind
+    )  # each change is pushed as it was (clients keep the highest version)
     return ApplyResult(order=order, applied=True, late=transition.late)
 
 
@@ -527,7 +516,7 @@ def marked_sent(order_id: int, *, enqueued_at: float | None = None) -> Iterator[
         yield order
     finally:
         if order is not None:
-            _changed(order)
+            _changed(order, lc.OrderSubmitted.kind)
 
 
 def mark_resend(order_id: int, *, min_age_s: float) -> Order | None:

@@ -1,7 +1,9 @@
 """Simulated exchange: an HTTP server speaking the Binance spot REST API subset ccxt uses.
 
 Run it with ``python -m venues.sim --name sim-a --port 8101`` (see :func:`main`), or
-in-process with :func:`build_app` and a :class:`SimConfig`.
+in-process with :func:`build_app` and a :class:`SimConfig`. With ``--replay FILE [--speed X]
+[--loop]`` the book follows a recording instead of the synthetic market
+(:mod:`venues.sim.replay`); everything else, fault injection included, is the same.
 
 Endpoints (``/api/v3``): ping, time, exchangeInfo, depth, trades, aggTrades, avgPrice, ticker/24hr,
 ticker/price, ticker/bookTicker (public); account, order (POST/GET/DELETE), order/test,
@@ -88,7 +90,8 @@ Admin endpoints (same port, no signature), all JSON:
   "path", "kind": "new"|"cancel"|"cancel_all"|"cancel_replace", "account", "symbol", "side", "type",
   "quantity", "price", "quoteOrderQty", "timeInForce", "clientOrderId", "orderId",
   "http_status", "outcome", "executed_outcome", "order_status", "error_code",
-  "error_msg", "fault"}`` for every order request received (POST/DELETE order, DELETE
+  "error_msg", "fault"}`` (with ``--replay`` also ``"replay_events", "replay_ns"``: where the
+  replay stood) for every order request received (POST/DELETE order, DELETE
   openOrders, POST order/cancelReplace), whatever became of it. ``outcome`` is one of accepted, canceled,
   rejected, rate-limited, fault-429, fault-418, fault-reject, fault-5xx-before,
   fault-5xx-after-execute, fault-timeout-before, fault-timeout-after-execute,
@@ -97,7 +100,8 @@ Admin endpoints (same port, no signature), all JSON:
 * ``POST /sim/reset`` (optional body ``{"keep_faults": true}``) -> ``{"status": "reset"}``:
   books, orders, balances, market, request log and rate-limit counters back to start.
 * ``GET /sim/state[?depth=20]`` -> ``{"name", "time", "market": {"paused", "step_ms",
-  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}}, "books": {"BTCUSDT":
+  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}, "replay": {"events", "time_ns",
+  "loops", "finished", ...} (with --replay)}, "books": {"BTCUSDT":
   {"bids": [[price, qty], ...], "asks": [...], "update_id"}}, "balances": {account:
   {asset: {"free", "locked"}}}, "open_orders": {account: [order, ...]}}``.
 * ``POST /sim/market`` ``{"paused": bool, "step_ms": int, "mid": {"BTC/USDT": "61000"},
@@ -108,6 +112,13 @@ Admin endpoints (same port, no signature), all JSON:
   (Binance FULL shape); places an order behind the OMS's back.
 * ``POST /sim/balances`` ``{"account": "default", "balances": {"USDT": "100"}}`` sets
   free balances -> ``{"balances": {asset: {"free", "locked"}}}``.
+* ``GET /sim/fix`` -> the FIX port's status; ``POST /sim/fix`` ``{"silent_orders": n}``:
+  the next n NewOrderSingles execute but their reports are lost (404 without a FIX port).
+
+FIX 4.4 (``--fix-port P``): the same engine and books over FIX, for the ``default``
+account (Logon: its API key as Username 553, its secret as Password 554); the QuickFIX
+acceptor runs in a child process (``venues/sim/fixserver.py``), the order desk here
+(``venues/sim/fixdesk.py`` lists the messages and reports).
 """
 
 from __future__ import annotations
@@ -124,6 +135,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -131,11 +143,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from backtest.data import DataError
 from venues.sim.engine import (
     CANCELED,
     FEE_ACCOUNT,
@@ -150,7 +164,10 @@ from venues.sim.engine import (
     format_decimal,
 )
 from venues.sim.faults import Decision, FaultConfig, FaultInjector
+from venues.sim.fixbridge import FixBridge, FixPortConfig
+from venues.sim.fixdesk import FixDesk
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
+from venues.sim.replay import ReplayConfig, ReplayMarket, recorded_symbols, unified_symbol
 from venues.sim.streams import StreamHub
 
 log = logging.getLogger("venues.sim")
@@ -278,6 +295,9 @@ class SimConfig:
     clock: Clock | None = None
     request_log_size: int = 100_000
     shutdown_timeout: float = 1.0
+    # the house liquidity follows a recording instead of the synthetic market model
+    replay: ReplayConfig | None = None
+    fix: FixPortConfig | None = None  # the FIX 4.4 port (venues/sim/fixbridge.py)
 
 
 # ====================================================================== errors & params
@@ -591,6 +611,11 @@ class SimExchange:
         self._task: asyncio.Task[None] | None = None
         self._reset_state()
         self.streams = StreamHub(self)
+        self.fix: FixBridge | None = None
+        if config.fix is not None:
+            acct = next(a for a in config.accounts if a.name == config.fix.account)
+            desk = FixDesk(engine=lambda: self.engine, clock=self.clock, account=acct.name)
+            self.fix = FixBridge(desk, config.fix, (acct.api_key, acct.api_secret))
 
     # ------------------------------------------------------------------ state
 
@@ -607,11 +632,15 @@ class SimExchange:
         )
         for acct in cfg.accounts:
             self.engine.add_account(acct.name, dict(acct.balances))
-        self.market = MarketModel(
-            self.engine,
-            {s.instrument.symbol: s.market for s in cfg.symbols},
-            seed=cfg.seed,
-        )
+        self.market: MarketModel | ReplayMarket
+        if cfg.replay is not None:
+            self.market = ReplayMarket(self.engine, cfg.replay)
+        else:
+            self.market = MarketModel(
+                self.engine,
+                {s.instrument.symbol: s.market for s in cfg.symbols},
+                seed=cfg.seed,
+            )
         self.market.step(self.clock())
         self.by_unified = {s.instrument.unified: s.instrument.symbol for s in cfg.symbols}
         self.requests: deque[dict[str, Any]] = deque(maxlen=cfg.request_log_size)
@@ -630,9 +659,13 @@ class SimExchange:
     async def start_background(self, app: web.Application) -> None:
         self._task = asyncio.create_task(self._market_loop())
         self.streams.start()
+        if self.fix is not None:
+            await self.fix.start()
 
     async def stop_background(self, app: web.Application) -> None:
         await self.streams.stop()
+        if self.fix is not None:
+            await self.fix.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -643,6 +676,8 @@ class SimExchange:
         while True:
             await asyncio.sleep(max(self.step_ms, 1) / 1000.0)
             if self.market_paused:
+                if isinstance(self.market, ReplayMarket):
+                    self.market.hold(self.clock())  # replay time stands still
                 continue
             try:
                 self.market.step(self.clock())
@@ -790,6 +825,10 @@ class SimExchange:
             "error_msg": None,
             "fault": None,
         }
+        if isinstance(self.market, ReplayMarket):
+            # where the replay stood: the recorded book this request met (events applied)
+            entry["replay_events"] = self.market.events
+            entry["replay_ns"] = self.market.replay_ns
         self.requests.append(entry)
         return entry
 
@@ -1372,6 +1411,9 @@ class SimExchange:
             entry["clientOrderId"] = order.client_order_id
             entry["order_status"] = order.status
             _set_outcome(entry, "accepted", None)
+            if isinstance(self.market, ReplayMarket):  # the book it executed against
+                entry["replay_events"] = self.market.events
+                entry["replay_ns"] = self.market.replay_ns
         return _json(order_result(order, resp_type, now), headers=count_headers)
 
     async def cancel_replace(self, request: web.Request) -> web.Response:
@@ -1531,6 +1573,20 @@ class SimExchange:
             return _json(self.streams.control(await self._admin_body(request)))
         return _json(self.streams.status())
 
+    async def sim_fix(self, request: web.Request) -> web.Response:
+        """``GET``: the FIX port's status; ``POST {"silent_orders": n}``: the next n
+        NewOrderSingles execute but their reports are lost (the client must ask with an
+        OrderStatusRequest). 404 without a FIX port."""
+        if self.fix is None:
+            return _json({"code": -1, "msg": "no FIX port (start with --fix-port)"}, 404)
+        if request.method == "POST":
+            body = await self._admin_body(request)
+            silent = body.get("silent_orders", self.fix.desk.silent_orders)
+            if not isinstance(silent, int) or isinstance(silent, bool) or silent < 0:
+                return _json({"code": -1100, "msg": "silent_orders: a whole number >= 0"}, 400)
+            self.fix.desk.silent_orders = silent
+        return _json(self.fix.status())
+
     async def sim_faults_get(self, request: web.Request) -> web.Response:
         return _json(self.faults.as_dict(self.clock()))
 
@@ -1566,7 +1622,7 @@ class SimExchange:
         return _json({"status": "reset"})
 
     def _market_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "paused": self.market_paused,
             "step_ms": self.step_ms,
             "symbols": {
@@ -1574,6 +1630,9 @@ class SimExchange:
                 for sid, st in self.market.states.items()
             },
         }
+        if isinstance(self.market, ReplayMarket):
+            state["replay"] = self.market.status()
+        return state
 
     async def sim_state(self, request: web.Request) -> web.Response:
         depth = int(request.query.get("depth", "20"))
@@ -1773,6 +1832,8 @@ def build_app(config: SimConfig) -> web.Application:
     r.add_post("/sim/orders", sim.sim_orders)
     r.add_post("/sim/balances", sim.sim_balances)
     r.add_get("/sim/streams", sim.sim_streams)
+    r.add_get("/sim/fix", sim.sim_fix)
+    r.add_post("/sim/fix", sim.sim_fix)
     r.add_post("/sim/streams", sim.sim_streams)
     r.add_get("/ws", sim.streams.handle_raw)
     r.add_get("/ws/{streams:.*}", sim.streams.handle_raw)
@@ -1793,6 +1854,11 @@ DEMO_VENUE_ARGS = {
 }  # fmt: skip
 
 
+# The demo's FIX venue (``OMS_DEMO_FIX_VENUE=1``): a third simulator, its name, REST
+# port and FIX port (omsweb/cli.py runs it, omsweb/demo.py adds its venue row).
+DEMO_FIX_VENUE = ("sim-fix", 8103, 8113)
+
+
 def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
@@ -1803,6 +1869,9 @@ def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     return out
 
 
+DEFAULT_SYMBOLS = "BTC/USDT,ETH/USDT"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m venues.sim", description="Simulated Binance-spot-compatible exchange"
@@ -1811,7 +1880,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8101, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
+    p.add_argument(
+        "--symbols", default=None, help="default BTC/USDT,ETH/USDT; with --replay: the recorded"
+    )
     p.add_argument("--mid", default="", help="e.g. BTC/USDT=60000,ETH/USDT=3000")
     p.add_argument("--depth-scale", type=Decimal, default=Decimal("1"))
     p.add_argument(
@@ -1832,13 +1903,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--order-limit-10s", type=int, default=100)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the book follows this recording (repeat for more symbols); see venues/sim/replay.py",
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (2: twice as fast)")
+    p.add_argument("--loop", action="store_true", help="start the recording again at its end")
+    p.add_argument("--fix-port", type=int, default=None, help="also speak FIX 4.4 on this port")
+    p.add_argument("--fix-comp-id", default="SIMEX", help="our SenderCompID on the FIX port")
+    p.add_argument("--fix-sessions", default="OMS", help="clients' CompIDs, comma-separated")
+    p.add_argument("--fix-store", type=Path, default=None, help="FIX message store directory")
     return p.parse_args(argv)
+
+
+def _replay_config(args: argparse.Namespace) -> tuple[ReplayConfig | None, list[str]]:
+    """The replay settings and the recorded symbols, or a clear exit."""
+    if not args.replay:
+        if args.speed != 1.0 or args.loop:
+            raise SystemExit("--speed and --loop only apply with --replay FILE")
+        return None, []
+    try:
+        config = ReplayConfig(tuple(Path(p) for p in args.replay), args.speed, args.loop)
+        symbols = [unified_symbol(s) for s in recorded_symbols(config.paths)]
+    except (DataError, ValueError) as exc:
+        raise SystemExit(f"--replay: {exc}") from None
+    if not symbols:
+        raise SystemExit(f"--replay: no market events in {', '.join(args.replay)}")
+    return config, symbols
 
 
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     mids = _parse_kv(args.mid, "--mid")
+    replay, recorded = _replay_config(args)
+    listed = args.symbols if args.symbols is not None else ",".join(recorded) or DEFAULT_SYMBOLS
     symbols = []
-    for unified in filter(None, (s.strip().upper() for s in args.symbols.split(","))):
+    for unified in filter(None, (s.strip().upper() for s in listed.split(","))):
         mid = Decimal(mids[unified]) if unified in mids else None
         sym = default_symbol(unified, mid, args.depth_scale)
         if args.fundamental_seed >= 0:
@@ -1864,7 +1966,22 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
         faults=FaultConfig(latency_ms=args.latency_ms),
+        replay=replay,
+        fix=_fix_port(args),
     )
+
+
+def _fix_port(args: argparse.Namespace) -> FixPortConfig | None:
+    if args.fix_port is None:
+        return None
+    sessions = tuple(s.strip() for s in args.fix_sessions.split(",") if s.strip())
+    if not sessions:
+        raise SystemExit("--fix-sessions: at least one client CompID")
+    store = args.fix_store or Path(tempfile.gettempdir()) / f"oms-simex-fix-{args.name}"
+    return FixPortConfig(
+        port=args.fix_port, host=args.host, store_dir=store, comp_id=args.fix_comp_id,
+        sessions=sessions,
+    )  # fmt: skip
 
 
 async def serve(
@@ -1901,6 +2018,12 @@ async def serve(
         f"simex {config.name} listening on http://{config.host}:{port} (api /api/v3, admin /sim)",
         flush=True,
     )
+    if config.fix is not None:
+        print(
+            f"simex {config.name} FIX 4.4 on {config.fix.host}:{config.fix.port} as "
+            f"{config.fix.comp_id} for {','.join(config.fix.sessions)}",
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:
