@@ -24,7 +24,12 @@ a depth diff is not lost and the book stays in sequence). A file that is missing
 unreadable stops the run before it starts, with a :class:`DataError` naming it.
 
 Prices and quantities of book levels stay strings (the book builder parses them; most
-levels of a diff are never looked at otherwise); trades and tickers carry ``Decimal``.
+levels of a diff are never looked at otherwise); trades and tickers carry ``Decimal``
+(a text seen before gives the same ``Decimal`` object: a bounded cache, see ``_dec``).
+
+The event classes are plain (not frozen) slotted dataclasses: treat them as read-only.
+A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``, which
+made building the events about a third of the time spent reading a recording.
 """
 
 from __future__ import annotations
@@ -237,6 +242,22 @@ def _decimal(value: Any) -> Decimal:
     return Decimal(value)
 
 
+# Text -> Decimal for trade and ticker fields: prices and sizes repeat line after line
+# (bounded: cleared when full). ``Decimal`` is immutable, so sharing one object is safe.
+_DECIMALS: dict[str, Decimal] = {}
+MAX_PARSED_DECIMALS = 200_000
+
+
+def _dec(text: str) -> Decimal:
+    value = _DECIMALS.get(text)
+    if value is None:
+        value = Decimal(text)
+        if len(_DECIMALS) >= MAX_PARSED_DECIMALS:
+            _DECIMALS.clear()
+        _DECIMALS[text] = value
+    return value
+
+
 def read_feed(
     path: Path, *, venue: str | None = None, symbol: str | None = None, issues: Issues
 ) -> Iterator[Event]:
@@ -247,6 +268,8 @@ def read_feed(
     known: str | None = symbol  # the symbol the file's streams carry, for bare snapshots
     last_ts = 0
     loads = _loads
+    kinds: dict[str, str] = {}  # stream name -> what follows its "@"
+    dec = _dec
     fh = _open_bytes(path)
     try:
         lineno = 0
@@ -293,17 +316,19 @@ def read_feed(
                         )
                     continue
                 data = msg["data"]
-                kind = stream.partition("@")[2]
+                kind = kinds.get(stream)
+                if kind is None:
+                    kind = kinds[stream] = stream.partition("@")[2]
                 if kind == "bookTicker":
                     sym = symbol or data["s"]
                     yield Ticker(
                         ts,
                         venue,
                         sym,
-                        Decimal(data["b"]),
-                        Decimal(data["B"]),
-                        Decimal(data["a"]),
-                        Decimal(data["A"]),
+                        dec(data["b"]),
+                        dec(data["B"]),
+                        dec(data["a"]),
+                        dec(data["A"]),
                         data.get("u"),
                     )
                 elif kind == "trade":
@@ -313,8 +338,8 @@ def read_feed(
                         ts,
                         venue,
                         sym,
-                        Decimal(data["p"]),
-                        Decimal(data["q"]),
+                        dec(data["p"]),
+                        dec(data["q"]),
                         "sell" if data["m"] else "buy",
                         data.get("t"),
                     )
