@@ -16,6 +16,8 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* ``fix``: the FIX gateway's NewOrderSingle -> PendingNew and -> New, beside REST
+  orders interleaved with them (``bench/fix.py``);
 * ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
   REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
@@ -350,6 +352,16 @@ class Bench:
         if bench_ws:
             self.results.update(bench_ws(self.stack))
 
+    def fix(self) -> None:
+        from bench.fix import bench_fix
+
+        n = min(self.args.sequential, 200)
+        self.results.update(bench_fix(self.stack, n=n, price=self._price(), home=self.run_dir))
+        if "fix_rest_accept_p50_ms" in self.results:
+            self.results["ratio_fix_accept_vs_rest_accept"] = round(
+                self.results["fix_accept_p50_ms"] / self.results["fix_rest_accept_p50_ms"], 2
+            )
+
     def md_book(self) -> None:
         from bench.marketdata import bench_md_book
 
@@ -413,6 +425,7 @@ class Bench:
             "fill_to_ws_p50_ms": ("<=", 50),
             "md_book_update_p50_us": ("<=", 20),
             "md_exchange_to_redis_p50_ms": ("<=", 5),
+            "ratio_fix_accept_vs_rest_accept": ("<", 1),
             "sor_plan_p50_us": ("<=", 50),
             "sor_improvement_bps": (">=", 0),
             "backtest_events_per_s": (">=", 100_000),
@@ -425,7 +438,7 @@ class Bench:
             mark = ""
             if target and isinstance(value, int | float):
                 op, limit = target
-                ok = value <= limit if op == "<=" else value >= limit
+                ok = {"<=": value <= limit, "<": value < limit, ">=": value >= limit}[op]
                 mark = f"{op} {limit}  {'ok' if ok else 'MISSED'}"
             print(f"{key:40s} {value!s:>12s}   {mark}")
         print(f"\nwritten to {out}")
@@ -440,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,"
+        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor,tca,"
         "fix_venue,backtest,replay",
     )
     args = parser.parse_args(argv)
@@ -454,6 +467,7 @@ def main(argv: list[str] | None = None) -> None:
             ("latency", bench.submit_latency),
             ("burst", bench.throughput),
             ("extra", bench.extra_sections),
+            ("fix", bench.fix),
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),

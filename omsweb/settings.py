@@ -92,6 +92,7 @@ RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
     "blotter.push.on_event",
+    "fixgw.listener.on_event",
     "routing.tca.on_event",
 ]
 

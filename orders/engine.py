@@ -91,8 +91,8 @@ def queue(task: str, *args: Any, venue: str | None = None) -> None:
     transaction.on_commit(send)
 
 
-def _changed(order: Order) -> None:
-    bus.emit(OrderChanged(order=order))
+def _changed(order: Order, kind: str) -> None:
+    bus.emit(OrderChanged(order=order, kind=kind))
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,14 @@ def _venue_unavailable(venue: Venue) -> str | None:
     return None
 
 
+def _last_kind(denial: list[dict[str, Any]], unavailable: str | None) -> str:
+    if denial:
+        return lc.OrderDenied.kind
+    if unavailable:
+        return lc.OrderRejected.kind
+    return "OrderCreated"
+
+
 def _submit(command: SubmitOrder) -> SubmitResult:
     """Persist a new order as PENDING_NEW, pass it through pre-trade risk, and queue
     its send on commit. Idempotent on ``client_order_id``: the same id with the same
@@ -302,7 +310,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
                 )
             else:
                 queue("oms.orders.submit", order.pk, venue=chosen.name)
-            _changed(order)
+            _changed(order, _last_kind(denial, unavailable))
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
         existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
@@ -350,7 +358,7 @@ def _cancel(command: CancelOrder) -> tuple[Order, bool]:
                 f"order {order.pk} is {status.value} and cannot be canceled", field="status"
             )
         w.apply(event, source=command.source, payload=payload)
-        _changed(order)
+        _changed(order, event.kind)
         return order, True
 
 
@@ -409,7 +417,7 @@ def _modify(command: ModifyOrder) -> Order:
                 payload=payload,
             )
             queue("oms.orders.amend", order.pk)
-            _changed(order)
+            _changed(order, lc.OrderReplaceRequested.kind)
     if denial:
         raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
     return order
@@ -483,7 +491,9 @@ def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
             executed_at=report.executed_at,
         )
         bus.emit(FillBooked(order=order, fill=booked.fill, position=booked.position))
-    _changed(order)  # each change is pushed as it was (clients keep the highest version)
+    _changed(
+        order, event.kind
+    )  # each change is pushed as it was (clients keep the highest version)
     return ApplyResult(order=order, applied=True, late=transition.late)
 
 
@@ -506,7 +516,7 @@ def marked_sent(order_id: int, *, enqueued_at: float | None = None) -> Iterator[
         yield order
     finally:
         if order is not None:
-            _changed(order)
+            _changed(order, lc.OrderSubmitted.kind)
 
 
 def mark_resend(order_id: int, *, min_age_s: float) -> Order | None:

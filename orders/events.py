@@ -13,9 +13,13 @@ from orders.models import Fill, Order, Position
 
 @dataclass(frozen=True)
 class OrderChanged:
-    """The order's row changed (status, quantities, venue ids) or was created."""
+    """The order's row changed (status, quantities, venue ids) or was created.
+    ``kind``: the lifecycle event that made the change (``OrderAccepted``...), or
+    ``OrderCreated`` for a new order that passed risk; FIX execution reports take their
+    ExecType from it (the status alone cannot tell a cancel refused from an ack)."""
 
     order: Order
+    kind: str = ""
 
 
 @dataclass(frozen=True)
