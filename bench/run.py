@@ -16,8 +16,9 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
-* and the sections of ``bench/risk.py`` (risk evaluation, kill switch) and ``bench/ws.py``
-  (WebSocket).
+* and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
+  (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
+  venues' books).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
 """
@@ -47,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -356,6 +357,12 @@ class Bench:
 
         self.results.update(bench_md_exchange_to_redis())
 
+    def sor(self) -> None:
+        from bench.sor import bench_sor_improvement, bench_sor_plan
+
+        self.results.update(bench_sor_plan())
+        self.results.update(bench_sor_improvement())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -383,6 +390,8 @@ class Bench:
             "fill_to_ws_p50_ms": ("<=", 50),
             "md_book_update_p50_us": ("<=", 20),
             "md_exchange_to_redis_p50_ms": ("<=", 5),
+            "sor_plan_p50_us": ("<=", 50),
+            "sor_improvement_bps": (">=", 0),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -407,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -422,6 +431,7 @@ def main(argv: list[str] | None = None) -> None:
             ("extra", bench.extra_sections),
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
+            ("sor", bench.sor),
         ):
             if only and name not in only:
                 continue
