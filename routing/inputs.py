@@ -128,11 +128,11 @@ def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inpu
             enabled, notes[venue.name] = False, exclude[venue.name]
         conditions[venue.name] = sor.VenueCondition(
             venue=venue.name,
-            taker_fee=venue.taker_fee or ZERO,
-            lot_size=instrument.lot_size,
-            min_qty=instrument.lot_size,
-            min_notional=instrument.min_notional,
-            tick_size=instrument.tick_size,
+            taker_fee=_plain(venue.taker_fee or ZERO),
+            lot_size=_plain(instrument.lot_size),
+            min_qty=_plain(instrument.lot_size),
+            min_notional=_plain(instrument.min_notional),
+            tick_size=_plain(instrument.tick_size),
             balance=None,  # not known to the OMS yet: no cap
             breaker_open=venue.name in breakers,
             rate_headroom=headroom.get(venue.name, 0),
@@ -142,13 +142,20 @@ def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inpu
     return Inputs(books=books, conditions=conditions, now=now, notes=notes)
 
 
+def _plain(value: Decimal) -> Decimal:
+    """Without the database column's trailing zeros (0.500000000000 -> 0.5), never in
+    exponent form, so the plan's figures read as the order's."""
+    text = format(value, "f")
+    return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
 def spec_of(order: Any, quantity: Decimal) -> sor.OrderSpec:
     return sor.OrderSpec(
         symbol=order.instrument.symbol,
         side=order.side,
         type=order.type,
-        quantity=quantity,
-        limit_price=order.price,
+        quantity=_plain(quantity),
+        limit_price=None if order.price is None else _plain(order.price),
         time_in_force=order.time_in_force,
     )
 

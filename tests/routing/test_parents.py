@@ -347,3 +347,58 @@ def test_open_orders_limit_counts_parent_once_not_its_children(sor):
     second = sor.h.submit(price=D("59000"), venue="sim-a")
     # Assert
     assert second.status == "PENDING_NEW"
+
+
+# --- the API ------------------------------------------------------------------------------
+
+ROUTE_VENUE_KEYS = {
+    "venue", "price", "fee_adjusted_price", "available", "age_ms", "score", "quantity", "reason",
+}  # fmt: skip
+
+
+def test_api_parent_then_detail_has_children_and_route_and_list_filters_by_parent(sor, api):
+    # Arrange
+    sor.a.on_submit(fill("0.3", "60000"))
+    sor.b.on_submit(fill("0.2", "60005"))
+    client = api("trader")
+    body = {"client_order_id": "api-split", "account": "DEMO", "symbol": "BTC/USDT",
+            "side": "buy", "type": "market", "quantity": "0.5"}  # fmt: skip
+    # Act
+    r = client.post("/api/v1/orders/", body)
+    assert r.status_code == 201, r.text
+    parent_id = r.json()["id"]
+    parents.route(parent_id)  # the route task (the web server queued it in its own process)
+    sor.run()
+    # Assert
+    assert r.json()["venue"] is None and r.json()["parent_id"] is None
+    detail = client.get(f"/api/v1/orders/{parent_id}/").json()
+    assert detail["status"] == "FILLED" and detail["filled_quantity"] == "0.5"
+    assert [c["venue"] for c in detail["children"]] == ["sim-a", "sim-b"]
+    assert {c["parent_id"] for c in detail["children"]} == {parent_id}
+    (decision,) = detail["route"]
+    assert decision["round"] == 1 and decision["kind"] == "sweep"
+    assert all(set(v) == ROUTE_VENUE_KEYS for v in decision["venues"])
+    assert [D(v["quantity"]) for v in decision["venues"]] == [D("0.3"), D("0.2")]
+    listed = client.get(f"/api/v1/orders/?parent_id={parent_id}").json()["results"]
+    assert sorted(o["id"] for o in listed) == sorted(c["id"] for c in detail["children"])
+    direct = client.get(f"/api/v1/orders/{detail['children'][0]['id']}/").json()
+    assert direct["children"] == [] and direct["route"] == []
+    bad = client.get("/api/v1/orders/?parent_id=x")
+    assert bad.status_code == 400 and "parent_id" in bad.text
+
+
+def test_api_parent_when_no_venue_may_trade_then_422_no_route(sor, api):
+    # Arrange: both books stale
+    sor.books(sim_a=[("60000", "0.3")], sim_a_age=30.0, sim_b=[("60005", "0.5")], sim_b_age=30.0)
+    body = {"account": "DEMO", "symbol": "BTC/USDT", "side": "buy", "type": "limit",
+            "price": "60000", "quantity": "0.1"}  # fmt: skip
+    # Act
+    r = api("trader").post("/api/v1/orders/", body)
+    # Assert
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["code"] == "RISK_DENIED"
+    (no_route,) = [x for x in error["reasons"] if x["check"] == "NO_ROUTE"]
+    assert "sim-a market data STALE" in no_route["message"]
+    assert "sim-b market data STALE" in no_route["message"]
+    assert r.json()["order"]["status"] == "DENIED" and r.json()["order"]["venue"] is None
