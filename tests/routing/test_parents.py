@@ -402,3 +402,19 @@ def test_api_parent_when_no_venue_may_trade_then_422_no_route(sor, api):
     assert "sim-a market data STALE" in no_route["message"]
     assert "sim-b market data STALE" in no_route["message"]
     assert r.json()["order"]["status"] == "DENIED" and r.json()["order"]["venue"] is None
+
+
+def test_admin_parent_page_then_children_and_route_decisions_read_only(sor, client):
+    from django.contrib.auth.models import User
+
+    # Arrange
+    sor.a.on_submit(fill("0.3", "60000"))
+    sor.b.on_submit(fill("0.2", "60005"))
+    parent = sor.parent(quantity=D("0.5"), client_order_id="admin-split")
+    sor.run()
+    client.force_login(User.objects.create_superuser("boss", password="boss-pw-123"))
+    # Act
+    page = client.get(f"/admin/orders/order/{parent.pk}/change/").content.decode()
+    # Assert
+    assert "child orders (routed)" in page.lower() and "admin-split.r1.2" in page
+    assert "route decisions" in page.lower() and "sim-b: 0.2" in page
