@@ -418,3 +418,29 @@ def test_admin_parent_page_then_children_and_route_decisions_read_only(sor, clie
     # Assert
     assert "child orders (routed)" in page.lower() and "admin-split.r1.2" in page
     assert "route decisions" in page.lower() and "sim-b: 0.2" in page
+
+
+def test_kill_switch_global_halt_then_parent_and_its_children_canceled(sor, monkeypatch):
+    from omsweb.celery import app
+    from risk import killswitch, services
+
+    # Arrange: a parent resting through its GTC child
+    parent, child = _resting(sor)
+    per_order: list[int] = []
+    monkeypatch.setattr(killswitch, "_send_cancel_task", per_order.append)
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)  # the follow-up sweep
+    monkeypatch.setattr("venues.registry.adapter_for", lambda venue: sor.venues[venue.name])
+    change = services.trading_state_set(
+        actor=services.operator("test-risk"), scope="global", state="HALTED", reason="drill"
+    ).change
+    # Act: the sweep, then the per-order cancels it asked for, then what they queue
+    killswitch.sweep(change.pk)
+    for order_id in per_order:
+        venue_calls.cancel(order_id)
+    sor.run()
+    # Assert
+    assert reload(child).status == "CANCELED"
+    assert reload(parent).status == "CANCELED"
+    assert not Order.objects.filter(parent_id=parent.pk, status__in=engine._OPEN).exists()
+    # and no round sends children while halted
+    assert parents.route(parent.pk) == "nothing to route"
