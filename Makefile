@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: up test bench lint format install clean-home stop
+.PHONY: up test test-soak bench lint format install clean-home stop
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the long load, soak and fuzz runs (marked `soak`), kept out of `make test`
+test-soak: $(STAMP)
+	$(PY) -m pytest -m soak $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) -m bench

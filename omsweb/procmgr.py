@@ -29,6 +29,7 @@ Nothing here imports Django: the listener runs without it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -179,9 +180,11 @@ def stop(home: Path, pid: int, timeout: float = STOP_WAIT_SECS + 10) -> None:
     except psutil.NoSuchProcess:
         return
     except psutil.TimeoutExpired:
-        for child in proc.children(recursive=True):
-            child.kill()
-        proc.kill()
+        # A slow stop (a loaded machine): kill what is left. Any of them may finish by
+        # itself between the listing and the kill, which is what we want anyway.
+        for victim in [*proc.children(recursive=True), proc]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                victim.kill()
 
 
 # --- the event listener ------------------------------------------------------------------

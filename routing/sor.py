@@ -45,7 +45,7 @@ import heapq
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, localcontext
+from decimal import Decimal
 from itertools import islice
 from operator import itemgetter
 from typing import Any
@@ -169,16 +169,30 @@ def fmt(value: Decimal) -> str:
     return f"{value.normalize():f}" if value else "0"
 
 
+def plain(value: Decimal) -> Decimal:
+    """The same number without trailing zeros and never in exponent form: a child's
+    quantity summed from levels (0.3 + 0.20000) reads 0.5, as the order's did."""
+    if value == value.to_integral_value():
+        return value.quantize(ONE)
+    return value.normalize()
+
+
 def floor_step(value: Decimal, step: Decimal) -> Decimal:
-    """``value`` rounded down to a multiple of ``step`` (unchanged when step is 0)."""
-    return value if step <= 0 else (value // step) * step
-
-
-def ceil_step(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded down to a multiple of ``step`` (unchanged when step is 0). A
+    value already on the step is returned as it is, so ``1.5`` on a 0.001 lot stays
+    ``1.5`` (not ``1.500``)."""
     if step <= 0:
         return value
     down = (value // step) * step
-    return down if down == value else down + step
+    return value if down == value else down
+
+
+def ceil_step(value: Decimal, step: Decimal) -> Decimal:
+    """``value`` rounded up to a multiple of ``step`` (as :func:`floor_step`)."""
+    if step <= 0:
+        return value
+    down = (value // step) * step
+    return value if down == value else down + step
 
 
 class _Venue:
@@ -191,6 +205,7 @@ class _Venue:
         "depth",
         "mult",
         "tie",
+        "head",
         "available",
         "age_ms",
         "penalty_bp",
@@ -211,6 +226,7 @@ class _Venue:
         self.depth = 0  # levels within the limit
         self.mult = ONE  # effective price = raw x mult
         self.tie: tuple[Decimal, int, str] = (ZERO, 0, name)
+        self.head: Decimal | None = None  # effective price of the best level
         self.available = ZERO
         self.age_ms = 0
         self.penalty_bp = ZERO
@@ -372,7 +388,14 @@ def _prepare(
         # sells sort on the negated effective price, so that the heap pops the best first
         v.mult = (fee - ONE) * (ONE - penalty * BP) if penalty else fee - ONE
     v.tie = (-score, age_ms, name)
+    if levels:
+        v.head = levels[0][0] * v.mult
     return v
+
+
+def _rank(v: _Venue) -> tuple[bool, Decimal, tuple[Decimal, int, str]]:
+    """Venues best effective price first, those with an empty side last."""
+    return (v.head is None, ZERO if v.head is None else v.head, v.tie)
 
 
 def _within(
@@ -394,8 +417,8 @@ def _sweep(quantity: Decimal, active: list[_Venue], buy: bool) -> None:
     heap: list[tuple[Decimal, tuple[Decimal, int, str], int]] = []
     for i, v in enumerate(active):
         v.taken, v.worst, v.used = ZERO, None, 0
-        if v.depth and (v.cap is None or v.cap > 0):
-            heap.append((v.levels[0][0] * v.mult, v.tie, i))
+        if v.depth and v.head is not None and (v.cap is None or v.cap > 0):
+            heap.append((v.head, v.tie, i))
     heapq.heapify(heap)
     remaining = quantity
     while remaining > 0 and heap:
@@ -433,23 +456,13 @@ def _child(v: _Venue, buy: bool) -> tuple[Child | None, str]:
     price = floor_step(v.worst, cond.tick_size) if buy else ceil_step(v.worst, cond.tick_size)
     qty = floor_step(v.taken, cond.lot_size)
     note = f"rounded to lot {fmt(cond.lot_size)}" if qty < v.taken else ""
-    if cond.balance is not None:
-        if buy:
-            with localcontext() as ctx:
-                ctx.rounding = ROUND_DOWN
-                affordable = cond.balance / price
-        else:
-            affordable = cond.balance
-        if qty > affordable:
-            qty = floor_step(affordable, cond.lot_size)
-            note = f"capped by balance {fmt(cond.balance)}"
     if qty <= 0 or price <= 0:
         return None, f"below lot size {fmt(cond.lot_size)}"
     if qty < cond.min_qty:
         return None, f"below min qty {fmt(cond.min_qty)}"
     if price * qty < cond.min_notional:
         return None, f"below min notional {fmt(cond.min_notional)}"
-    return Child(v.name, qty, price), note
+    return Child(v.name, plain(qty), plain(price)), note
 
 
 def _allocate(quantity: Decimal, active: list[_Venue], buy: bool) -> list[Child]:
@@ -459,9 +472,7 @@ def _allocate(quantity: Decimal, active: list[_Venue], buy: bool) -> list[Child]
         v.cap, v.cap_reason, v.note = None, "", ""
     children: list[Child] = []
     # children best venue first (the order a caller should send them in)
-    ranked = sorted(
-        active, key=lambda v: (not v.depth, v.levels[0][0] * v.mult if v.depth else ZERO, v.tie)
-    )
+    ranked = sorted(active, key=_rank)
     for _ in range(2 * len(active) + 2):
         _sweep(quantity, active, buy)
         children = []
@@ -564,11 +575,7 @@ def _rest_venue(
     """The venue with the best effective price on the side the order takes (venues
     with an empty side last) whose constraints admit the remainder at the limit."""
 
-    def rank(v: _Venue) -> tuple[bool, Decimal, tuple[Decimal, int, str]]:
-        top = v.levels[0][0] * v.mult if v.levels else ZERO
-        return (not v.levels, top, v.tie)
-
-    for v in sorted(active, key=rank):
+    for v in sorted(active, key=_rank):
         if remainder <= 0:
             return v.name
         cond = v.cond

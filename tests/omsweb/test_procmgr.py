@@ -134,3 +134,28 @@ def test_blotter_tick_when_supervised_then_lists_processes_else_none(supervised,
     assert unsupervised is None
     assert tick["processes"]["sleeper"]["state"] == "RUNNING"
     assert set(tick["processes"]) == {"alerts", "crasher", "sleeper"}
+
+
+def test_stop_when_slow_and_a_child_ends_during_the_kill_then_no_error(tmp_path, monkeypatch):
+    # Arrange: a "supervisord" that ignores SIGTERM (a stop slower than the timeout), with
+    # one child that ends by itself between the listing and its kill (a loaded machine)
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "time.sleep(60)\n"
+    )
+    parent = Proc([sys.executable, "-c", script], env=dict(os.environ), log=tmp_path / "p.log")
+    child = wait_for(lambda: psutil.Process(parent.pid).children(), timeout=10)[0]
+    real_kill = psutil.Process.kill
+
+    def kill(self):
+        real_kill(self)
+        if self.pid == child.pid:  # what psutil raises when the pid is already gone
+            raise psutil.NoSuchProcess(self.pid)
+
+    monkeypatch.setattr(psutil.Process, "kill", kill)
+    # Act
+    procmgr.stop(tmp_path, parent.pid, timeout=0.5)
+    # Assert: the parent was killed after its child's disappearance
+    wait_for(lambda: not parent.alive(), timeout=10)

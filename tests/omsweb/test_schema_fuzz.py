@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fuzz]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.fuzz, pytest.mark.soak]
 
 EXAMPLES = int(os.environ.get("SCHEMA_FUZZ_EXAMPLES", "10"))
 SECONDS = int(os.environ.get("SCHEMA_FUZZ_SECONDS", "45"))

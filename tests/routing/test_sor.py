@@ -81,6 +81,22 @@ def test_market_buy_larger_than_best_top_level_sweeps_both_venues_by_price() -> 
     assert p.unroutable is None
 
 
+def test_routing_md_example_fees_interleave_the_two_venues_levels() -> None:
+    a = vb("sim-a", asks=[("100", "1"), ("101", "2")], age=0)
+    b = vb("sim-b", asks=[("100.5", "1"), ("102", "2")], age=0)
+    c = conds(cond("sim-a", taker_fee="0.001"), cond("sim-b", taker_fee="0.0009"))
+    p = plan(buy("2.5"), [a, b], c, NOW)
+    assert split(p) == {"sim-a": (D("1.5"), D(101)), "sim-b": (D(1), D("100.5"))}
+    assert p.to_json()["children"] == [
+        {"venue": "sim-a", "quantity": "1.5", "price": "101"},
+        {"venue": "sim-b", "quantity": "1", "price": "100.5"},
+    ]
+    assert [v["reason"] for v in p.to_json()["venues"]] == [
+        "routed 1.5 up to 101 over 2 levels",
+        "routed 1 up to 100.5 over 1 level",
+    ]
+
+
 def test_buy_sweeps_by_fee_adjusted_ask_not_raw_ask() -> None:
     # raw: a is cheaper; net of fees (a 30 bp, b 0): 100 x 1.003 = 100.3 > 100.2
     a = vb("sim-a", asks=[("100", "1")])
@@ -135,6 +151,20 @@ def test_share_is_rounded_down_to_the_lot_and_the_rest_swept_elsewhere() -> None
     p = plan(buy("1"), [a, b], c, NOW)
     assert split(p) == {"sim-a": (D("0.1"), D(100)), "sim-b": (D("0.90"), D("100.1"))}
     assert "rounded to lot 0.1" in decision(p, "sim-a").reason
+
+
+def test_quantities_and_prices_on_the_step_keep_the_orders_digits() -> None:
+    a = vb("sim-a", asks=[("100.5", "3")])
+    p = plan(buy("1.5"), [a], conds(cond("sim-a", lot_size="0.001", tick_size="0.01")), NOW)
+    assert p.children[0].to_json() == {"venue": "sim-a", "quantity": "1.5", "price": "100.5"}
+    rounded = plan(buy("1.23456"), [a], conds(cond("sim-a", lot_size="0.001")), NOW)
+    assert str(rounded.children[0].quantity) == "1.234"
+    # summed over levels of other digits: 0.30000 + 0.2 is 0.5
+    b = vb("sim-b", asks=[("100", "0.30000"), ("100.10", "5.00000")])
+    p = plan(buy("0.5"), [b], conds(cond("sim-b", lot_size="0.00001")), NOW)
+    assert p.children[0].to_json() == {"venue": "sim-b", "quantity": "0.5", "price": "100.1"}
+    whole = plan(buy("20"), [vb("sim-b", asks=[("100", "30")])], conds(cond("sim-b")), NOW)
+    assert whole.children[0].to_json()["quantity"] == "20"  # not 2E+1
 
 
 def test_share_below_min_notional_goes_to_the_next_venue_with_the_reason() -> None:
@@ -518,3 +548,55 @@ def test_no_venue_gets_more_than_its_book_offers_within_the_limit(order, setup) 
             ]
         assert c.quantity <= sum(q for _, q in levels)
         assert c.quantity <= decision(p, c.venue).available
+
+
+@st.composite
+def plain_venues(draw):
+    """Venues without lots, minimums, balances or penalties: only books and fees."""
+    books, conditions = [], {}
+    for name in VENUES[: draw(st.integers(1, 4))]:
+        asks = sorted(draw(st.lists(prices, min_size=1, max_size=6, unique=True)))
+        books.append(
+            VenueBook(
+                venue=name,
+                symbol=SYMBOL,
+                state=MdState.LIVE,
+                asks=[(p, draw(quantities)) for p in asks],
+                ts=NOW,
+            )
+        )
+        fee = draw(st.sampled_from([D(0), D("0.0005"), D("0.001"), D("0.003")]))
+        conditions[name] = VenueCondition(venue=name, taker_fee=fee)
+    return books, conditions
+
+
+@settings(max_examples=200, deadline=None)
+@given(setup=plain_venues(), quantity=quantities)
+def test_routed_cost_is_never_above_any_single_venue_that_could_fill_it(setup, quantity):
+    """The sweep by fee-adjusted price is the cheapest way to buy: no single venue deep
+    enough for the whole order costs less, fees included."""
+    books, conditions = setup
+    p = plan(buy(str(quantity)), books, conditions, NOW)
+
+    def cost(book, qty, up_to=None):
+        left, total = qty, D(0)
+        for price, size in book.asks:
+            if left <= 0 or (up_to is not None and price > up_to):
+                break
+            take = min(size, left)
+            left -= take
+            total += take * price * (1 + conditions[book.venue].taker_fee)
+        return total, qty - left
+
+    by_venue = {b.venue: b for b in books}
+    routed = D(0)
+    for c in p.children:
+        spent, filled = cost(by_venue[c.venue], c.quantity, c.price)
+        assert filled == c.quantity  # the pinned price covers the planned share
+        routed += spent
+    deep_enough = sum(q for b in books for _, q in b.asks) >= quantity
+    assert p.routed == (quantity if deep_enough else sum(q for b in books for _, q in b.asks))
+    for book in books:
+        spent, filled = cost(book, quantity)
+        if filled == quantity:
+            assert routed <= spent

@@ -634,6 +634,7 @@ def test_orders_behind_the_oms_back_then_surfaced_cancel_and_adopt(fs):
 WORKERS_DOWN_S = 30.0
 
 
+@pytest.mark.soak
 def test_workers_stopped_30s_then_every_order_goes_out(fs):
     workers = [n for n in fs.stack.procs if n.startswith("worker-")]
     with fs.lock:

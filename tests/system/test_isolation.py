@@ -29,7 +29,7 @@ import requests
 from omsweb import stack as stack_mod
 from omsweb.stack import Api, Stack, free_port, wait_for
 
-pytestmark = [pytest.mark.system, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.system, pytest.mark.soak, pytest.mark.timeout(240)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOW_MS = 1500

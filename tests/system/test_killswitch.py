@@ -9,7 +9,7 @@ import pytest
 
 from bench.risk import DRILL_ORDERS, run_killswitch_drill
 
-pytestmark = [pytest.mark.system]
+pytestmark = [pytest.mark.system, pytest.mark.soak]
 
 
 def test_halt_venue_with_500_working_orders_then_all_canceled_within_2s_and_no_leak(stack):

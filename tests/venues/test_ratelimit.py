@@ -62,7 +62,7 @@ def make(redis_client):
 
     yield build
     for name in venues:
-        for key in redis_client.scan_iter(f"oms:rl:{name}:*"):
+        for key in redis_client.scan_iter(f"oms:rl:{name}:*", count=10_000):
             redis_client.delete(key)
 
 
