@@ -117,6 +117,7 @@ def test_sweep_when_parent_not_routed_then_its_route_task_sent_again(broker):
     from tests.market import publish_book
 
     keys = publish_book(client(), "sim-a", "BTC/USDT", "100")  # a venue may trade it
+    broker.delete("oms.route")
     try:
         parent = engine.execute(
             SubmitOrder(
