@@ -87,7 +87,7 @@ def _halted_venues(venue_ids: Iterable[int]) -> dict[int, str]:
     rows = TradingState.objects.filter(scope="venue", venue_id__in=list(venue_ids)).exclude(
         state="ACTIVE"
     )
-    return {row.venue_id: row.state for row in rows}
+    return {row.venue_id: row.state for row in rows if row.venue_id is not None}
 
 
 def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inputs:
