@@ -611,12 +611,15 @@ def _settle(p: writer.OrderWrite) -> None:
         )  # fmt: skip
     elif status == lc.OrderStatus.PENDING_REPLACE.value:
         quantity = parent.pending_quantity or parent.quantity
-        p.apply(
-            lc.OrderReplaced(quantity=quantity, price=parent.pending_price),
-            source="router",
-            payload={"quantity": _dec(quantity), "price": _dec(parent.pending_price)},
-            amend_count=parent.amend_count + 1,
-        )
+        payload = {"quantity": _dec(quantity), "price": _dec(parent.pending_price)}
+        try:
+            p.apply(
+                lc.OrderReplaced(quantity=quantity, price=parent.pending_price),
+                source="router", payload=payload, amend_count=parent.amend_count + 1,
+            )  # fmt: skip
+        except lc.LifecycleError as exc:  # filled beyond the new quantity meanwhile
+            reason = f"amend not applied: {exc}"
+            p.apply(lc.OrderReplaceRejected(reason=reason), source="router", payload=payload)
         if parent.status not in _TERMINAL:
             queue(ROUTE_TASK, parent.pk)
     elif status in _ROUTABLE and status != lc.OrderStatus.PENDING_NEW.value:

@@ -223,7 +223,7 @@ def sweep_outbox() -> int:
 
     from django.utils import timezone
 
-    from orders.domain.lifecycle import OrderStatus
+    from orders.domain.lifecycle import OPEN_STATUSES, OrderStatus, values
     from orders.models import Order
 
     now = timezone.now()
@@ -253,7 +253,18 @@ def sweep_outbox() -> int:
         created_at__lt=now - timedelta(seconds=OUTBOX_AGE_S),
         venue__isnull=True,
     ).values_list("pk", flat=True)[:1000]
-    routed = _first_sweep("outbox", list(parents))
+    # working parents with no child open whose next round was lost (queued on commit
+    # when their last child ended)
+    idle = (
+        Order.objects.filter(
+            venue__isnull=True,
+            status__in=(OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value),
+            updated_at__lt=now - timedelta(seconds=OUTBOX_LOST_S),
+        )
+        .exclude(children__status__in=values(OPEN_STATUSES))
+        .values_list("pk", flat=True)[:1000]
+    )
+    routed = _first_sweep("outbox", [*parents, *idle])
     for order_id in routed:
         current_app.send_task(ROUTE_TASK, args=(order_id,))
     return len(ids) + len(routed)

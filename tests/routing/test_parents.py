@@ -445,3 +445,18 @@ def test_kill_switch_global_halt_then_parent_and_its_children_canceled(sor, monk
     assert not Order.objects.filter(parent_id=parent.pk, status__in=engine._OPEN).exists()
     # and no round sends children while halted
     assert parents.route(parent.pk) == "nothing to route"
+
+
+def test_amend_down_when_children_fill_beyond_it_meanwhile_then_amend_rejected_not_lost(sor):
+    # Arrange: resting 0.2 at 59990; the amend to 0.1 races a fill of 0.15
+    parent, child = _resting(sor)
+    sor.venues[child.venue.name].on_cancel(fill("0.15", "59990"))
+    # Act
+    engine.execute(ModifyOrder(order_id=parent.pk, quantity=D("0.1")))
+    sor.run()
+    # Assert: the fill counts, the amend is refused on the record, nothing is left working
+    parent = reload(parent)
+    assert parent.filled_quantity == D("0.15") and parent.quantity == D("0.2")
+    assert "OrderReplaceRejected" in kinds(parent)
+    assert parent.status == "CANCELED"  # the remainder is not rested again
+    assert not Order.objects.filter(parent_id=parent.pk, status__in=engine._OPEN).exists()
