@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -353,6 +353,11 @@ class Bench:
 
         self.results.update(bench_md_book())
 
+    def tca(self) -> None:
+        from bench.tca import bench_tca
+
+        self.results.update(bench_tca())
+
     def md_redis(self) -> None:
         from bench.marketdata import bench_md_exchange_to_redis
 
@@ -417,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -433,6 +438,7 @@ def main(argv: list[str] | None = None) -> None:
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
+            ("tca", bench.tca),
         ):
             if only and name not in only:
                 continue

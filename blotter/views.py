@@ -28,6 +28,15 @@ def blotter(request: HttpRequest) -> HttpResponse:
     return render(request, "blotter/blotter.html", {"config": config})
 
 
+@never_cache
+@login_required(login_url=LOGIN_URL)
+def tca(request: HttpRequest) -> HttpResponse:
+    """Transaction-cost analysis: ``/api/v1/tca/`` and ``/api/v1/routing/scores/`` drawn as
+    tables and charts (Chart.js, vendored under static/blotter/vendor: no CDN)."""
+    config = {"api": "/api/v1/", "user": user_info(request.user)}
+    return render(request, "blotter/tca.html", {"config": config})
+
+
 login = auth_views.LoginView.as_view(
     template_name="blotter/login.html", next_page="/", redirect_authenticated_user=True
 )

@@ -87,6 +87,7 @@ app.conf.beat_schedule = {
     "risk-warm-venues": {"task": "oms.urgent.risk_warm_venues", "schedule": 30.0},
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
     "audit-checkpoint": {"task": "oms.recon.audit_checkpoint", "schedule": 60.0},
+    "tca-sweep": {"task": "oms.recon.tca_sweep", "schedule": 1.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 

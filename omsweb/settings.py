@@ -77,7 +77,9 @@ FIX_COMP_ID = _env("OMS_FIX_COMP_ID", "OMS") or "OMS"
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0.1")]
 
 # Who hears the execution engine's and the venues' events (omsweb/events.py), in order:
-# post-trade risk (in the fill's transaction), then the live push to the blotters.
+# post-trade risk (in the fill's transaction), the live push to the blotters, then
+# transaction-cost analysis and venue scores (routing/tca.py: fills in the fill's
+# transaction, routed children after commit).
 # Reconciliation (orders/reconcile.py): more working orders than this vanished from one
 # venue at once raise an alert and wait for an operator instead of being closed.
 RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
@@ -85,6 +87,7 @@ RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
     "blotter.push.on_event",
+    "routing.tca.on_event",
 ]
 
 INSTALLED_APPS = [

@@ -5,6 +5,7 @@ from rest_framework.routers import SimpleRouter
 
 from marketdata.api import ConsolidatedBookView, MarketDataView
 from omsweb import health, metrics_endpoint, token_views
+from routing.api import TcaView, VenueScoresView
 from venues.api import VenueViewSet
 
 venues_api = SimpleRouter()
@@ -23,6 +24,8 @@ api_v1 = [
     path("risk/", include("risk.api.urls")),
     path("marketdata/", MarketDataView.as_view(), name="api-marketdata"),
     re_path(r"^marketdata/(?P<symbol>.+)/book/$", ConsolidatedBookView.as_view(), name="api-book"),
+    path("tca/", TcaView.as_view(), name="api-tca"),
+    path("routing/scores/", VenueScoresView.as_view(), name="api-routing-scores"),
 ]
 
 urlpatterns = [

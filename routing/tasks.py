@@ -1,5 +1,6 @@
-"""The router's task: one round of a parent order (``routing/parents.py``), on the
-``oms.route`` queue (served by the reports worker: it calls no venue)."""
+"""Routing's tasks: one round of a parent order (``routing/parents.py``, on the
+``oms.route`` queue, served by the reports worker: it calls no venue), and the periodic
+TCA sweep (``routing/tca.py``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ from django.db import InterfaceError, OperationalError
 
 from orders.engine import ROUTE_TASK
 from routing import parents
+
+
+@shared_task(name="oms.recon.tca_sweep", acks_late=True, time_limit=30, expires=5)
+def tca_sweep() -> dict[str, int]:
+    """Give new top-level orders their TCA row (arrival mid) and sample the markouts that
+    are due, at most one batch of each a run (the rest waits for the next run, a second
+    later). Idempotent: rows are inserted only where missing, samples are taken from Redis
+    atomically, a sample stored twice stores the same mid, a failed batch is put back."""
+    from routing.tca import sweep_arrivals, sweep_markouts
+
+    return {"arrivals": sweep_arrivals(), "markouts": sweep_markouts()}
 
 
 @shared_task(
