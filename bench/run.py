@@ -16,6 +16,8 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
+  REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
   (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
   venues' books).
@@ -48,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -369,6 +371,11 @@ class Bench:
         self.results.update(bench_sor_plan())
         self.results.update(bench_sor_improvement())
 
+    def fix_venue(self) -> None:
+        from bench.fixvenue import bench_fix_venue
+
+        self.results.update(bench_fix_venue())
+
     # --- report -----------------------------------------------------------------------
 
     def report(self) -> None:
@@ -422,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca",
+        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,fix_venue",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -439,6 +446,7 @@ def main(argv: list[str] | None = None) -> None:
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
             ("tca", bench.tca),
+            ("fix_venue", bench.fix_venue),
         ):
             if only and name not in only:
                 continue

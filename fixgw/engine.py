@@ -39,6 +39,9 @@ class AcceptorConfig:
     port: int
     store_dir: Path
     sessions: tuple[SessionKey, ...]
+    # TCP_NODELAY: a reply of several messages (or a request followed by another) is not
+    # held back by Nagle's algorithm against the peer's delayed ACK
+    nodelay: bool = False
     host: str = "127.0.0.1"
     log_dir: Path | None = None
     reset_on_disconnect: bool = False
@@ -57,6 +60,8 @@ def _settings(config: AcceptorConfig) -> fix.SessionSettings:
     defaults.setBool("UseDataDictionary", True)
     defaults.setString("DataDictionary", str(SPEC_FIX44))
     defaults.setBool("ResetOnDisconnect", config.reset_on_disconnect)
+    if config.nodelay:
+        defaults.setBool("SocketNodelay", True)
     settings = fix.SessionSettings()
     settings.set(defaults)
     for key in config.sessions:
@@ -110,3 +115,97 @@ def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> No
     finally:
         if acceptor is not None:
             acceptor.stop()
+
+
+# --- initiators and plain-dict messages (the FIX venue driver and the simulated FIX venue)
+
+# QuickFIX's threads call into Python and wait for the GIL; with Python's default switch
+# interval (5 ms) a hop between one of our threads and one of its threads can wait that
+# long (docs/FIX.md, "FIX venues", has the figures). The FIX venue's session process and
+# the simulator's FIX port set this shorter one (sys.setswitchinterval).
+GIL_SWITCH_S = 0.0002
+
+# header and trailer tags: what ``body_of`` leaves out of a message's body
+_ENVELOPE = frozenset({8, 9, 10, 34, 35, 43, 49, 52, 56, 97, 122, 369})
+
+
+@dataclass(frozen=True)
+class InitiatorConfig:
+    """What an initiator needs: the counterparty's address, one session (ours first),
+    the FileStore directory (sequence numbers continue across restarts)."""
+
+    host: str
+    port: int
+    store_dir: Path
+    session: SessionKey
+    log_dir: Path | None = None
+    heartbeat_s: int = 10
+    reconnect_s: int = 2
+
+
+def _initiator_settings(config: InitiatorConfig) -> fix.SessionSettings:
+    defaults = fix.Dictionary()
+    defaults.setString("ConnectionType", "initiator")
+    defaults.setString("StartTime", "00:00:00")
+    defaults.setString("EndTime", "00:00:00")
+    defaults.setString("FileStorePath", str(config.store_dir))
+    defaults.setString("FileLogPath", str(config.log_dir or config.store_dir))
+    defaults.setBool("UseDataDictionary", True)
+    defaults.setString("DataDictionary", str(SPEC_FIX44))
+    defaults.setInt("ReconnectInterval", config.reconnect_s)
+    defaults.setBool("SocketNodelay", True)  # requests go out in pairs (D then H)
+    settings = fix.SessionSettings()
+    settings.set(defaults)
+    session = fix.Dictionary()
+    session.setString("BeginString", BEGIN_STRING)
+    session.setString("SenderCompID", config.session.sender_comp_id)
+    session.setString("TargetCompID", config.session.target_comp_id)
+    session.setString("SocketConnectHost", config.host)
+    session.setInt("SocketConnectPort", config.port)
+    session.setInt("HeartBtInt", config.heartbeat_s)
+    settings.set(_session_id(config.session), session)
+    return settings
+
+
+class Initiator:
+    """A QuickFIX socket initiator for ``application``: connects, logs on, and
+    reconnects every ``reconnect_s`` while the counterparty is away."""
+
+    def __init__(self, application: fix.Application, config: InitiatorConfig) -> None:
+        config.store_dir.mkdir(parents=True, exist_ok=True)
+        self._settings = _initiator_settings(config)
+        self._store = fix.FileStoreFactory(self._settings)
+        self._log = fix.FileLogFactory(self._settings)
+        self._initiator = fix.SocketInitiator(application, self._store, self._settings, self._log)
+
+    def start(self) -> None:
+        self._initiator.start()
+
+    def stop(self) -> None:
+        self._initiator.stop()
+
+
+def to_message(msg_type: str, fields: dict[str, str]) -> fix.Message:
+    """A message of type ``msg_type`` with body ``fields`` ({tag: value}, tags as
+    strings or ints); the session adds the header's CompIDs and sequence number."""
+    message = fix.Message()
+    message.getHeader().setField(fix.MsgType(msg_type))
+    for tag, value in fields.items():
+        message.setField(fix.StringField(int(tag), str(value)))
+    return message
+
+
+def body_of(message: fix.Message) -> dict[str, str]:
+    """The body of ``message`` as {tag: value}, tags as strings (the shape
+    ``to_message`` takes; no repeating groups)."""
+    out: dict[str, str] = {}
+    for part in message.toString().split("\x01"):
+        tag, sep, value = part.partition("=")
+        if sep and tag.isdigit() and int(tag) not in _ENVELOPE:
+            out[tag] = value
+    return out
+
+
+def header_field(message: fix.Message, tag: int) -> str | None:
+    header = message.getHeader()
+    return str(header.getField(tag)) if header.isSetField(tag) else None

@@ -75,7 +75,7 @@ def load_specs(args: argparse.Namespace) -> list[VenueSpec]:
     from orders.models import Instrument
     from venues.ccxt_adapter import build_exchange
     from venues.models import Venue
-    from venues.registry import config_for
+    from venues.registry import VenueConfigError, config_for
 
     wanted = {n.strip() for n in args.venues.split(",") if n.strip()}
     symbols = list(Instrument.objects.filter(enabled=True).values_list("symbol", flat=True))
@@ -83,7 +83,11 @@ def load_specs(args: argparse.Namespace) -> list[VenueSpec]:
     for venue in Venue.objects.filter(enabled=True).order_by("name"):
         if wanted and venue.name not in wanted:
             continue
-        config = config_for(venue)
+        try:
+            config = config_for(venue)
+        except VenueConfigError as exc:  # e.g. a fix venue without REST market data
+            log.warning("%s: no market data: %s", venue.name, exc)
+            continue
         try:
             exchange = build_exchange(config, streaming=True)
         except (AttributeError, ValueError):  # no ccxt.pro class: REST polling

@@ -7,7 +7,9 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms worker --venue NAME        the venue calls of one venue, on a worker of its own
-    oms simex --name sim-a --port 8101
+    oms simex --name sim-a --port 8101 [--fix-port 8113]
+                                   simulated exchange (and its FIX 4.4 port)
+    oms fixvenue --venue NAME      the FIX 4.4 session of a ``fix`` venue (one per venue)
     oms venuestream                venue order and trade updates into the OMS
     oms marketdata [--record DIR]  venue books and their states into Redis
     oms fixgw [--host H] [--port P] FIX 4.4 order-entry gateway (OMS_FIX_PORT, default 9878)
@@ -51,10 +53,13 @@ def venue_workers(venues: list[str]) -> dict[str, tuple[str, int, bool]]:
     return {f"orders-{v}": (venue_queue(v), VENUE_WORKER_CONCURRENCY, False) for v in venues}
 
 
-def _enabled_venues() -> tuple[str, ...]:
+def _enabled_venues(driver: str | None = None) -> tuple[str, ...]:
     from venues.models import Venue
 
-    return tuple(Venue.objects.filter(enabled=True).values_list("name", flat=True))
+    rows = Venue.objects.filter(enabled=True)
+    if driver is not None:
+        rows = rows.filter(driver=driver)
+    return tuple(rows.values_list("name", flat=True))
 
 
 SIM_VENUES = {"sim-a": 8101, "sim-b": 8102}
@@ -87,7 +92,9 @@ def _simex_credentials(home: Path) -> dict[str, str]:
         path.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
         path.chmod(0o600)
     creds = json.loads(path.read_text())
-    for name in SIM_VENUES:
+    from venues.sim.server import DEMO_FIX_VENUE
+
+    for name in (*SIM_VENUES, DEMO_FIX_VENUE[0]):
         os.environ.setdefault(env_name(name, "api_key_env"), creds["key"])
         os.environ.setdefault(env_name(name, "secret_env"), creds["secret"])
     return creds
@@ -157,17 +164,32 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
 
 
 def processes(
-    *, host: str, port: int, sim: bool = True, venues: tuple[str, ...] = tuple(SIM_VENUES)
+    *,
+    host: str,
+    port: int,
+    sim: bool = True,
+    venues: tuple[str, ...] = tuple(SIM_VENUES),
+    fix_venues: tuple[str, ...] = (),
+    sim_fix: bool = False,
 ) -> dict[str, list[str]]:
     """Every process ``oms up`` runs, by name: the one table of them (a new kind of
     process adds its entry here), with a worker for each of ``venues`` (``oms up``: the
-    enabled ones). The process manager (``omsweb/procmgr.py``) restarts any of them
-    that dies."""
+    enabled ones) and a FIX session (``fixvenue-NAME``) for each of ``fix_venues`` (the
+    enabled ``fix`` ones); ``sim_fix``: the demo's FIX simulator too. The process
+    manager (``omsweb/procmgr.py``) restarts any of them that dies."""
     procs: dict[str, list[str]] = {}
     if sim:
         for name, sim_port in SIM_VENUES.items():
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
                            "--port", str(sim_port)]  # fmt: skip
+        if sim_fix:
+            from venues.sim.server import DEMO_FIX_VENUE
+
+            name, sim_port, fix_port = DEMO_FIX_VENUE
+            procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
+                           "--port", str(sim_port), "--fix-port", str(fix_port)]  # fmt: skip
+    for name in fix_venues:
+        procs[f"fixvenue-{name}"] = [_python(), "-m", "omsweb.cli", "fixvenue", "--venue", name]
     procs["web"] = web_argv(host, port)
     for name, (queues, concurrency, beat) in {
         **WORKERS,
@@ -203,6 +225,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     from omsweb.demo import load_demo
 
     created = load_demo(home)
+    from django.conf import settings
+
     host = os.environ.get("OMS_WEB_HOST", "127.0.0.1")
     port = int(os.environ.get("OMS_WEB_PORT", "8000"))
     creds = json.loads((home / "credentials.json").read_text())
@@ -216,7 +240,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
     config = procmgr.write_config(
         home,
-        processes(host=host, port=port, sim=not args.no_sim, venues=_enabled_venues()),
+        processes(
+            host=host,
+            port=port,
+            sim=not args.no_sim,
+            venues=_enabled_venues(),
+            fix_venues=_enabled_venues(driver="fix"),
+            sim_fix=settings.DEMO_FIX_VENUE,
+        ),
         directory=Path.cwd(),
     )
     supervisorctl = Path(sys.executable).parent / "supervisorctl"
@@ -302,6 +333,9 @@ def cmd_simex(args: argparse.Namespace) -> int:
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
     argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
+    if args.fix_port is not None:
+        store = _home() / "fix" / f"simex-{args.name}"
+        argv += ["--fix-port", str(args.fix_port), "--fix-store", str(store)]
     simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
     return 0
 
@@ -314,6 +348,41 @@ def cmd_fixgw(args: argparse.Namespace) -> int:
     from fixgw.gateway import main as fixgw_main
 
     fixgw_main(host=args.host or settings.FIX_HOST, port=args.port or settings.FIX_PORT, home=home)
+    return 0
+
+
+def cmd_fixvenue(args: argparse.Namespace) -> int:
+    home = _prepare_env()
+    _django()
+    from omsweb.redis_client import blocking_client
+    from venues import credentials
+    from venues.fix_session import SessionConfig, run
+    from venues.models import Venue
+    from venues.validation import fix_problems
+
+    venue = Venue.objects.filter(name=args.venue).first()
+    if venue is None or venue.driver != Venue.Driver.FIX:
+        raise SystemExit(f"oms fixvenue: no fix venue named {args.venue!r}")
+    problems = fix_problems(venue)
+    if problems:
+        raise SystemExit(f"oms fixvenue: venue {venue.name}: {problems}")
+    try:
+        username = credentials.read(venue.name, "api_key_env", venue.api_key_env)
+        password = credentials.read(venue.name, "secret_env", venue.secret_env)
+    except (credentials.CredentialNameError, KeyError) as exc:
+        raise SystemExit(f"oms fixvenue: venue {venue.name}: credentials: {exc}") from None
+    assert venue.fix_port is not None  # fix_problems
+    config = SessionConfig(
+        venue=venue.name,
+        host=venue.fix_host,
+        port=venue.fix_port,
+        sender_comp_id=venue.sender_comp_id,
+        target_comp_id=venue.target_comp_id,
+        store_dir=home / "fix" / f"venue-{venue.name}",
+        username=username,
+        password=password,
+    )
+    run(config, blocking_client())
     return 0
 
 
@@ -412,8 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--fix-port", type=int, default=None, help="also speak FIX 4.4 here")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
+
+    p = sub.add_parser("fixvenue", help="the FIX 4.4 session of a fix venue")
+    p.add_argument("--venue", required=True)
+    p.set_defaults(func=cmd_fixvenue)
 
     p = sub.add_parser("fixgw", help="the FIX 4.4 order-entry gateway")
     p.add_argument("--host", default=None)

@@ -58,11 +58,34 @@ def ensure_reference_data() -> None:
                 "secret_env": env_name(name, "secret_env"),
             },
         )
+    if settings.DEMO_FIX_VENUE:
+        _demo_fix_venue()
     for role in (TRADER, RISK, ADMIN):
         Group.objects.get_or_create(name=role)
     from risk.defaults import ensure_default_limits  # fail closed: no limits, no trading
 
     ensure_default_limits()
+
+
+def _demo_fix_venue() -> None:
+    """The demo FIX venue (OMS_DEMO_FIX_VENUE=1): ``oms up`` runs its simulator."""
+    from venues.sim.server import DEMO_FIX_VENUE
+
+    name, port, fix_port = DEMO_FIX_VENUE
+    Venue.objects.get_or_create(
+        name=name,
+        defaults={
+            "driver": Venue.Driver.FIX,
+            "exchange_id": "binance",  # its REST market data speaks the Binance API
+            "base_url": f"http://127.0.0.1:{port}",
+            "fix_host": "127.0.0.1",
+            "fix_port": fix_port,
+            "sender_comp_id": "OMS",
+            "target_comp_id": "SIMEX",
+            "api_key_env": env_name(name, "api_key_env"),
+            "secret_env": env_name(name, "secret_env"),
+        },
+    )
 
 
 @transaction.atomic

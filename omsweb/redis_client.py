@@ -13,3 +13,17 @@ def client() -> redis.Redis:
     return redis.Redis.from_url(
         settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2, health_check_interval=30
     )
+
+
+@functools.cache
+def blocking_client() -> redis.Redis:
+    """For blocking reads (BRPOP) of up to ``BLOCKING_TIMEOUT_S``: the FIX venue adapter."""
+    return redis.Redis.from_url(
+        settings.REDIS_URL,
+        socket_timeout=BLOCKING_TIMEOUT_S,
+        socket_connect_timeout=2,
+        health_check_interval=30,
+    )
+
+
+BLOCKING_TIMEOUT_S = 30

@@ -33,6 +33,8 @@ ENV_VARS = {
     "OMS_FIX_HOST": "FIX gateway (oms fixgw) bind address; default 127.0.0.1",
     "OMS_FIX_PORT": "FIX gateway port; default 9878",
     "OMS_FIX_COMP_ID": "the FIX gateway's own CompID (clients' TargetCompID); default OMS",
+    "OMS_DEMO_FIX_VENUE": "1: oms up adds the demo FIX venue sim-fix (a third simulator with "
+    "a FIX port, its FIX session process and its worker); default off",
     "OMS_METRICS_TOKEN": "bearer token that opens /metrics to other hosts; default: 127.0.0.1 only",
     "OMS_RECON_MASS_MISSING": "reconciliation: more working orders than this missing at one "
     "venue at once are not closed; the venue goes to REDUCING for an operator; default 5",
@@ -74,6 +76,7 @@ WEB_PORT = int(_env("OMS_WEB_PORT", "8000") or 8000)
 FIX_HOST = _env("OMS_FIX_HOST", "127.0.0.1") or "127.0.0.1"
 FIX_PORT = int(_env("OMS_FIX_PORT", "9878") or 9878)
 FIX_COMP_ID = _env("OMS_FIX_COMP_ID", "OMS") or "OMS"
+DEMO_FIX_VENUE = _env_bool("OMS_DEMO_FIX_VENUE")
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:{WEB_PORT}" for h in ("localhost", "127.0.0.1")]
 
 # Who hears the execution engine's and the venues' events (omsweb/events.py), in order:

@@ -49,6 +49,8 @@ class VenueAdmin(admin.ModelAdmin):
     fieldsets = (
         (None, {"fields": ("name", "driver", "exchange_id", "base_url", "enabled",
                            "disabled_reason")}),
+        ("FIX (fix venues: where its FIX session connects, and the CompIDs)",
+         {"fields": ("fix_host", "fix_port", "sender_comp_id", "target_comp_id")}),
         ("Credentials: OMS_VENUE_<NAME>_KEY / _SECRET (names, never the secrets), or empty",
          {"fields": ("api_key_env", "secret_env")}),
         ("Rate limits", {"fields": ("rate_limits",)}),

@@ -46,6 +46,7 @@ class VenueSerializer(serializers.ModelSerializer):
         model = Venue
         fields = [
             "id", "name", "driver", "exchange_id", "base_url", "api_key_env", "secret_env",
+            "fix_host", "fix_port", "sender_comp_id", "target_comp_id",
             "enabled", "disabled_reason", "rate_limits", "taker_fee", "status", "status_detail",
             "breaker", "rate_limit",
         ]  # fmt: skip
@@ -66,7 +67,16 @@ class VenueSerializer(serializers.ModelSerializer):
             if self.instance and hasattr(self.instance, f)
         }
         row = SimpleNamespace(
-            **{"driver": "ccxt", "base_url": "", "exchange_id": "", "enabled": True}
+            **{
+                "driver": "ccxt",
+                "base_url": "",
+                "exchange_id": "",
+                "enabled": True,
+                "fix_host": "",
+                "fix_port": None,
+                "sender_comp_id": "",
+                "target_comp_id": "",
+            }
             | current
             | attrs
         )

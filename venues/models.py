@@ -2,6 +2,8 @@
 
 Credentials are never stored: a row names the environment variables that hold them,
 and only the venue's own ``OMS_VENUE_<NAME>_KEY`` / ``_SECRET`` (``venues/credentials.py``).
+A ``fix`` venue is reached over FIX 4.4 at ``fix_host``:``fix_port`` with its CompIDs; its
+key and secret, when named, go in the Logon's Username (553) and Password (554).
 """
 
 from __future__ import annotations
@@ -19,11 +21,33 @@ class Venue(models.Model):
     class Driver(models.TextChoices):
         SIM = "sim", "built-in simulated exchange"
         CCXT = "ccxt", "ccxt exchange"
+        FIX = "fix", "FIX 4.4 venue"
 
     name = models.SlugField(max_length=32, unique=True)
     driver = models.CharField(max_length=8, choices=Driver.choices, default=Driver.CCXT)
-    exchange_id = models.CharField(max_length=32, help_text="ccxt exchange id, e.g. binance")
-    base_url = models.URLField(blank=True, default="", help_text="optional API base URL override")
+    exchange_id = models.CharField(
+        max_length=32,
+        help_text="ccxt exchange id, e.g. binance (a fix venue: the REST market data's "
+        "ccxt exchange id when base_url is set, else a label)",
+    )
+    base_url = models.URLField(
+        blank=True,
+        default="",
+        help_text="optional API base URL override (a fix venue: optional REST market data "
+        "and balances, e.g. the simulator's HTTP port)",
+    )
+    fix_host = models.CharField(
+        max_length=253, blank=True, default="", help_text="fix venues: the venue's FIX host"
+    )
+    fix_port = models.PositiveIntegerField(
+        null=True, blank=True, help_text="fix venues: the venue's FIX port"
+    )
+    sender_comp_id = models.CharField(
+        max_length=32, blank=True, default="", help_text="fix venues: our SenderCompID (49)"
+    )
+    target_comp_id = models.CharField(
+        max_length=32, blank=True, default="", help_text="fix venues: the venue's CompID (56)"
+    )
     api_key_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     secret_env = models.CharField(max_length=64, blank=True, default="", validators=[env_name])
     enabled = models.BooleanField(default=True)

@@ -5,6 +5,10 @@ A venue row carries ``name``, ``driver`` ('sim' | 'ccxt'), ``exchange_id``,
 environment variables *named* on the row, never stored on it, and only from the venue's
 own ``OMS_VENUE_<NAME>_KEY`` / ``_SECRET`` (``venues/credentials.py``).
 
+``driver='fix'`` is a FIX 4.4 venue (``venues/fix_adapter.py``): orders go over FIX
+through the venue's ``oms fixvenue`` process; its REST market data (books, balances, the
+markets it lists), when the row has a ``base_url``, through ccxt as for a sim venue.
+
 ``driver='sim'`` is the built-in simulated exchange: it speaks the Binance spot REST
 API, so it is driven by ccxt's ``binance`` class pointed at ``base_url``, with the
 credentials from the named variables if any, else the simulator's default key/secret.
@@ -26,7 +30,7 @@ from venues.base import VenueAdapter
 from venues.ccxt_adapter import CcxtAdapter, VenueConfig
 
 SIM_EXCHANGE_ID = "binance"
-DRIVERS = ("sim", "ccxt")
+DRIVERS = ("sim", "ccxt", "fix")
 
 
 class VenueConfigError(ValueError):
@@ -64,7 +68,26 @@ def _key(venue: Any) -> tuple:
         getattr(venue, "base_url", None) or None,
         getattr(venue, "api_key_env", None) or None,
         getattr(venue, "secret_env", None) or None,
+        getattr(venue, "fix_host", None) or None,
+        getattr(venue, "fix_port", None) or None,
+        getattr(venue, "sender_comp_id", None) or None,
+        getattr(venue, "target_comp_id", None) or None,
     )
+
+
+def _fix_adapter(venue: Any) -> VenueAdapter:
+    """A fix venue's adapter: requests through its ``oms fixvenue`` process over Redis
+    (a client of its own: its blocking reads outlast the shared client's timeout)."""
+    from omsweb.redis_client import blocking_client
+    from venues.fix_adapter import FixAdapter
+    from venues.validation import fix_problems
+
+    problems = fix_problems(venue)
+    if problems:
+        field, why = next(iter(problems.items()))
+        raise VenueConfigError(f"venue {venue.name}: {field}: {why}")
+    market_data = CcxtAdapter(config_for(venue)) if getattr(venue, "base_url", "") else None
+    return FixAdapter(venue.name, blocking_client(), market_data=market_data)
 
 
 def config_for(venue: Any) -> VenueConfig:
@@ -72,7 +95,9 @@ def config_for(venue: Any) -> VenueConfig:
     driver = venue.driver
     base_url = getattr(venue, "base_url", None) or None
     api_key, secret = _env(venue, "api_key_env"), _env(venue, "secret_env")
-    if driver == "sim":
+    if driver == "fix" and not base_url:
+        raise VenueConfigError(f"venue {venue.name}: a fix venue without base_url has no REST API")
+    if driver in ("sim", "fix"):
         if not base_url:
             raise VenueConfigError(f"venue {venue.name}: a sim venue needs a base_url")
         if api_key is None or secret is None:
@@ -81,7 +106,7 @@ def config_for(venue: Any) -> VenueConfig:
             secret = secret if secret is not None else default_secret
         return VenueConfig(
             name=venue.name,
-            exchange_id=SIM_EXCHANGE_ID,
+            exchange_id=SIM_EXCHANGE_ID if driver == "sim" else venue.exchange_id,
             base_url=base_url,
             api_key=api_key,
             secret=secret,
@@ -110,7 +135,9 @@ def adapter_for(venue: Any) -> VenueAdapter:
             _cache_pid = os.getpid()
         adapter = _cache.get(key)
         if adapter is None:
-            adapter = CcxtAdapter(config_for(venue))
+            adapter = (
+                _fix_adapter(venue) if venue.driver == "fix" else CcxtAdapter(config_for(venue))
+            )
             _cache[key] = adapter
         return adapter
 

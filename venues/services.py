@@ -21,7 +21,10 @@ from venues.models import Venue
 
 log = logging.getLogger(__name__)
 
-AUDITED_FIELDS = ("name", "base_url", "api_key_env", "secret_env")
+AUDITED_FIELDS = (
+    "name", "base_url", "api_key_env", "secret_env", "fix_host", "fix_port", "sender_comp_id",
+    "target_comp_id",
+)  # fmt: skip
 
 
 def venue_save(*, venue: Venue, actor: str, via: str) -> Venue:
@@ -41,7 +44,7 @@ def venue_save(*, venue: Venue, actor: str, via: str) -> Venue:
         for field in AUDITED_FIELDS:
             old = getattr(before, field) if before is not None else ""
             new = getattr(venue, field)
-            if old != new:
+            if old != new and (old or new):  # "" and None (no port) are both unset
                 changes[field] = (old, new)
         if changes:
             venue_config_changed(venue=venue, actor=actor, changes=changes, created=before is None)

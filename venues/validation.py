@@ -12,7 +12,12 @@ import os
 import re
 from typing import Any
 
-DRIVERS = ("sim", "ccxt")
+DRIVERS = ("sim", "ccxt", "fix")
+
+# a host name or an IPv4/IPv6 address, no scheme or port
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|[0-9A-Fa-f:.]+)$")
+# CompIDs go into every FIX header: printable, no "=" or SOH, short
+_COMP_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 
 # http(s)://host[:port][/path]: no user info, query or fragment; host a name or IPv4
 _URL = re.compile(
@@ -56,6 +61,30 @@ def field_problems(venue: Any) -> dict[str, str]:
         why = url_problem(base_url)
         if why:
             problems["base_url"] = why
+    if driver == "fix":
+        problems.update(fix_problems(venue))
+    return problems
+
+
+def fix_problems(venue: Any) -> dict[str, str]:
+    """A fix venue's own fields: where to connect and the two CompIDs."""
+    problems: dict[str, str] = {}
+    host = (getattr(venue, "fix_host", "") or "").strip()
+    port = getattr(venue, "fix_port", None)
+    if not host:
+        problems["fix_host"] = "a fix venue needs the venue's FIX host, e.g. 127.0.0.1"
+    elif not _HOST.match(host):
+        problems["fix_host"] = f"{host!r} is not a host name or IP address"
+    if port is None or port == "":
+        problems["fix_port"] = "a fix venue needs the venue's FIX port, e.g. 9881"
+    elif not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        problems["fix_port"] = f"port {port!r} is out of range (1-65535)"
+    for field, example in (("sender_comp_id", "OMS"), ("target_comp_id", "SIMEX")):
+        value = (getattr(venue, field, "") or "").strip()
+        if not value:
+            problems[field] = f"a fix venue needs {field}, e.g. {example}"
+        elif not _COMP_ID.match(value):
+            problems[field] = f"{value!r}: letters, digits, '.', '_' or '-', at most 32"
     return problems
 
 

@@ -34,3 +34,15 @@ def test_stack_runs_one_venue_worker_per_venue_and_reports_apart():
         "worker-orders-sim-a": "oms.orders.sim-a",
         "worker-orders-sim-b": "oms.orders.sim-b",
     }
+
+
+def test_process_table_with_a_fix_venue_then_its_session_process_and_opt_in_simulator():
+    plain = cli.processes(host="127.0.0.1", port=8000)
+    assert not any(name.startswith("fixvenue-") or name == "sim-fix" for name in plain)
+    procs = cli.processes(
+        host="127.0.0.1", port=8000, venues=("sim-a", "sim-fix"), fix_venues=("sim-fix",),
+        sim_fix=True,
+    )  # fmt: skip
+    assert procs["fixvenue-sim-fix"][-4:] == ["omsweb.cli", "fixvenue", "--venue", "sim-fix"]
+    assert procs["sim-fix"][procs["sim-fix"].index("--fix-port") + 1] == "8113"
+    assert "worker-orders-sim-fix" in procs

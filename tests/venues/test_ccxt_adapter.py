@@ -723,7 +723,9 @@ def test_registry_when_env_var_missing_or_driver_unknown_then_config_error(monke
     with pytest.raises(registry.VenueConfigError, match="OMS_VENUE_SIM_A_KEY"):
         registry.adapter_for(_row(api_key_env="OMS_VENUE_SIM_A_KEY"))
     with pytest.raises(registry.VenueConfigError, match="driver"):
-        registry.adapter_for(_row(driver="fix"))
+        registry.adapter_for(_row(driver="fox"))
+    with pytest.raises(registry.VenueConfigError, match="fix_host"):
+        registry.adapter_for(_row(driver="fix"))  # a fix venue without its FIX fields
     with pytest.raises(registry.VenueConfigError, match="exchange_id"):
         registry.adapter_for(_row(driver="ccxt"))
 

@@ -51,7 +51,7 @@ def redis_clean():
     [
         ({"exchange_id": "À"}, "exchange_id"),
         ({"exchange_id": ""}, "exchange_id"),
-        ({"driver": "fix"}, "driver"),
+        ({"driver": "fox"}, "driver"),
         ({"base_url": "ftp://host/x"}, "base_url"),
         ({"base_url": "http://"}, "base_url"),
         ({"base_url": "http://host:99999"}, "base_url"),
@@ -66,6 +66,31 @@ def test_field_problems_name_the_field(change, field):
     from venues.validation import field_problems
 
     assert set(field_problems(SimpleNamespace(**{**GOOD, **change}))) == {field}
+
+
+FIX = {"driver": "fix", "fix_host": "127.0.0.1", "fix_port": 9881, "sender_comp_id": "OMS",
+       "target_comp_id": "SIMEX"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change,field,why",
+    [
+        ({"fix_host": ""}, "fix_host", "a fix venue needs the venue's FIX host"),
+        ({"fix_host": "http://h"}, "fix_host", "is not a host name or IP address"),
+        ({"fix_port": None}, "fix_port", "a fix venue needs the venue's FIX port"),
+        ({"fix_port": 70000}, "fix_port", "out of range"),
+        ({"sender_comp_id": ""}, "sender_comp_id", "a fix venue needs sender_comp_id"),
+        ({"target_comp_id": "A=B"}, "target_comp_id", "letters, digits"),
+    ],
+)
+def test_fix_venue_fields_then_problems_name_the_field(change, field, why):
+    from types import SimpleNamespace
+
+    from venues.validation import field_problems
+
+    assert field_problems(SimpleNamespace(**{**GOOD, **FIX})) == {}
+    problems = field_problems(SimpleNamespace(**{**GOOD, **FIX, **change}))
+    assert set(problems) == {field} and why in problems[field]
 
 
 @pytest.mark.parametrize(
@@ -140,6 +165,39 @@ def test_api_when_bad_venue_then_400_naming_the_field(api, creds, change, field)
     r = api("admin").post("/api/v1/venues/", {**GOOD, **change})
     assert r.status_code == 400, r.text
     assert field in r.text
+
+
+FIX_VENUE = {
+    "name": "fixv-1", "driver": "fix", "exchange_id": "binance", "base_url": "",
+    "fix_host": "127.0.0.1", "fix_port": 9881, "sender_comp_id": "OMS",
+    "target_comp_id": "SIMEX", "enabled": True,
+}  # fmt: skip
+
+
+def test_api_fix_venue_then_created_with_its_fields_shown(api):
+    r = api("admin").post("/api/v1/venues/", FIX_VENUE)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert {k: body[k] for k in FIX_VENUE} == FIX_VENUE
+    listed = api("trader").get("/api/v1/venues/").json()["results"]
+    assert next(v for v in listed if v["name"] == "fixv-1")["fix_port"] == 9881
+
+
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({"fix_host": ""}, "fix_host"),
+        ({"fix_port": None}, "fix_port"),
+        ({"sender_comp_id": "O M S"}, "sender_comp_id"),
+        ({"target_comp_id": ""}, "target_comp_id"),
+    ],
+)
+def test_api_fix_venue_missing_its_fields_then_400_naming_the_field(api, change, field):
+    r = api("admin").post("/api/v1/venues/", {**FIX_VENUE, **change})
+    assert r.status_code == 400, r.text
+    assert (
+        field in r.json()["error"]["fields"] if "fields" in r.json()["error"] else field in r.text
+    )
 
 
 def test_api_when_credentials_missing_then_created_disabled_with_reason(api):

@@ -108,6 +108,13 @@ Admin endpoints (same port, no signature), all JSON:
   (Binance FULL shape); places an order behind the OMS's back.
 * ``POST /sim/balances`` ``{"account": "default", "balances": {"USDT": "100"}}`` sets
   free balances -> ``{"balances": {asset: {"free", "locked"}}}``.
+* ``GET /sim/fix`` -> the FIX port's status; ``POST /sim/fix`` ``{"silent_orders": n}``:
+  the next n NewOrderSingles execute but their reports are lost (404 without a FIX port).
+
+FIX 4.4 (``--fix-port P``): the same engine and books over FIX, for the ``default``
+account (Logon: its API key as Username 553, its secret as Password 554); the QuickFIX
+acceptor runs in a child process (``venues/sim/fixserver.py``), the order desk here
+(``venues/sim/fixdesk.py`` lists the messages and reports).
 """
 
 from __future__ import annotations
@@ -124,6 +131,7 @@ import os
 import re
 import signal
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -131,6 +139,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -150,6 +159,8 @@ from venues.sim.engine import (
     format_decimal,
 )
 from venues.sim.faults import Decision, FaultConfig, FaultInjector
+from venues.sim.fixbridge import FixBridge, FixPortConfig
+from venues.sim.fixdesk import FixDesk
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
 from venues.sim.streams import StreamHub
 
@@ -278,6 +289,7 @@ class SimConfig:
     clock: Clock | None = None
     request_log_size: int = 100_000
     shutdown_timeout: float = 1.0
+    fix: FixPortConfig | None = None  # the FIX 4.4 port (venues/sim/fixbridge.py)
 
 
 # ====================================================================== errors & params
@@ -591,6 +603,11 @@ class SimExchange:
         self._task: asyncio.Task[None] | None = None
         self._reset_state()
         self.streams = StreamHub(self)
+        self.fix: FixBridge | None = None
+        if config.fix is not None:
+            acct = next(a for a in config.accounts if a.name == config.fix.account)
+            desk = FixDesk(engine=lambda: self.engine, clock=self.clock, account=acct.name)
+            self.fix = FixBridge(desk, config.fix, (acct.api_key, acct.api_secret))
 
     # ------------------------------------------------------------------ state
 
@@ -630,9 +647,13 @@ class SimExchange:
     async def start_background(self, app: web.Application) -> None:
         self._task = asyncio.create_task(self._market_loop())
         self.streams.start()
+        if self.fix is not None:
+            await self.fix.start()
 
     async def stop_background(self, app: web.Application) -> None:
         await self.streams.stop()
+        if self.fix is not None:
+            await self.fix.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -1531,6 +1552,20 @@ class SimExchange:
             return _json(self.streams.control(await self._admin_body(request)))
         return _json(self.streams.status())
 
+    async def sim_fix(self, request: web.Request) -> web.Response:
+        """``GET``: the FIX port's status; ``POST {"silent_orders": n}``: the next n
+        NewOrderSingles execute but their reports are lost (the client must ask with an
+        OrderStatusRequest). 404 without a FIX port."""
+        if self.fix is None:
+            return _json({"code": -1, "msg": "no FIX port (start with --fix-port)"}, 404)
+        if request.method == "POST":
+            body = await self._admin_body(request)
+            silent = body.get("silent_orders", self.fix.desk.silent_orders)
+            if not isinstance(silent, int) or isinstance(silent, bool) or silent < 0:
+                return _json({"code": -1100, "msg": "silent_orders: a whole number >= 0"}, 400)
+            self.fix.desk.silent_orders = silent
+        return _json(self.fix.status())
+
     async def sim_faults_get(self, request: web.Request) -> web.Response:
         return _json(self.faults.as_dict(self.clock()))
 
@@ -1773,6 +1808,8 @@ def build_app(config: SimConfig) -> web.Application:
     r.add_post("/sim/orders", sim.sim_orders)
     r.add_post("/sim/balances", sim.sim_balances)
     r.add_get("/sim/streams", sim.sim_streams)
+    r.add_get("/sim/fix", sim.sim_fix)
+    r.add_post("/sim/fix", sim.sim_fix)
     r.add_post("/sim/streams", sim.sim_streams)
     r.add_get("/ws", sim.streams.handle_raw)
     r.add_get("/ws/{streams:.*}", sim.streams.handle_raw)
@@ -1791,6 +1828,11 @@ DEMO_VENUE_ARGS = {
         "--maker-fee", "0.0006", "--taker-fee", "0.0009", "--latency-ms", "2",
     ],
 }  # fmt: skip
+
+
+# The demo's FIX venue (``OMS_DEMO_FIX_VENUE=1``): a third simulator, its name, REST
+# port and FIX port (omsweb/cli.py runs it, omsweb/demo.py adds its venue row).
+DEMO_FIX_VENUE = ("sim-fix", 8103, 8113)
 
 
 def _parse_kv(raw: str, flag: str) -> dict[str, str]:
@@ -1832,6 +1874,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--order-limit-10s", type=int, default=100)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument("--fix-port", type=int, default=None, help="also speak FIX 4.4 on this port")
+    p.add_argument("--fix-comp-id", default="SIMEX", help="our SenderCompID on the FIX port")
+    p.add_argument("--fix-sessions", default="OMS", help="clients' CompIDs, comma-separated")
+    p.add_argument("--fix-store", type=Path, default=None, help="FIX message store directory")
     return p.parse_args(argv)
 
 
@@ -1864,7 +1910,21 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
         faults=FaultConfig(latency_ms=args.latency_ms),
+        fix=_fix_port(args),
     )
+
+
+def _fix_port(args: argparse.Namespace) -> FixPortConfig | None:
+    if args.fix_port is None:
+        return None
+    sessions = tuple(s.strip() for s in args.fix_sessions.split(",") if s.strip())
+    if not sessions:
+        raise SystemExit("--fix-sessions: at least one client CompID")
+    store = args.fix_store or Path(tempfile.gettempdir()) / f"oms-simex-fix-{args.name}"
+    return FixPortConfig(
+        port=args.fix_port, host=args.host, store_dir=store, comp_id=args.fix_comp_id,
+        sessions=sessions,
+    )  # fmt: skip
 
 
 async def serve(
@@ -1901,6 +1961,12 @@ async def serve(
         f"simex {config.name} listening on http://{config.host}:{port} (api /api/v3, admin /sim)",
         flush=True,
     )
+    if config.fix is not None:
+        print(
+            f"simex {config.name} FIX 4.4 on {config.fix.host}:{config.fix.port} as "
+            f"{config.fix.comp_id} for {','.join(config.fix.sessions)}",
+            flush=True,
+        )
     try:
         await stop.wait()
     finally:
