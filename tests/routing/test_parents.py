@@ -460,3 +460,23 @@ def test_amend_down_when_children_fill_beyond_it_meanwhile_then_amend_rejected_n
     assert "OrderReplaceRejected" in kinds(parent)
     assert parent.status == "CANCELED"  # the remainder is not rested again
     assert not Order.objects.filter(parent_id=parent.pk, status__in=engine._OPEN).exists()
+
+
+def test_late_fill_beyond_parent_quantity_then_kept_on_child_and_noted_on_parent(sor):
+    # Arrange: round 1's child expires unfilled, round 2's fills the whole parent
+    sor.a.on_submit(ack(), fill("0.2", "60000"))
+    parent = sor.parent(quantity=D("0.2"))
+    sor.run()
+    first, second = sor.children(parent)
+    assert reload(parent).status == "FILLED" and second.status == "FILLED"
+    # Act: the venue reports a trade of the first child after all (a venue fault)
+    trade = sor.a.trade(first.venue_client_order_id, "0.1", "60000")
+    engine.process(first.pk, [fill_report(trade, source="venue")])
+    # Assert: the child and the position have it; the parent stays right and says why
+    assert reload(first).filled_quantity == D("0.1")
+    parent = reload(parent)
+    assert parent.status == "FILLED" and parent.filled_quantity == D("0.2")
+    last = parent.events.order_by("-sequence").first()
+    assert last.kind == "ChildFillNotApplied" and last.payload["child_id"] == first.pk
+    position = Position.objects.get(account__code="DEMO", instrument__symbol="BTC/USDT")
+    assert position.quantity == D("0.3")
