@@ -88,6 +88,7 @@ app.conf.beat_schedule = {
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
     "audit-checkpoint": {"task": "oms.recon.audit_checkpoint", "schedule": 60.0},
     "tca-sweep": {"task": "oms.recon.tca_sweep", "schedule": 1.0},
+    "balances": {"task": "oms.recon.refresh_balances", "schedule": 30.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 

@@ -50,6 +50,7 @@ class Inputs:
                 "rate_headroom": c.rate_headroom,
                 "enabled": c.enabled,
                 "score": str(c.score),
+                "balance": None if c.balance is None else str(c.balance),
                 **({"note": self.notes[name]} if name in self.notes else {}),
             }
             for name, c in self.conditions.items()
@@ -90,13 +91,18 @@ def _halted_venues(venue_ids: Iterable[int]) -> dict[int, str]:
     return {row.venue_id: row.state for row in rows if row.venue_id is not None}
 
 
-def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inputs:
-    """The books of ``instrument`` and the condition of every enabled venue. ``exclude``:
-    venues not to route to this time, with why (a venue that rejected a child of the
-    parent): listed as not enabled, the reason kept in ``notes``."""
+def gather(
+    instrument: Any, *, side: str | None = None, exclude: Mapping[str, str] | None = None
+) -> Inputs:
+    """The books of ``instrument`` and the condition of every enabled venue. ``side``:
+    the order's, for each venue's free balance of what it spends (quote for a buy, base
+    for a sell; unknown: no cap). ``exclude``: venues not to route to this time, with why
+    (a venue that rejected a child of the parent): listed as not enabled, the reason
+    kept in ``notes``."""
     from marketdata.store import read_books
     from omsweb.redis_client import client
     from routing.scores import scores_for
+    from venues.balances import read as read_balances
     from venues.breaker import open_venues
     from venues.models import Venue
     from venues.status import listed
@@ -110,9 +116,11 @@ def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inpu
         markets = listed(redis, names)
         breakers = open_venues(redis, names)
         headroom = {v.name: rate_headroom(redis, v, now) for v in venues}
+        balances = read_balances(redis, names)
     except Exception:  # Redis down: no market data, so no route (said per venue)
         log.warning("routing: Redis unreachable", exc_info=True)
-        books, markets, breakers, headroom = [], {}, set(), {}
+        books, markets, breakers, headroom, balances = [], {}, set(), {}, {}
+    spends = None if side is None else instrument.quote if side == "buy" else instrument.base
     known = any(symbols is not None for symbols in markets.values())
     halted = _halted_venues(v.pk for v in venues)
     scores = scores_for(instrument.symbol, names)
@@ -133,7 +141,7 @@ def gather(instrument: Any, *, exclude: Mapping[str, str] | None = None) -> Inpu
             min_qty=_plain(instrument.lot_size),
             min_notional=_plain(instrument.min_notional),
             tick_size=_plain(instrument.tick_size),
-            balance=None,  # not known to the OMS yet: no cap
+            balance=_free(balances.get(venue.name), spends),
             breaker_open=venue.name in breakers,
             rate_headroom=headroom.get(venue.name, 0),
             enabled=enabled,
@@ -147,6 +155,13 @@ def _plain(value: Decimal) -> Decimal:
     exponent form, so the plan's figures read as the order's."""
     text = format(value, "f")
     return Decimal(text.rstrip("0").rstrip(".") if "." in text else text)
+
+
+def _free(balances: Mapping[str, Decimal] | None, asset: str | None) -> Decimal | None:
+    """The free amount of ``asset`` at a venue; None (no cap) when not known."""
+    if balances is None or asset is None:
+        return None
+    return _plain(balances.get(asset, ZERO))
 
 
 def spec_of(order: Any, quantity: Decimal) -> sor.OrderSpec:
@@ -175,7 +190,7 @@ def explain(plan: sor.Plan, inputs: Inputs) -> tuple[sor.VenueDecision, ...]:
 def unroutable(order: Any) -> str | None:
     """``NO_ROUTE: ...`` naming each venue's state when no venue may trade the order now,
     else None (the engine asks before it accepts a parent)."""
-    inputs = gather(order.instrument)
+    inputs = gather(order.instrument, side=order.side)
     plan = sor.plan(spec_of(order, order.quantity), inputs.books, inputs.conditions, inputs.now)
     if plan.unroutable is None:
         return None

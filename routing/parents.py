@@ -79,7 +79,9 @@ def route(parent_id: int) -> str:
     if parent is None or parent.venue_id is not None or parent.status in engine._TERMINAL:
         return "nothing to route"
     # read before the lock: nothing waits on Redis while holding it
-    inputs = route_inputs.gather(parent.instrument, exclude=_rejected_venues(parent_id))
+    inputs = route_inputs.gather(
+        parent.instrument, side=parent.side, exclude=_rejected_venues(parent_id)
+    )
     halted = _halted(parent)
     with engine.parent_round(parent_id) as r:
         if r is None:

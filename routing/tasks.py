@@ -41,3 +41,15 @@ def route_parent(self: Any, parent_id: int) -> str:
         return parents.route(parent_id)
     except (InterfaceError, OperationalError) as exc:
         raise self.retry(exc=exc, countdown=0.05) from exc
+
+
+@shared_task(name="oms.recon.refresh_balances", acks_late=True, time_limit=60, expires=20)
+def refresh_balances() -> list[str]:
+    """Cache every enabled venue's free balances for the router (``venues/balances.py``).
+    Idempotent: each run overwrites the cache with the venues' answers."""
+    from omsweb.redis_client import client
+    from venues.balances import refresh
+    from venues.guard import guarded_adapter
+    from venues.models import Venue
+
+    return refresh(client(), list(Venue.objects.filter(enabled=True)), guarded_adapter)

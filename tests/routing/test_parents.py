@@ -480,3 +480,54 @@ def test_late_fill_beyond_parent_quantity_then_kept_on_child_and_noted_on_parent
     assert last.kind == "ChildFillNotApplied" and last.payload["child_id"] == first.pk
     position = Position.objects.get(account__code="DEMO", instrument__symbol="BTC/USDT")
     assert position.quantity == D("0.3")
+
+
+def test_venue_balance_known_then_child_capped_and_rest_routed_elsewhere(sor):
+    from omsweb.redis_client import client
+    from venues.balances import publish as publish_balances
+    from venues.balances import read as read_balances
+
+    # Arrange: sim-a (best) holds 6000 USDT: 0.1 BTC at 60000; sim-b's balance unknown
+    publish_balances(client(), "sim-a", {"USDT": D("6000"), "BTC": D("5")})
+    assert read_balances(client(), ["sim-a", "sim-b"]) == {
+        "sim-a": {"USDT": D("6000"), "BTC": D("5")}, "sim-b": None,
+    }  # fmt: skip
+    sor.a.on_submit(fill("0.1", "60000"))
+    sor.b.on_submit(fill("0.2", "60005"))
+    try:
+        # Act
+        parent = sor.parent(quantity=D("0.3"))
+        sor.run()
+    finally:
+        client().delete("oms:balances:sim-a")
+    # Assert
+    a, b = sor.children(parent)
+    assert (a.venue.name, b.venue.name) == ("sim-a", "sim-b")
+    assert a.quantity * a.price <= D("6000") and a.quantity + b.quantity == D("0.3")
+    (decision,) = RouteDecision.objects.filter(parent=parent)
+    assert decision.inputs["conditions"]["sim-a"]["balance"] == "6000"
+    assert decision.inputs["conditions"]["sim-b"]["balance"] is None
+    assert reload(parent).status == "FILLED"
+
+
+def test_refresh_balances_then_free_amounts_cached_and_failing_venue_skipped():
+    from types import SimpleNamespace
+
+    from omsweb.redis_client import client
+    from venues.balances import read, refresh
+    from venues.base import Balance, VenueUnavailable
+
+    class Venue(SimpleNamespace):
+        def fetch_balances(self):
+            if self.name == "down":
+                raise VenueUnavailable("breaker open")
+            return {"USDT": Balance("USDT", D("100.5"), D("3")), "BTC": Balance("BTC", D(0), D(1))}
+
+    venues = [Venue(name="bal-up"), Venue(name="down")]
+    try:
+        assert refresh(client(), venues, lambda v: v) == ["bal-up"]
+        assert read(client(), ["bal-up", "down"]) == {
+            "bal-up": {"USDT": D("100.5"), "BTC": D(0)}, "down": None,
+        }  # fmt: skip
+    finally:
+        client().delete("oms:balances:bal-up")
