@@ -16,10 +16,13 @@ measures:
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
 * ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* ``fix``: the FIX gateway's NewOrderSingle -> PendingNew and -> New, beside REST
+  orders interleaved with them (``bench/fix.py``);
 * ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
   REST, on one simulator;
 * and the sections of ``bench/risk.py`` (risk evaluation, kill switch), ``bench/ws.py``
-  (WebSocket) and ``bench/sor.py`` (the router's plan time, and what it saves on the demo
+  (WebSocket), ``bench/backtest.py`` (replay rate against the parse floor) and
+  ``bench/sor.py`` (the router's plan time, and what it saves on the demo
   venues' books).
 
 It prints a table and writes ``OMS_HOME/bench/latest.json``.
@@ -50,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Idle pause before each measured call of the one-at-a-time section (and the ack poll).
 PACE = 0.02
 # Sections that run in process and need no stack.
-IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue"}
+IN_PROCESS_SECTIONS = {"md_book", "md_redis", "sor", "tca", "fix_venue", "backtest", "replay"}
 
 
 def summary(name: str, values_ms: list[float]) -> dict[str, float]:
@@ -350,6 +353,16 @@ class Bench:
         if bench_ws:
             self.results.update(bench_ws(self.stack))
 
+    def fix(self) -> None:
+        from bench.fix import bench_fix
+
+        n = min(self.args.sequential, 200)
+        self.results.update(bench_fix(self.stack, n=n, price=self._price(), home=self.run_dir))
+        if "fix_rest_accept_p50_ms" in self.results:
+            self.results["ratio_fix_accept_vs_rest_accept"] = round(
+                self.results["fix_accept_p50_ms"] / self.results["fix_rest_accept_p50_ms"], 2
+            )
+
     def md_book(self) -> None:
         from bench.marketdata import bench_md_book
 
@@ -375,6 +388,16 @@ class Bench:
         from bench.fixvenue import bench_fix_venue
 
         self.results.update(bench_fix_venue())
+
+    def backtest(self) -> None:
+        from bench.backtest import bench_backtest
+
+        self.results.update(bench_backtest())
+
+    def replay(self) -> None:
+        from bench.replay import bench_replay
+
+        self.results.update(bench_replay())
 
     # --- report -----------------------------------------------------------------------
 
@@ -403,8 +426,10 @@ class Bench:
             "fill_to_ws_p50_ms": ("<=", 50),
             "md_book_update_p50_us": ("<=", 20),
             "md_exchange_to_redis_p50_ms": ("<=", 5),
+            "ratio_fix_accept_vs_rest_accept": ("<", 1),
             "sor_plan_p50_us": ("<=", 50),
             "sor_improvement_bps": (">=", 0),
+            "backtest_events_per_s": (">=", 100_000),
         }
         print(f"\n{'metric':40s} {'value':>12s}   target")
         for key, value in r.items():
@@ -414,7 +439,7 @@ class Bench:
             mark = ""
             if target and isinstance(value, int | float):
                 op, limit = target
-                ok = value <= limit if op == "<=" else value >= limit
+                ok = {"<=": value <= limit, "<": value < limit, ">=": value >= limit}[op]
                 mark = f"{op} {limit}  {'ok' if ok else 'MISSED'}"
             print(f"{key:40s} {value!s:>12s}   {mark}")
         print(f"\nwritten to {out}")
@@ -429,7 +454,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of sections: floors,latency,burst,extra,md_book,md_redis,sor,tca,fix_venue",
+        help="comma list of sections: floors,latency,burst,extra,fix,md_book,md_redis,sor,tca,"
+        "fix_venue,backtest,replay",
     )
     args = parser.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
@@ -442,11 +468,14 @@ def main(argv: list[str] | None = None) -> None:
             ("latency", bench.submit_latency),
             ("burst", bench.throughput),
             ("extra", bench.extra_sections),
+            ("fix", bench.fix),
             ("md_book", bench.md_book),
             ("md_redis", bench.md_redis),
             ("sor", bench.sor),
             ("tca", bench.tca),
             ("fix_venue", bench.fix_venue),
+            ("backtest", bench.backtest),
+            ("replay", bench.replay),
         ):
             if only and name not in only:
                 continue

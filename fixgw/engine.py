@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import quickfix as fix
@@ -34,7 +35,9 @@ class SessionKey:
 class AcceptorConfig:
     """What an acceptor needs (messages are logged under ``log_dir``, default the store's
     directory); ``reset_on_disconnect`` is for the conformance reflector only
-    (the gateway keeps sequence numbers so a client's missed reports are resent)."""
+    (the gateway keeps sequence numbers so a client's missed reports are resent);
+    ``threaded``: a thread per session (one session's slow message never holds up
+    another's), else one thread for all."""
 
     port: int
     store_dir: Path
@@ -45,6 +48,7 @@ class AcceptorConfig:
     host: str = "127.0.0.1"
     log_dir: Path | None = None
     reset_on_disconnect: bool = False
+    threaded: bool = False
 
 
 def _settings(config: AcceptorConfig) -> fix.SessionSettings:
@@ -85,7 +89,8 @@ class Acceptor:
         self._settings = _settings(config)
         self._store = fix.FileStoreFactory(self._settings)
         self._log = fix.FileLogFactory(self._settings)
-        self._acceptor = fix.SocketAcceptor(application, self._store, self._settings, self._log)
+        kind = fix.ThreadedSocketAcceptor if config.threaded else fix.SocketAcceptor
+        self._acceptor = kind(application, self._store, self._settings, self._log)
 
     def start(self) -> None:
         self._acceptor.start()
@@ -94,10 +99,45 @@ class Acceptor:
         self._acceptor.stop()
 
 
-def send(message: fix.Message, key: SessionKey) -> bool:
+def send(message: fix.Message, key: SessionKey | fix.SessionID) -> bool:
     """Queue ``message`` on a session (stored, so it is resent on the next logon if the
     counterparty is away); False when the session does not exist."""
-    return bool(fix.Session.sendToTarget(message, _session_id(key)))
+    session_id = _session_id(key) if isinstance(key, SessionKey) else key
+    return bool(fix.Session.sendToTarget(message, session_id))
+
+
+def message(msg_type: str, body: Iterable[tuple[int, str]]) -> fix.Message:
+    """A FIX 4.4 message of ``msg_type`` with the body fields ``(tag, text)`` in order;
+    an ExecutionReport or OrderCancelReject gets TransactTime (60) now."""
+    msg = fix.Message()
+    header = msg.getHeader()
+    header.setField(fix.BeginString(BEGIN_STRING))
+    header.setField(fix.MsgType(msg_type))
+    for tag, value in body:
+        msg.setField(fix.StringField(tag, value))
+    if msg_type in ("8", "9"):
+        now = datetime.now(UTC).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
+        msg.setField(fix.StringField(60, now))
+    return msg
+
+
+def fields_of(message: fix.Message) -> dict[int, str]:
+    """A received message's fields by tag (header and body; the first of a repeated tag)."""
+    fields: dict[int, str] = {}
+    for part in message.toString().split("\x01"):
+        tag, sep, value = part.partition("=")
+        if sep and tag.isdigit():
+            fields.setdefault(int(tag), value)
+    return fields
+
+
+def msg_type(message: fix.Message) -> str:
+    return str(message.getHeader().getField(35))
+
+
+def session_name(session_id: fix.SessionID) -> str:
+    """``FIX.4.4:OMS->TRADER``: a session's stable name."""
+    return str(session_id.toString())
 
 
 def serve(acceptor: Acceptor | None, *, ready: Iterable[str] = ("ready",)) -> None:

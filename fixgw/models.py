@@ -28,3 +28,38 @@ class FixSession(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sender_comp_id}->{self.target_comp_id} ({self.user})"
+
+
+class FixRequest(models.Model):
+    """A cancel or replace a FIX client asked for, by its own ClOrdID (FIX gives every
+    request an id of its own; the order keeps its client order id). Execution reports
+    about the request carry its ClOrdID and OrigClOrdID; after a replace the order is
+    known by the replace's ClOrdID. ``answered_seq``: the order's event sequence of the
+    change that answered the request (canceled, replaced, refused; 0: refused at once, by
+    our risk); reports of changes before it (``after_seq``: the sequence when it came)
+    still use the ids in force then."""
+
+    class Kind(models.TextChoices):
+        CANCEL = "cancel"
+        REPLACE = "replace"
+
+    account = models.ForeignKey("orders.Account", on_delete=models.CASCADE, related_name="+")
+    order = models.ForeignKey("orders.Order", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    cl_ord_id = models.CharField(max_length=64)
+    orig_cl_ord_id = models.CharField(max_length=64)
+    after_seq = models.PositiveIntegerField(help_text="the order's event sequence when asked")
+    answered_seq = models.PositiveIntegerField(null=True, blank=True)
+    replaced = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "cl_ord_id"], name="fix_request_cl_ord_id_per_account"
+            )
+        ]
+        indexes = [models.Index(fields=["order", "kind"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.cl_ord_id} ({self.orig_cl_ord_id})"

@@ -32,6 +32,12 @@ from enum import StrEnum
 ZERO = Decimal(0)
 MAX_BUFFERED_DIFFS = 10_000  # a snapshot that never comes must not grow memory forever
 
+# Price text -> Decimal, shared by every book of the process (bounded: cleared when full).
+_PRICES: dict[str, Decimal] = {}
+MAX_PARSED_PRICES = 100_000
+# A removed level's quantity as Binance and the simulated exchange write it.
+ZERO_TEXTS = frozenset({"0.00000000", "0"})
+
 # A level as it comes off the wire: (price, quantity) as strings or Decimals.
 RawLevel = Sequence[str | Decimal]
 
@@ -94,10 +100,21 @@ class BookSide:
         levels[price] = qty
 
     def update(self, raw: Iterable[RawLevel]) -> None:
-        # ``set`` inlined: this loop is the hot path of every diff
+        # ``set`` inlined: this loop is the hot path of every diff. Parsing is most of its
+        # cost: the same prices come back diff after diff, so their text is parsed once
+        # (``_PRICES``); a removal's quantity as the venue writes it is not parsed at all.
         levels, prices = self.levels, self.prices
+        parsed = _PRICES
         for level in raw:
-            price, qty = Decimal(level[0]), Decimal(level[1])
+            text, qty_text = level[0], level[1]
+            price = parsed.get(text) if isinstance(text, str) else None
+            if price is None:
+                price = Decimal(text)
+                if isinstance(text, str):
+                    if len(parsed) >= MAX_PARSED_PRICES:
+                        parsed.clear()
+                    parsed[text] = price
+            qty = ZERO if qty_text in ZERO_TEXTS else Decimal(qty_text)
             if qty:
                 if price not in levels:
                     insort(prices, price)

@@ -7,8 +7,11 @@
     oms web                        ASGI server: REST API, admin, blotter, WebSocket
     oms worker --queues Q[,Q] [--beat] [--concurrency N]
     oms worker --venue NAME        the venue calls of one venue, on a worker of its own
-    oms simex --name sim-a --port 8101 [--fix-port 8113]
-                                   simulated exchange (and its FIX 4.4 port)
+    oms simex --name sim-a --port 8101 [--replay FILE [--speed X] [--loop]] [--fix-port 8113]
+                                   a simulated venue (and its FIX 4.4 port); with --replay
+                                   its book follows a recording (docs/BACKTEST.md)
+    oms synth --out FILE [--symbol BTC/USDT] [--minutes N] [--seed S]
+                                   write a synthetic recording (backtest/synth.py)
     oms fixvenue --venue NAME      the FIX 4.4 session of a ``fix`` venue (one per venue)
     oms venuestream                venue order and trade updates into the OMS
     oms marketdata [--record DIR]  venue books and their states into Redis
@@ -16,6 +19,10 @@
     oms manage ARGS...             any Django management command
     oms kill [--scope S --target T] [--state HALTED|REDUCING|ACTIVE] --reason WHY
                                    kill switch (see risk/management/commands/killswitch.py)
+    oms backtest --data FILE --strategy module:Class [--param k=v] [--config FILE]
+                 [--latency-ms N] [--seed N] [--router R] [--out DIR]
+                                   replay recordings through the OMS's rules (backtest/);
+                                   needs no database, Redis or Django
     oms audit verify [--heads LOG]  recompute the audit trail's hash chains and check the
                                    venue, limit and trading-state rows against their last
                                    audited change (exit 1 on a break); LOG: a log holding
@@ -163,12 +170,44 @@ def worker_argv(queues: str, *, name: str, concurrency: int, beat: bool) -> list
     return argv
 
 
+# With OMS_DEMO_REPLAY=1 the demo venues replay these recordings, generated once under
+# OMS_HOME/replay by the project's own synthetic market (no third-party data): ten
+# minutes each, looped. Both venues replay the same market; their fees and latency differ.
+DEMO_RECORDINGS = {"BTC/USDT": 101, "ETH/USDT": 102}  # symbol: seed
+DEMO_RECORDING_MINUTES = 10.0
+
+
+def demo_replay() -> bool:
+    """``OMS_DEMO_REPLAY`` (see ``ENV_VARS`` in omsweb/settings.py), checked."""
+    raw = (os.environ.get("OMS_DEMO_REPLAY") or "0").strip().lower()
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise SystemExit(f"OMS_DEMO_REPLAY must be 0 or 1, not {raw!r}")
+    return raw in ("1", "true", "yes", "on")
+
+
+def demo_recordings(home: Path) -> list[Path]:
+    """The demo's recordings under ``home/replay``, written when missing (a few seconds)."""
+    from backtest.synth import SynthConfig, write_recording
+
+    paths = []
+    for symbol, seed in DEMO_RECORDINGS.items():
+        path = home / "replay" / f"{symbol.replace('/', '').lower()}_demo_{seed}.gz"
+        if not path.exists():
+            print(f"writing the demo recording {path} ...", flush=True)
+            write_recording(
+                path, SynthConfig(symbol=symbol, minutes=DEMO_RECORDING_MINUTES, seed=seed)
+            )
+        paths.append(path)
+    return paths
+
+
 def processes(
     *,
     host: str,
     port: int,
     sim: bool = True,
     venues: tuple[str, ...] = tuple(SIM_VENUES),
+    replay: tuple[Path, ...] = (),
     fix_venues: tuple[str, ...] = (),
     sim_fix: bool = False,
 ) -> dict[str, list[str]]:
@@ -176,18 +215,23 @@ def processes(
     process adds its entry here), with a worker for each of ``venues`` (``oms up``: the
     enabled ones) and a FIX session (``fixvenue-NAME``) for each of ``fix_venues`` (the
     enabled ``fix`` ones); ``sim_fix``: the demo's FIX simulator too. The process
-    manager (``omsweb/procmgr.py``) restarts any of them that dies."""
+    manager (``omsweb/procmgr.py``) restarts any of them that dies. ``replay``:
+    recordings the simulated venues follow (looped)."""
     procs: dict[str, list[str]] = {}
     if sim:
+        replay_args = [a for path in replay for a in ("--replay", str(path))]
+        if replay_args:
+            replay_args.append("--loop")
         for name, sim_port in SIM_VENUES.items():
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
-                           "--port", str(sim_port)]  # fmt: skip
+                           "--port", str(sim_port), *replay_args]  # fmt: skip
         if sim_fix:
             from venues.sim.server import DEMO_FIX_VENUE
 
             name, sim_port, fix_port = DEMO_FIX_VENUE
             procs[name] = [_python(), "-m", "omsweb.cli", "simex", "--name", name,
-                           "--port", str(sim_port), "--fix-port", str(fix_port)]  # fmt: skip
+                           "--port", str(sim_port), "--fix-port", str(fix_port),
+                           *replay_args]  # fmt: skip
     for name in fix_venues:
         procs[f"fixvenue-{name}"] = [_python(), "-m", "omsweb.cli", "fixvenue", "--venue", name]
     procs["web"] = web_argv(host, port)
@@ -238,6 +282,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {user:7s} password {c['password']}  token {c['token']}")
     else:
         print(f"Logins: {home / 'credentials.json'} (admin, risk, trader)")
+    replay = tuple(demo_recordings(home)) if demo_replay() and not args.no_sim else ()
+    if replay:
+        print("Demo venues replay market recordings (OMS_DEMO_REPLAY=1): "
+              + ", ".join(p.name for p in replay))  # fmt: skip
     config = procmgr.write_config(
         home,
         processes(
@@ -247,6 +295,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             venues=_enabled_venues(),
             fix_venues=_enabled_venues(driver="fix"),
             sim_fix=settings.DEMO_FIX_VENUE,
+            replay=replay,
         ),
         directory=Path.cwd(),
     )
@@ -333,10 +382,35 @@ def cmd_simex(args: argparse.Namespace) -> int:
 
     argv = ["--name", args.name, "--port", str(args.port), "--host", args.host]
     argv += ["--api-key", creds["key"], "--api-secret", creds["secret"]]
+    for path in args.replay:
+        argv += ["--replay", path]
+    if args.replay:
+        argv += ["--speed", str(args.speed)] + (["--loop"] if args.loop else [])
     if args.fix_port is not None:
         store = _home() / "fix" / f"simex-{args.name}"
         argv += ["--fix-port", str(args.fix_port), "--fix-store", str(store)]
     simex_main(argv + DEMO_VENUE_ARGS.get(args.name, []) + args.extra)
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from backtest.synth import SynthConfig, write_recording
+
+    try:
+        mid = Decimal(args.mid) if args.mid else None
+    except InvalidOperation:
+        raise SystemExit(f"oms synth: --mid must be a number, not {args.mid!r}") from None
+    config = SynthConfig(symbol=args.symbol, minutes=args.minutes, seed=args.seed, mid=mid)
+    out = Path(args.out)
+    try:
+        lines = write_recording(out, config)
+    except ValueError as exc:
+        raise SystemExit(f"oms synth: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"oms synth: cannot write {out}: {exc.strerror or exc}") from None
+    print(f"{out}: {lines} lines, {args.minutes:g} minutes of {args.symbol} (seed {args.seed})")
     return 0
 
 
@@ -452,6 +526,13 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """Pure: no embedded services, no Django settings (backtest/command.py)."""
+    from backtest.command import main as backtest_main
+
+    return backtest_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oms", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -481,9 +562,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--replay", action="append", default=[], metavar="FILE",
+                   help="the book follows this recording (docs/BACKTEST.md)")  # fmt: skip
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed")
+    p.add_argument("--loop", action="store_true", help="replay the recording again and again")
     p.add_argument("--fix-port", type=int, default=None, help="also speak FIX 4.4 here")
     p.add_argument("extra", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_simex)
+
+    p = sub.add_parser("synth", help="write a synthetic market recording (feed format)")
+    p.add_argument("--out", required=True, help="file to write (.gz: gzip)")
+    p.add_argument("--symbol", default="BTC/USDT")
+    p.add_argument("--minutes", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mid", default=None, help="start price (default: the symbol's usual)")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("fixvenue", help="the FIX 4.4 session of a fix venue")
     p.add_argument("--venue", required=True)
@@ -508,6 +601,12 @@ def build_parser() -> argparse.ArgumentParser:
     # options are parsed by the killswitch command; `oms kill --help` lists them
     p = sub.add_parser("kill", help="engage/release the kill switch", add_help=False)
     p.set_defaults(func=cmd_kill)
+
+    p = sub.add_parser("backtest", help="replay recordings through the OMS's own rules")
+    from backtest.command import add_arguments as backtest_arguments
+
+    backtest_arguments(p)
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("audit", help="the tamper-evident audit trail")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)

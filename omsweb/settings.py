@@ -38,6 +38,8 @@ ENV_VARS = {
     "OMS_METRICS_TOKEN": "bearer token that opens /metrics to other hosts; default: 127.0.0.1 only",
     "OMS_RECON_MASS_MISSING": "reconciliation: more working orders than this missing at one "
     "venue at once are not closed; the venue goes to REDUCING for an operator; default 5",
+    "OMS_DEMO_REPLAY": "1: `oms up` starts the demo venues replaying market recordings the "
+    "project generates once under OMS_HOME/replay (omsweb/cli.py, docs/BACKTEST.md); default 0",
     "OMS_TEST_ENV_READY": "set by the test plugin (omsweb/testing.py): fast password hashing",
 }
 
@@ -90,6 +92,7 @@ RECON_MASS_MISSING_THRESHOLD = int(_env("OMS_RECON_MASS_MISSING", "5") or 5)
 OMS_EVENT_LISTENERS = [
     "risk.post_trade.on_event",
     "blotter.push.on_event",
+    "fixgw.listener.on_event",
     "routing.tca.on_event",
 ]
 

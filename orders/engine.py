@@ -51,7 +51,7 @@ from orders.domain.errors import (
 )
 from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
-from orders.reports import ExecutionReport, ReportKind
+from orders.reports import ExecutionReport, ReportKind, domain_event
 from risk import engine as pretrade
 from routing import inputs as route_inputs
 from routing.venue_choice import listing_problem
@@ -96,8 +96,8 @@ def queue(task: str, *args: Any, venue: str | None = None) -> None:
     transaction.on_commit(send)
 
 
-def _changed(order: Order) -> None:
-    bus.emit(OrderChanged(order=order))
+def _changed(order: Order, kind: str, fill: Any = None) -> None:
+    bus.emit(OrderChanged(order=order, kind=kind, fill=fill))
 
 
 @dataclass(frozen=True)
@@ -226,6 +226,14 @@ def _venue_unavailable(venue: Venue) -> str | None:
     return None
 
 
+def _last_kind(denial: list[dict[str, Any]], unavailable: str | None) -> str:
+    if denial:
+        return lc.OrderDenied.kind
+    if unavailable:
+        return lc.OrderRejected.kind
+    return "OrderCreated"
+
+
 def _submit(command: SubmitOrder) -> SubmitResult:
     """Persist a new order as PENDING_NEW, pass it through pre-trade risk, and queue
     its send on commit. Idempotent on ``client_order_id``: the same id with the same
@@ -311,7 +319,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
                 queue(ROUTE_TASK, order.pk)  # the router plans its children off this path
             else:
                 queue("oms.orders.submit", order.pk, venue=venue.name)
-            _changed(order)
+            _changed(order, _last_kind(denial, unavailable))
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
         existing = Order.objects.filter(account=account, client_order_id=client_order_id).first()
@@ -361,7 +369,7 @@ def _cancel(command: CancelOrder) -> tuple[Order, bool]:
                 f"order {order.pk} is {status.value} and cannot be canceled", field="status"
             )
         w.apply(event, source=command.source, payload=payload)
-        _changed(order)
+        _changed(order, event.kind)
         if order.parent_id is not None and order.status in _TERMINAL:
             w.flush()
             _follow_child(order, [])  # a child canceled before it was sent
@@ -426,7 +434,7 @@ def _modify(command: ModifyOrder) -> Order:
                 queue(CANCEL_CHILDREN_TASK, order.pk)
             else:
                 queue("oms.orders.amend", order.pk)
-            _changed(order)
+            _changed(order, lc.OrderReplaceRequested.kind)
     if denial:
         raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
     return order
@@ -458,33 +466,12 @@ def process(order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
 
 
 def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
-    kind = report.kind
-    if kind == ReportKind.ACK:
-        return lc.OrderAccepted(venue_order_id=report.venue_order_id)
-    if kind == ReportKind.REJECT:
-        return lc.OrderRejected(reason=report.reason or "rejected by venue")
-    if kind == ReportKind.FILL:
-        assert report.quantity is not None and report.price is not None and report.trade_id
-        return lc.OrderFilled(
-            trade_id=report.trade_id, quantity=report.quantity, price=report.price
-        )
-    if kind == ReportKind.CANCELED:
-        return lc.OrderCanceled(reason=report.reason)
-    if kind == ReportKind.EXPIRED:
-        return lc.OrderExpired(reason=report.reason)
-    if kind == ReportKind.CANCEL_REJECTED:
-        return lc.OrderCancelRejected(reason=report.reason)
-    if kind == ReportKind.REPLACED:
-        return lc.OrderReplaced(
-            quantity=report.quantity or order.pending_quantity or order.quantity,
-            price=report.price if report.price is not None else order.pending_price,
-            venue_order_id=report.venue_order_id,
-        )
-    if kind == ReportKind.REPLACE_REJECTED:
-        return lc.OrderReplaceRejected(reason=report.reason)
-    if kind == ReportKind.SUBMITTED:
-        return lc.OrderSubmitted()
-    raise ValueError(f"unknown report kind {kind!r}")
+    return domain_event(
+        report,
+        quantity=order.quantity,
+        pending_quantity=order.pending_quantity,
+        pending_price=order.pending_price,
+    )
 
 
 def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
@@ -530,7 +517,9 @@ def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
             executed_at=report.executed_at,
         )
         bus.emit(FillBooked(order=order, fill=booked.fill, position=booked.position))
-    _changed(order)  # each change is pushed as it was (clients keep the highest version)
+    _changed(
+        order, event.kind
+    )  # each change is pushed as it was (clients keep the highest version)
     return ApplyResult(order=order, applied=True, late=transition.late)
 
 
@@ -591,9 +580,21 @@ def _follow_child(child: Order, fills: list[ExecutionReport]) -> None:
                     "ChildFillNotApplied", source="router", payload={**payload, "error": str(exc)}
                 )
                 log.error("parent %s: fill of child %s not applied: %s", parent.pk, child.pk, exc)
+                continue
+            # the parent's own trade (FIX clients get a Trade report of their order)
+            _changed(parent, event.kind, ParentFill(report.quantity, report.price, event.trade_id))
         if child.status in _TERMINAL:
             _settle(p)
-        _changed(parent)
+
+
+@dataclass(frozen=True)
+class ParentFill:
+    """A parent's share of a child's fill, as ``OrderChanged.fill`` (no Fill row: the
+    child's is the trade; the parent only follows it)."""
+
+    quantity: Decimal
+    price: Decimal
+    venue_trade_id: str
 
 
 def _settle(p: writer.OrderWrite) -> None:
@@ -609,6 +610,7 @@ def _settle(p: writer.OrderWrite) -> None:
             lc.OrderCanceled(reason="canceled; no child left working"), source="router",
             payload={"reason": "no child left working"},
         )  # fmt: skip
+        _changed(parent, lc.OrderCanceled.kind)
     elif status == lc.OrderStatus.PENDING_REPLACE.value:
         quantity = parent.pending_quantity or parent.quantity
         payload = {"quantity": _dec(quantity), "price": _dec(parent.pending_price)}
@@ -617,9 +619,11 @@ def _settle(p: writer.OrderWrite) -> None:
                 lc.OrderReplaced(quantity=quantity, price=parent.pending_price),
                 source="router", payload=payload, amend_count=parent.amend_count + 1,
             )  # fmt: skip
+            _changed(parent, lc.OrderReplaced.kind)
         except lc.LifecycleError as exc:  # filled beyond the new quantity meanwhile
             reason = f"amend not applied: {exc}"
             p.apply(lc.OrderReplaceRejected(reason=reason), source="router", payload=payload)
+            _changed(parent, lc.OrderReplaceRejected.kind)
         if parent.status not in _TERMINAL:
             queue(ROUTE_TASK, parent.pk)
     elif status in _ROUTABLE and status != lc.OrderStatus.PENDING_NEW.value:
@@ -643,7 +647,6 @@ def cancel_children(parent_id: int) -> int:
     with writer.locked(parent_id) as p:
         if p.order.status not in _TERMINAL:
             _settle(p)
-            _changed(p.order)
     return asked
 
 
@@ -674,12 +677,15 @@ class ParentRound:
             lc.OrderDenied(reasons=(reason,)), source="router", payload={"reasons": reasons},
             reason=reason,
         )  # fmt: skip
+        _changed(self.order, lc.OrderDenied.kind)
 
     def accept(self) -> None:
         """PENDING_NEW -> SUBMITTED -> ACCEPTED: the router works it (no-op after)."""
         if self.order.status == lc.OrderStatus.PENDING_NEW.value:
             self._w.apply(lc.OrderSubmitted(), source="router", payload={})
+            _changed(self.order, lc.OrderSubmitted.kind)
             self._w.apply(lc.OrderAccepted(), source="router", payload={})
+            _changed(self.order, lc.OrderAccepted.kind)
 
     def note(self, kind: str, payload: dict[str, Any]) -> None:
         self._w.note(kind, source="router", payload=payload)
@@ -691,6 +697,7 @@ class ParentRound:
             lc.OrderCanceled(reason=reason), source="router", payload={"reason": reason},
             reason=reason,
         )  # fmt: skip
+        _changed(self.order, lc.OrderCanceled.kind)
 
     def send(self, children: list[ChildSpec], *, round_no: int) -> list[Order]:
         """Insert the children (limit orders with ``parent_id``, source "router") and
@@ -732,7 +739,7 @@ def _insert_child(parent: Order, spec: ChildSpec, venue: Venue, *, round_no: int
         venue=venue,
         status=lc.OrderStatus.PENDING_NEW.value,
         parent_id=parent.pk,
-        created_by_id=parent.created_by_id,
+        created_by_id=None,  # the OMS's own order (FIX reports its parent, not it)
         request_fingerprint=f"child of {parent.pk}",
         event_sequence=1,
     )
@@ -752,7 +759,7 @@ def _insert_child(parent: Order, spec: ChildSpec, venue: Venue, *, round_no: int
     )
     with writer.inserted(child, created):
         queue("oms.orders.submit", child.pk, venue=venue.name)
-    _changed(child)
+    _changed(child, "OrderCreated")
     return child
 
 
@@ -772,9 +779,7 @@ def parent_round(parent_id: int) -> Iterator[ParentRound | None]:
         ):
             yield None
             return
-        r = ParentRound(w)
-        yield r
-        _changed(order)
+        yield ParentRound(w)
 
 
 # --- the engine's own steps around a venue call (orders/venue_calls.py) -----------------
@@ -792,7 +797,7 @@ def marked_sent(order_id: int, *, enqueued_at: float | None = None) -> Iterator[
         yield order
     finally:
         if order is not None:
-            _changed(order)
+            _changed(order, lc.OrderSubmitted.kind)
 
 
 def mark_resend(order_id: int, *, min_age_s: float) -> Order | None:

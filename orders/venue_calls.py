@@ -25,14 +25,13 @@ from omsweb import metrics
 from orders import engine
 from orders.domain.lifecycle import OrderStatus
 from orders.models import Fill, Order
-from orders.reports import ExecutionReport, ReportKind, fill_report
+from orders.reports import ExecutionReport, ReportKind, reports_from_answer
 from venues import base
 from venues.base import (
     OrderRequest,
     VenueInDoubt,
     VenueOrder,
     VenueOrderNotFound,
-    VenueOrderStatus,
     VenueRateLimited,
     VenueRejected,
     VenueUnavailable,
@@ -87,40 +86,9 @@ def adapter_cooldown(adapter: base.VenueAdapter) -> float:
 
 
 def reports_for(order: Order, answer: VenueOrder, *, source: str) -> list[ExecutionReport]:
-    """The reports that bring ``order`` to what the venue says of it, in applying order:
-    ack, each trade, then a terminal cancel/expiry/rejection."""
-    if answer.status == VenueOrderStatus.REJECTED:
-        return [ExecutionReport(kind=ReportKind.REJECT, source=source, reason="rejected by venue")]
-    reports = [
-        ExecutionReport(
-            kind=ReportKind.ACK,
-            source=source,
-            venue_order_id=answer.venue_order_id,
-            client_order_id=answer.client_order_id,
-        )
-    ]
-    reports += [
-        fill_report(trade, source=source, venue_order_id=answer.venue_order_id)
-        for trade in answer.trades
-    ]
-    if answer.status == VenueOrderStatus.CANCELED:
-        reports.append(ExecutionReport(kind=ReportKind.CANCELED, source=source))
-    elif answer.status == VenueOrderStatus.EXPIRED:
-        if order.time_in_force in ("IOC", "FOK"):
-            # Binance says EXPIRED for an IOC/FOK remainder; FIX (and a desk) says the
-            # remainder was canceled.
-            reports.append(
-                ExecutionReport(
-                    kind=ReportKind.CANCELED,
-                    source=source,
-                    reason=f"{order.time_in_force} remainder canceled",
-                )
-            )
-        else:
-            reports.append(
-                ExecutionReport(kind=ReportKind.EXPIRED, source=source, reason="expired")
-            )
-    return reports
+    """The reports that bring ``order`` to what the venue says of it (the pure rule is
+    ``orders.reports.reports_from_answer``, which the backtester shares)."""
+    return reports_from_answer(answer, time_in_force=order.time_in_force, source=source)
 
 
 def apply_reports(order_id: int, reports: list[ExecutionReport]) -> None:

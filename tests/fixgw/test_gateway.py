@@ -95,12 +95,14 @@ def test_logon_unknown_comp_id_then_disconnected(gateway):
     assert reply is None
 
 
-def test_application_message_then_business_reject_until_orders_are_supported(gateway):
+def test_unsupported_application_message_then_business_reject(gateway):
     port, tokens = gateway
     client, reply = logon(port, "FIXER", "fixer", tokens["fixer"])
     try:
         assert reply.get(35) == b"A"
-        client.send("H", (11, "x"), (54, "1"), (55, "BTC/USDT"))
+        # a MarketDataRequest: the gateway takes orders only
+        client.send("V", (262, "md-1"), (263, "0"), (264, "1"), (267, "1"), (269, "0"),
+                    (146, "1"), (55, "BTC/USDT"))  # fmt: skip
         reject = client.receive()
         assert reject.get(35) == b"j" and reject.get(380) == b"3"  # unsupported type
     finally:

@@ -531,3 +531,35 @@ def test_refresh_balances_then_free_amounts_cached_and_failing_venue_skipped():
         }  # fmt: skip
     finally:
         client().delete("oms:balances:bal-up")
+
+
+def test_fix_user_parent_then_trades_reported_on_the_parent_never_its_children(sor):
+    from django.contrib.auth.models import Group, User
+
+    from fixgw.listener import stream_key
+    from fixgw.mapping import OrderFacts
+    from omsweb.redis_client import client
+    from orders.models import Account
+
+    # Arrange: a FIX user's stream (drop copy of everything the user entered)
+    user = User.objects.create_user(username="fix-router", password="pw-123-fix")
+    user.groups.add(Group.objects.get(name="trader"))
+    Account.objects.get(code="DEMO").members.add(user)
+    client().delete(stream_key(user.pk))
+    sor.a.on_submit(fill("0.3", "60000"))
+    sor.b.on_submit(fill("0.2", "60005"))
+    try:
+        # Act
+        parent = sor.parent(quantity=D("0.5"), user_id=user.pk, client_order_id="fix-split")
+        sor.run()
+        entries = client().xrange(stream_key(user.pk))
+    finally:
+        client().delete(stream_key(user.pk))
+    # Assert
+    facts = [OrderFacts.from_record({k.decode(): v.decode() for k, v in raw.items()})
+             for _, raw in entries]  # fmt: skip
+    assert {f.order_id for f in facts} == {parent.pk}
+    trades = [(f.kind, f.last_qty, f.last_px) for f in facts if f.last_qty is not None]
+    assert trades == [("OrderFilled", D("0.3"), D("60000")), ("OrderFilled", D("0.2"), D("60005"))]
+    assert facts[-1].status == "FILLED"
+    assert all(c.created_by_id is None for c in sor.children(parent))

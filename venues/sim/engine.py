@@ -145,6 +145,9 @@ class Account:
     taker_fee: Decimal | None = None
     keep_history: bool = True  # False for the market model's house account
     check_limits: bool = True  # MAX_NUM_ORDERS etc.
+    # False for liquidity replayed from a recording (venues/sim/replay.py): a recorded
+    # level or trade has whatever size the real market gave it, below the minimum notional
+    check_filters: bool = True
 
     def balance(self, asset: str) -> Balance:
         bal = self.balances.get(asset)
@@ -346,6 +349,7 @@ class MatchingEngine:
         taker_fee: Decimal | None = None,
         keep_history: bool = True,
         check_limits: bool = True,
+        check_filters: bool = True,
     ) -> Account:
         if name in self.accounts:
             raise ValueError(f"account {name!r} exists")
@@ -355,6 +359,7 @@ class MatchingEngine:
             taker_fee=taker_fee,
             keep_history=keep_history,
             check_limits=check_limits,
+            check_filters=check_filters,
         )
         for asset, amount in balances.items():
             acct.balance(asset).free = Decimal(amount)
@@ -614,37 +619,38 @@ class MatchingEngine:
                 raise EngineError(-1106, "Parameter 'quoteOrderQty' sent when not required.")
             time_in_force = GTC
 
-        # ---- filters
-        if price is not None:
-            if price <= 0 or price < inst.min_price or price > inst.max_price:
-                raise _filter_failure("PRICE_FILTER")
-            if not _is_multiple(price, inst.tick_size):
-                raise _filter_failure("PRICE_FILTER")
-        if quantity is not None:
-            max_qty = inst.market_max_qty if type == MARKET else inst.max_qty
-            lot_filter = "MARKET_LOT_SIZE" if type == MARKET else "LOT_SIZE"
-            if quantity <= 0 or quantity < inst.min_qty:
-                raise _filter_failure("LOT_SIZE")
-            if quantity > max_qty:
-                raise _filter_failure(lot_filter)
-            if not _is_multiple(quantity, inst.lot_size):
-                raise _filter_failure("LOT_SIZE")
-        if quote_order_qty is not None and quote_order_qty <= 0:
-            raise EngineError(-1013, "Invalid quoteOrderQty.")
-        if price is not None and quantity is not None:
-            notional = price * quantity
-            if notional < inst.min_notional or notional > inst.max_notional:
-                raise _filter_failure("NOTIONAL")
-        elif type == MARKET:
-            ref = book.opposite(side).best()
-            if quote_order_qty is not None:
-                notional = quote_order_qty
-            elif ref is not None and quantity is not None:
-                notional = ref * quantity
-            else:
-                notional = inst.min_notional
-            if notional < inst.min_notional:
-                raise _filter_failure("NOTIONAL")
+        # ---- filters (not for liquidity replayed from a recording)
+        if acct.check_filters:
+            if price is not None:
+                if price <= 0 or price < inst.min_price or price > inst.max_price:
+                    raise _filter_failure("PRICE_FILTER")
+                if not _is_multiple(price, inst.tick_size):
+                    raise _filter_failure("PRICE_FILTER")
+            if quantity is not None:
+                max_qty = inst.market_max_qty if type == MARKET else inst.max_qty
+                lot_filter = "MARKET_LOT_SIZE" if type == MARKET else "LOT_SIZE"
+                if quantity <= 0 or quantity < inst.min_qty:
+                    raise _filter_failure("LOT_SIZE")
+                if quantity > max_qty:
+                    raise _filter_failure(lot_filter)
+                if not _is_multiple(quantity, inst.lot_size):
+                    raise _filter_failure("LOT_SIZE")
+            if quote_order_qty is not None and quote_order_qty <= 0:
+                raise EngineError(-1013, "Invalid quoteOrderQty.")
+            if price is not None and quantity is not None:
+                notional = price * quantity
+                if notional < inst.min_notional or notional > inst.max_notional:
+                    raise _filter_failure("NOTIONAL")
+            elif type == MARKET:
+                ref = book.opposite(side).best()
+                if quote_order_qty is not None:
+                    notional = quote_order_qty
+                elif ref is not None and quantity is not None:
+                    notional = ref * quantity
+                else:
+                    notional = inst.min_notional
+                if notional < inst.min_notional:
+                    raise _filter_failure("NOTIONAL")
         if acct.check_limits and self._open_count.get((account, symbol), 0) >= inst.max_num_orders:
             raise EngineError(-2010, "Filter failure: MAX_NUM_ORDERS")
 
@@ -912,6 +918,19 @@ class MatchingEngine:
         book.side(order.side).remove(order)
         book.update_id += 1
         self._finish(order, CANCELED)
+
+    def reduce_resting(self, order: Order, by: Decimal) -> None:
+        """Take ``by`` off a resting order's quantity, keeping its place in the queue (as
+        Binance's keep-priority amend does); reducing it to nothing cancels it."""
+        if not order.resting:
+            raise EngineError(-2011, MSG_UNKNOWN_ORDER)
+        if by >= order.remaining:
+            self._cancel(order)
+            return
+        order.orig_qty -= by
+        self._release(order, by * order.price if order.side == BUY else by)
+        order.update_time = self.clock()
+        self.books[order.symbol].update_id += 1
 
     def cancel_all(self, account: str, symbol: str) -> list[Order]:
         """DELETE /api/v3/openOrders. Binance answers -2011 when nothing is open."""

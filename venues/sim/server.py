@@ -1,7 +1,9 @@
 """Simulated exchange: an HTTP server speaking the Binance spot REST API subset ccxt uses.
 
 Run it with ``python -m venues.sim --name sim-a --port 8101`` (see :func:`main`), or
-in-process with :func:`build_app` and a :class:`SimConfig`.
+in-process with :func:`build_app` and a :class:`SimConfig`. With ``--replay FILE [--speed X]
+[--loop]`` the book follows a recording instead of the synthetic market
+(:mod:`venues.sim.replay`); everything else, fault injection included, is the same.
 
 Endpoints (``/api/v3``): ping, time, exchangeInfo, depth, trades, aggTrades, avgPrice, ticker/24hr,
 ticker/price, ticker/bookTicker (public); account, order (POST/GET/DELETE), order/test,
@@ -88,7 +90,8 @@ Admin endpoints (same port, no signature), all JSON:
   "path", "kind": "new"|"cancel"|"cancel_all"|"cancel_replace", "account", "symbol", "side", "type",
   "quantity", "price", "quoteOrderQty", "timeInForce", "clientOrderId", "orderId",
   "http_status", "outcome", "executed_outcome", "order_status", "error_code",
-  "error_msg", "fault"}`` for every order request received (POST/DELETE order, DELETE
+  "error_msg", "fault"}`` (with ``--replay`` also ``"replay_events", "replay_ns"``: where the
+  replay stood) for every order request received (POST/DELETE order, DELETE
   openOrders, POST order/cancelReplace), whatever became of it. ``outcome`` is one of accepted, canceled,
   rejected, rate-limited, fault-429, fault-418, fault-reject, fault-5xx-before,
   fault-5xx-after-execute, fault-timeout-before, fault-timeout-after-execute,
@@ -97,7 +100,8 @@ Admin endpoints (same port, no signature), all JSON:
 * ``POST /sim/reset`` (optional body ``{"keep_faults": true}``) -> ``{"status": "reset"}``:
   books, orders, balances, market, request log and rate-limit counters back to start.
 * ``GET /sim/state[?depth=20]`` -> ``{"name", "time", "market": {"paused", "step_ms",
-  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}}, "books": {"BTCUSDT":
+  "symbols": {"BTCUSDT": {"mid", "symbol": "BTC/USDT"}}, "replay": {"events", "time_ns",
+  "loops", "finished", ...} (with --replay)}, "books": {"BTCUSDT":
   {"bids": [[price, qty], ...], "asks": [...], "update_id"}}, "balances": {account:
   {asset: {"free", "locked"}}}, "open_orders": {account: [order, ...]}}``.
 * ``POST /sim/market`` ``{"paused": bool, "step_ms": int, "mid": {"BTC/USDT": "61000"},
@@ -145,6 +149,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from backtest.data import DataError
 from venues.sim.engine import (
     CANCELED,
     FEE_ACCOUNT,
@@ -162,6 +167,7 @@ from venues.sim.faults import Decision, FaultConfig, FaultInjector
 from venues.sim.fixbridge import FixBridge, FixPortConfig
 from venues.sim.fixdesk import FixDesk
 from venues.sim.market import HOUSE_ACCOUNT, MarketModel, SymbolMarketConfig
+from venues.sim.replay import ReplayConfig, ReplayMarket, recorded_symbols, unified_symbol
 from venues.sim.streams import StreamHub
 
 log = logging.getLogger("venues.sim")
@@ -289,6 +295,8 @@ class SimConfig:
     clock: Clock | None = None
     request_log_size: int = 100_000
     shutdown_timeout: float = 1.0
+    # the house liquidity follows a recording instead of the synthetic market model
+    replay: ReplayConfig | None = None
     fix: FixPortConfig | None = None  # the FIX 4.4 port (venues/sim/fixbridge.py)
 
 
@@ -624,11 +632,15 @@ class SimExchange:
         )
         for acct in cfg.accounts:
             self.engine.add_account(acct.name, dict(acct.balances))
-        self.market = MarketModel(
-            self.engine,
-            {s.instrument.symbol: s.market for s in cfg.symbols},
-            seed=cfg.seed,
-        )
+        self.market: MarketModel | ReplayMarket
+        if cfg.replay is not None:
+            self.market = ReplayMarket(self.engine, cfg.replay)
+        else:
+            self.market = MarketModel(
+                self.engine,
+                {s.instrument.symbol: s.market for s in cfg.symbols},
+                seed=cfg.seed,
+            )
         self.market.step(self.clock())
         self.by_unified = {s.instrument.unified: s.instrument.symbol for s in cfg.symbols}
         self.requests: deque[dict[str, Any]] = deque(maxlen=cfg.request_log_size)
@@ -664,6 +676,8 @@ class SimExchange:
         while True:
             await asyncio.sleep(max(self.step_ms, 1) / 1000.0)
             if self.market_paused:
+                if isinstance(self.market, ReplayMarket):
+                    self.market.hold(self.clock())  # replay time stands still
                 continue
             try:
                 self.market.step(self.clock())
@@ -811,6 +825,10 @@ class SimExchange:
             "error_msg": None,
             "fault": None,
         }
+        if isinstance(self.market, ReplayMarket):
+            # where the replay stood: the recorded book this request met (events applied)
+            entry["replay_events"] = self.market.events
+            entry["replay_ns"] = self.market.replay_ns
         self.requests.append(entry)
         return entry
 
@@ -1393,6 +1411,9 @@ class SimExchange:
             entry["clientOrderId"] = order.client_order_id
             entry["order_status"] = order.status
             _set_outcome(entry, "accepted", None)
+            if isinstance(self.market, ReplayMarket):  # the book it executed against
+                entry["replay_events"] = self.market.events
+                entry["replay_ns"] = self.market.replay_ns
         return _json(order_result(order, resp_type, now), headers=count_headers)
 
     async def cancel_replace(self, request: web.Request) -> web.Response:
@@ -1601,7 +1622,7 @@ class SimExchange:
         return _json({"status": "reset"})
 
     def _market_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "paused": self.market_paused,
             "step_ms": self.step_ms,
             "symbols": {
@@ -1609,6 +1630,9 @@ class SimExchange:
                 for sid, st in self.market.states.items()
             },
         }
+        if isinstance(self.market, ReplayMarket):
+            state["replay"] = self.market.status()
+        return state
 
     async def sim_state(self, request: web.Request) -> web.Response:
         depth = int(request.query.get("depth", "20"))
@@ -1845,6 +1869,9 @@ def _parse_kv(raw: str, flag: str) -> dict[str, str]:
     return out
 
 
+DEFAULT_SYMBOLS = "BTC/USDT,ETH/USDT"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m venues.sim", description="Simulated Binance-spot-compatible exchange"
@@ -1853,7 +1880,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8101, help="0 picks a free port")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--symbols", default="BTC/USDT,ETH/USDT")
+    p.add_argument(
+        "--symbols", default=None, help="default BTC/USDT,ETH/USDT; with --replay: the recorded"
+    )
     p.add_argument("--mid", default="", help="e.g. BTC/USDT=60000,ETH/USDT=3000")
     p.add_argument("--depth-scale", type=Decimal, default=Decimal("1"))
     p.add_argument(
@@ -1874,6 +1903,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--weight-limit", type=int, default=6000)
     p.add_argument("--order-limit-10s", type=int, default=100)
     p.add_argument("--log-level", default="WARNING")
+    p.add_argument(
+        "--replay",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="the book follows this recording (repeat for more symbols); see venues/sim/replay.py",
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="replay speed (2: twice as fast)")
+    p.add_argument("--loop", action="store_true", help="start the recording again at its end")
     p.add_argument("--fix-port", type=int, default=None, help="also speak FIX 4.4 on this port")
     p.add_argument("--fix-comp-id", default="SIMEX", help="our SenderCompID on the FIX port")
     p.add_argument("--fix-sessions", default="OMS", help="clients' CompIDs, comma-separated")
@@ -1881,10 +1919,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _replay_config(args: argparse.Namespace) -> tuple[ReplayConfig | None, list[str]]:
+    """The replay settings and the recorded symbols, or a clear exit."""
+    if not args.replay:
+        if args.speed != 1.0 or args.loop:
+            raise SystemExit("--speed and --loop only apply with --replay FILE")
+        return None, []
+    try:
+        config = ReplayConfig(tuple(Path(p) for p in args.replay), args.speed, args.loop)
+        symbols = [unified_symbol(s) for s in recorded_symbols(config.paths)]
+    except (DataError, ValueError) as exc:
+        raise SystemExit(f"--replay: {exc}") from None
+    if not symbols:
+        raise SystemExit(f"--replay: no market events in {', '.join(args.replay)}")
+    return config, symbols
+
+
 def config_from_args(args: argparse.Namespace) -> SimConfig:
     mids = _parse_kv(args.mid, "--mid")
+    replay, recorded = _replay_config(args)
+    listed = args.symbols if args.symbols is not None else ",".join(recorded) or DEFAULT_SYMBOLS
     symbols = []
-    for unified in filter(None, (s.strip().upper() for s in args.symbols.split(","))):
+    for unified in filter(None, (s.strip().upper() for s in listed.split(","))):
         mid = Decimal(mids[unified]) if unified in mids else None
         sym = default_symbol(unified, mid, args.depth_scale)
         if args.fundamental_seed >= 0:
@@ -1910,6 +1966,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         weight_limit_1m=args.weight_limit,
         order_limit_10s=args.order_limit_10s,
         faults=FaultConfig(latency_ms=args.latency_ms),
+        replay=replay,
         fix=_fix_port(args),
     )
 

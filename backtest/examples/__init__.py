@@ -1,0 +1,1 @@
+"""Example strategies: ``oms backtest --strategy backtest.examples.<module>:<Class>``."""
