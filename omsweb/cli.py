@@ -44,7 +44,8 @@ from pathlib import Path
 WORKERS = {
     # name: (queues, concurrency, beat)
     "urgent": ("oms.urgent", 1, False),
-    "reports": ("oms.reports", 2, False),
+    # reports and parent routing rounds: neither calls a venue
+    "reports": ("oms.reports,oms.route", 2, False),
     "recon": ("oms.recon", 1, True),
 }
 # Plus one worker per venue for its venue calls (submit, amend, re-send): a slow venue
