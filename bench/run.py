@@ -177,6 +177,7 @@ class Bench:
             "client_order_id": f"{prefix}-{i}",
             "account": "DEMO",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",  # direct: the order path's figures (the router's: bench/sor.py)
             "side": "buy",
             "type": "limit",
             "quantity": "0.001",

@@ -121,6 +121,7 @@ async def _fill_latencies(stack: Any, session: aiohttp.ClientSession, watcher: C
             "client_order_id": f"wsb-{run % 100000}-{i}",
             "account": "DEMO" if (i // 2) % 2 == 0 else "HEDGE",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",
             "side": side,
             "type": "limit",
             "time_in_force": "IOC",

@@ -20,6 +20,7 @@ Message Type). Execution reports go out from the user's report stream
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from fixgw import engine as fe
 from fixgw import mapping as m
-from fixgw.engine import Acceptor, AcceptorConfig, SessionKey, serve
+from fixgw.engine import GIL_SWITCH_S, Acceptor, AcceptorConfig, SessionKey, serve
 from fixgw.entry import HANDLERS
 from fixgw.models import FixSession
 from fixgw.reports import Pump, Reply, init_cursors
@@ -213,8 +214,10 @@ def main(*, host: str, port: int, home: Path) -> None:
         return
     config = AcceptorConfig(
         port=port, host=host, store_dir=home / "fix" / "store", log_dir=home / "fix" / "log",
-        sessions=keys, threaded=True,
+        sessions=keys, threaded=True, nodelay=True,
     )  # fmt: skip
+    # a report hops from our threads to QuickFIX's: do not wait out Python's 5 ms switch
+    sys.setswitchinterval(GIL_SWITCH_S)
     init_cursors(session_users())
     _warm_up()
     print(f"FIX gateway on {host}:{port}, {len(keys)} session(s), {settings.FIX_COMP_ID}")

@@ -64,6 +64,9 @@ def on_event(event: Any) -> None:
     if isinstance(event, FillBooked):
         # a fill's Trade report; the OrderChanged(OrderFilled) that follows adds nothing
         order, fill, kind = event.order, event.fill, "OrderFilled"
+    elif isinstance(event, OrderChanged) and event.fill is not None:
+        # a parent's fill (one of its children's, which are not reported): its Trade report
+        order, fill, kind = event.order, event.fill, event.kind
     elif isinstance(event, OrderChanged) and event.kind != "OrderFilled":
         order, fill, kind = event.order, None, event.kind
     else:

@@ -103,18 +103,27 @@ class BookSide:
         # ``set`` inlined: this loop is the hot path of every diff. Parsing is most of its
         # cost: the same prices come back diff after diff, so their text is parsed once
         # (``_PRICES``); a removal's quantity as the venue writes it is not parsed at all.
+        # A removal written as one of ``ZERO_TEXTS`` skips the quantity's parse and test.
         levels, prices = self.levels, self.prices
         parsed = _PRICES
+        zeros = ZERO_TEXTS
         for level in raw:
             text, qty_text = level[0], level[1]
-            price = parsed.get(text) if isinstance(text, str) else None
-            if price is None:
-                price = Decimal(text)
-                if isinstance(text, str):
-                    if len(parsed) >= MAX_PARSED_PRICES:
+            if type(text) is str:
+                price = parsed.get(text)
+                if price is None:
+                    price = parsed[text] = Decimal(text)
+                    if len(parsed) > MAX_PARSED_PRICES:
                         parsed.clear()
-                    parsed[text] = price
-            qty = ZERO if qty_text in ZERO_TEXTS else Decimal(qty_text)
+                        parsed[text] = price
+            else:
+                price = Decimal(text)
+            if qty_text in zeros:
+                if price in levels:
+                    del levels[price]
+                    del prices[bisect_left(prices, price)]
+                continue
+            qty = Decimal(qty_text)
             if qty:
                 if price not in levels:
                     insort(prices, price)

@@ -8,6 +8,8 @@ oms.orders.VENUE   submit, amend, re-send of orders at VENUE        that venue's
 oms.reports        apply execution reports from venues              reports worker
 oms.recon          reconciliation, outbox sweep, stale-state checks recon worker + beat
                    and audit checkpoints
+oms.route          plan a round of a parent order's children        reports worker
+                   (routing/parents.py; calls no venue)
 =================  ===============================================  ========================
 
 A slow venue delays only its own orders: each venue's calls have a queue and a worker of
@@ -39,7 +41,7 @@ from omsweb import task_auth
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "omsweb.settings")
 
 # The queues every deployment has; each venue adds its own (``venue_queue``).
-QUEUES = ("oms.urgent", "oms.reports", "oms.recon")
+QUEUES = ("oms.urgent", "oms.reports", "oms.recon", "oms.route")
 VENUE_TASKS = "oms.orders."  # task name prefix of the venue calls of one order
 
 
@@ -57,6 +59,7 @@ ROUTES = (
         "oms.urgent.*": {"queue": "oms.urgent"},
         "oms.reports.*": {"queue": "oms.reports"},
         "oms.recon.*": {"queue": "oms.recon"},
+        "oms.route.*": {"queue": "oms.route"},
         "oms.ping": {"queue": "oms.reports"},
     },
 )
@@ -85,6 +88,7 @@ app.conf.beat_schedule = {
     "reconcile": {"task": "oms.recon.reconcile_all", "schedule": 30.0},
     "audit-checkpoint": {"task": "oms.recon.audit_checkpoint", "schedule": 60.0},
     "tca-sweep": {"task": "oms.recon.tca_sweep", "schedule": 1.0},
+    "balances": {"task": "oms.recon.refresh_balances", "schedule": 30.0},
 }
 app.autodiscover_tasks(["orders", "venues", "risk", "routing"])
 

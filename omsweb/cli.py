@@ -44,7 +44,8 @@ from pathlib import Path
 WORKERS = {
     # name: (queues, concurrency, beat)
     "urgent": ("oms.urgent", 1, False),
-    "reports": ("oms.reports", 2, False),
+    # reports and parent routing rounds: neither calls a venue
+    "reports": ("oms.reports,oms.route", 2, False),
     "recon": ("oms.recon", 1, True),
 }
 # Plus one worker per venue for its venue calls (submit, amend, re-send): a slow venue
@@ -94,9 +95,18 @@ def _simex_credentials(home: Path) -> dict[str, str]:
 
     path = home / "simex.json"
     if not path.exists():
+        # Several processes of a fresh OMS_HOME start at once: the file appears whole or
+        # not at all (written aside, then linked: the first one wins, the others read it)
         home.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
-        path.chmod(0o600)
+        tmp = home / f".simex.json.{os.getpid()}.{secrets.token_hex(4)}"
+        tmp.write_text(json.dumps({"key": secrets.token_hex(16), "secret": secrets.token_hex(32)}))
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
     creds = json.loads(path.read_text())
     from venues.sim.server import DEMO_FIX_VENUE
 

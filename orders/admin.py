@@ -23,6 +23,7 @@ from orders.models import (
     ReconFinding,
     UnknownVenueOrder,
 )
+from routing.models import RouteDecision
 
 admin.site.site_header = "OMS administration"
 admin.site.site_title = "OMS admin"
@@ -113,6 +114,47 @@ class FillInline(PlainDecimals, ReadOnlyMixin, admin.TabularInline):
     readonly_fields = fields
 
 
+class ChildInline(PlainDecimals, ReadOnlyMixin, admin.TabularInline):
+    """A parent's child orders (the router's), each linking to its own page."""
+
+    model = Order
+    fk_name = "parent"
+    extra = 0
+    ordering = ("id",)
+    verbose_name_plural = "child orders (routed)"
+    fields = ("child", "venue", "quantity", "price", "time_in_force", "filled_quantity",
+              "average_price", "status", "reason")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="order")
+    def child(self, order: Order):  # noqa: ANN201
+        from django.urls import reverse
+
+        url = reverse("admin:orders_order_change", args=[order.pk])
+        return format_html('<a href="{}">{}</a>', url, order.client_order_id)
+
+
+class RouteDecisionInline(ReadOnlyMixin, admin.TabularInline):
+    """A parent's route decisions: per round, the children and every venue's reason."""
+
+    model = RouteDecision
+    fk_name = "parent"
+    extra = 0
+    ordering = ("round",)
+    verbose_name_plural = "route decisions"
+    fields = ("round", "created_at", "kind", "quantity", "outcome", "venue_reasons")
+    readonly_fields = fields
+
+    @admin.display(description="venues")
+    def venue_reasons(self, decision: RouteDecision):  # noqa: ANN201
+        rows = [
+            f"{v['venue']}: {v['quantity']} @ {v['price']} (fee-adj {v['fee_adjusted_price']}, "
+            f"age {v['age_ms']} ms, score {v['score']}) - {v['reason']}"
+            for v in decision.venues
+        ]
+        return format_html('<pre style="margin:0;white-space:pre-wrap">{}</pre>', "\n".join(rows))
+
+
 @admin.register(Order)
 class OrderAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
@@ -142,7 +184,7 @@ class OrderAdmin(PlainDecimals, ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ("account", "instrument", "venue")
     list_per_page = 50
     show_full_result_count = False  # no COUNT(*) over the whole order history
-    inlines = (OrderEventInline, FillInline)
+    inlines = (OrderEventInline, FillInline, ChildInline, RouteDecisionInline)
     readonly_fields = [f.name for f in Order._meta.fields]
     fieldsets = (
         (

@@ -53,12 +53,17 @@ from orders.events import FillBooked, OrderChanged
 from orders.models import Account, Instrument, Order, OrderEvent, VenueOrderRef
 from orders.reports import ExecutionReport, ReportKind, domain_event
 from risk import engine as pretrade
-from routing.venue_choice import choose_venue, listing_problem
+from routing import inputs as route_inputs
+from routing.venue_choice import listing_problem
 from venues.models import Venue
 
 log = logging.getLogger(__name__)
 
 ENQUEUED_AT_HEADER = "oms_enqueued_at"
+# A parent order's work: plan a round of children (routing/tasks.py), and cancel its
+# children when it is canceled or amended (orders/tasks.py, on the urgent queue).
+ROUTE_TASK = "oms.route.parent"
+CANCEL_CHILDREN_TASK = "oms.urgent.cancel_children"
 
 
 def _send_task(name: str, args: tuple[Any, ...], venue: str | None = None) -> None:
@@ -91,8 +96,8 @@ def queue(task: str, *args: Any, venue: str | None = None) -> None:
     transaction.on_commit(send)
 
 
-def _changed(order: Order, kind: str) -> None:
-    bus.emit(OrderChanged(order=order, kind=kind))
+def _changed(order: Order, kind: str, fill: Any = None) -> None:
+    bus.emit(OrderChanged(order=order, kind=kind, fill=fill))
 
 
 @dataclass(frozen=True)
@@ -255,11 +260,6 @@ def _submit(command: SubmitOrder) -> SubmitResult:
     if venue is not None and (unlisted := listing_problem(venue, instrument=instrument)):
         raise OrderValidationError(unlisted, field="venue")
     _check_increments(instrument, quantity=command.quantity, price=command.price)
-    chosen = venue or choose_venue(instrument=instrument)
-    if chosen is None:
-        raise OrderValidationError(f"no enabled venue lists {instrument.symbol}", field="venue")
-    # Read before the transaction: the account's risk lock is held as briefly as possible.
-    unavailable = _venue_unavailable(chosen)
     order = Order(
         client_order_id=client_order_id,
         venue_client_order_id=venue_client_order_id,
@@ -270,7 +270,7 @@ def _submit(command: SubmitOrder) -> SubmitResult:
         quantity=command.quantity,
         price=command.price,
         time_in_force=time_in_force,
-        venue=chosen,
+        venue=venue,  # None: a parent, routed by the smart order router (routing/parents.py)
         status=lc.OrderStatus.PENDING_NEW.value,
         parent_id=command.parent_id,
         created_by_id=command.user_id,
@@ -286,13 +286,20 @@ def _submit(command: SubmitOrder) -> SubmitResult:
         payload={
             "quantity": _dec(command.quantity),
             "price": _dec(command.price),
-            "venue": chosen.name,
+            "venue": venue.name if venue is not None else None,
             "routed": venue is None,
         },
     )
+    # Read before the transaction: the account's risk lock is held as briefly as possible.
+    # A parent no venue may trade now is denied NO_ROUTE (naming each venue's state).
+    unavailable = _venue_unavailable(venue) if venue is not None else None
+    no_route = route_inputs.unroutable(order) if venue is None else None
     try:
         with writer.inserted(order, created) as w:
             denial = pretrade.check_new_order(order)  # the risk stage
+            if no_route:
+                denial = [*denial, {"check": "NO_ROUTE", "message": no_route,
+                                    "limit": None, "value": None}]  # fmt: skip
             if denial:
                 codes = tuple(r.get("message") or r.get("check", "") for r in denial)
                 w.apply(
@@ -308,8 +315,10 @@ def _submit(command: SubmitOrder) -> SubmitResult:
                     payload={"reason": unavailable},
                     reason=unavailable,
                 )
+            elif venue is None:
+                queue(ROUTE_TASK, order.pk)  # the router plans its children off this path
             else:
-                queue("oms.orders.submit", order.pk, venue=chosen.name)
+                queue("oms.orders.submit", order.pk, venue=venue.name)
             _changed(order, _last_kind(denial, unavailable))
     except IntegrityError:
         # Lost a race with a concurrent request carrying the same client order id.
@@ -346,7 +355,9 @@ def _cancel(command: CancelOrder) -> tuple[Order, bool]:
             )
         elif lc.can_apply(status, lc.OrderCancelRequested.kind):
             event = lc.OrderCancelRequested()
-            if command.send:  # else the caller cancels at the venue (kill switch)
+            if order.venue_id is None:  # a parent: its children are canceled, then it is
+                queue(CANCEL_CHILDREN_TASK, order.pk)
+            elif command.send:  # else the caller cancels at the venue (kill switch)
                 queue("oms.urgent.cancel", order.pk)
         elif status == lc.OrderStatus.PENDING_REPLACE:
             raise OrderStateConflict(
@@ -359,6 +370,9 @@ def _cancel(command: CancelOrder) -> tuple[Order, bool]:
             )
         w.apply(event, source=command.source, payload=payload)
         _changed(order, event.kind)
+        if order.parent_id is not None and order.status in _TERMINAL:
+            w.flush()
+            _follow_child(order, [])  # a child canceled before it was sent
         return order, True
 
 
@@ -416,7 +430,10 @@ def _modify(command: ModifyOrder) -> Order:
                 source=command.source,
                 payload=payload,
             )
-            queue("oms.orders.amend", order.pk)
+            if order.venue_id is None:  # a parent: cancel its children, then re-plan
+                queue(CANCEL_CHILDREN_TASK, order.pk)
+            else:
+                queue("oms.orders.amend", order.pk)
             _changed(order, lc.OrderReplaceRequested.kind)
     if denial:
         raise OrderRiskDenied("amend denied by pre-trade risk", order=order, reasons=denial)
@@ -436,7 +453,16 @@ def process(order_id: int, reports: list[ExecutionReport]) -> list[ApplyResult]:
     if not reports:
         return []
     with writer.locked(order_id) as w:
-        return [_apply(w, report) for report in reports]
+        results = [_apply(w, report) for report in reports]
+        if w.order.parent_id is not None and any(r.applied for r in results):
+            w.flush()  # the parent's step reads its children as they are now
+            fills = [
+                report
+                for report, result in zip(reports, results, strict=True)
+                if result.applied and report.kind == ReportKind.FILL
+            ]
+            _follow_child(w.order, fills)
+        return results
 
 
 def _domain_event(order: Order, report: ExecutionReport) -> lc.OrderEvent:
@@ -499,6 +525,261 @@ def _apply(w: writer.OrderWrite, report: ExecutionReport) -> ApplyResult:
 
 def _venue_client_id(order: Order, report: ExecutionReport) -> str:
     return report.client_order_id or order.venue_client_order_id or order.client_order_id
+
+
+# --- parents and their children ---------------------------------------------------------
+#
+# A parent (an order without a venue) is never sent anywhere: the router plans rounds of
+# children for it (routing/parents.py, through ``parent_round``), and its status, filled
+# quantity and average price follow its children's fills (``_follow_child``, in the
+# child's transaction). Locks are always taken child first, then parent (a child's
+# report, a child's cancel), or the parent alone (a round, a cancel or amend request):
+# never a child while the parent's lock is held, except children just inserted.
+
+_TERMINAL = frozenset(s.value for s in lc.TERMINAL_STATUSES)
+_OPEN = lc.values(lc.OPEN_STATUSES)
+_ROUTABLE = frozenset(
+    s.value
+    for s in (lc.OrderStatus.PENDING_NEW, lc.OrderStatus.ACCEPTED, lc.OrderStatus.PARTIALLY_FILLED)
+)
+
+
+def _open_children(parent_id: int) -> list[int]:
+    return list(
+        Order.objects.filter(parent_id=parent_id, status__in=_OPEN)
+        .order_by("id")
+        .values_list("pk", flat=True)
+    )
+
+
+def _follow_child(child: Order, fills: list[ExecutionReport]) -> None:
+    """The parent follows what happened to ``child`` (in the child's transaction, its
+    lock held): each new fill of the child is a fill of the parent (a fill after the
+    parent was canceled is applied and flagged late, as the lifecycle says); when the
+    child was its parent's last open child, the parent settles (``_settle``)."""
+    assert child.parent_id is not None
+    with writer.locked(child.parent_id) as p:
+        parent = p.order
+        for report in fills:
+            assert report.quantity is not None and report.price is not None
+            event = lc.OrderFilled(
+                trade_id=f"{child.pk}:{report.trade_id}", quantity=report.quantity,
+                price=report.price,
+            )  # fmt: skip
+            payload = {
+                "child_id": child.pk,
+                "venue": child.venue.name if child.venue is not None else None,
+                "trade_id": str(report.trade_id),
+                "quantity": _dec(report.quantity),
+                "price": _dec(report.price),
+            }
+            try:
+                p.apply(event, source="router", payload=payload)
+            except lc.LifecycleError as exc:  # more than the parent's quantity: a venue bug
+                p.note(
+                    "ChildFillNotApplied", source="router", payload={**payload, "error": str(exc)}
+                )
+                log.error("parent %s: fill of child %s not applied: %s", parent.pk, child.pk, exc)
+                continue
+            # the parent's own trade (FIX clients get a Trade report of their order)
+            _changed(parent, event.kind, ParentFill(report.quantity, report.price, event.trade_id))
+        if child.status in _TERMINAL:
+            _settle(p)
+
+
+@dataclass(frozen=True)
+class ParentFill:
+    """A parent's share of a child's fill, as ``OrderChanged.fill`` (no Fill row: the
+    child's is the trade; the parent only follows it)."""
+
+    quantity: Decimal
+    price: Decimal
+    venue_trade_id: str
+
+
+def _settle(p: writer.OrderWrite) -> None:
+    """With no child of the parent open any more: a cancel requested is done; an amend
+    requested takes effect and the rest is planned again; a working parent with quantity
+    left gets its next round (the router decides: more children, rest, or cancel)."""
+    parent = p.order
+    if _open_children(parent.pk):
+        return
+    status = parent.status
+    if status == lc.OrderStatus.PENDING_CANCEL.value:
+        p.apply(
+            lc.OrderCanceled(reason="canceled; no child left working"), source="router",
+            payload={"reason": "no child left working"},
+        )  # fmt: skip
+        _changed(parent, lc.OrderCanceled.kind)
+    elif status == lc.OrderStatus.PENDING_REPLACE.value:
+        quantity = parent.pending_quantity or parent.quantity
+        payload = {"quantity": _dec(quantity), "price": _dec(parent.pending_price)}
+        try:
+            p.apply(
+                lc.OrderReplaced(quantity=quantity, price=parent.pending_price),
+                source="router", payload=payload, amend_count=parent.amend_count + 1,
+            )  # fmt: skip
+            _changed(parent, lc.OrderReplaced.kind)
+        except lc.LifecycleError as exc:  # filled beyond the new quantity meanwhile
+            reason = f"amend not applied: {exc}"
+            p.apply(lc.OrderReplaceRejected(reason=reason), source="router", payload=payload)
+            _changed(parent, lc.OrderReplaceRejected.kind)
+        if parent.status not in _TERMINAL:
+            queue(ROUTE_TASK, parent.pk)
+    elif status in _ROUTABLE and status != lc.OrderStatus.PENDING_NEW.value:
+        queue(ROUTE_TASK, parent.pk)
+
+
+def cancel_children(parent_id: int) -> int:
+    """Cancel every open child of a parent that is canceled or amended, each in its own
+    transaction (child lock only), then settle the parent. Idempotent: children already
+    canceling are left alone, a settled parent is not changed again. The number of
+    children asked to cancel."""
+    asked = 0
+    for child_id in _open_children(parent_id):
+        try:
+            _, changed = _cancel(
+                CancelOrder(order_id=child_id, reason="parent canceled or amended", source="router")
+            )
+        except OrderStateConflict:
+            continue  # it finished meanwhile
+        asked += int(changed)
+    with writer.locked(parent_id) as p:
+        if p.order.status not in _TERMINAL:
+            _settle(p)
+    return asked
+
+
+@dataclass(frozen=True)
+class ChildSpec:
+    venue: str
+    quantity: Decimal
+    price: Decimal
+    time_in_force: str  # IOC for a sweep, GTC for the remainder that rests
+
+
+class ParentRound:
+    """What the router may do to a parent whose lock is held, with no child open: deny
+    it (nothing may trade it), accept it, send children, or cancel what is left."""
+
+    def __init__(self, w: writer.OrderWrite) -> None:
+        self._w = w
+        self.order = w.order
+
+    @property
+    def leaves(self) -> Decimal:
+        return self.order.quantity - self.order.filled_quantity
+
+    def deny(self, reason: str) -> None:
+        """A parent not yet routed that no venue may trade: DENIED (``NO_ROUTE: ...``)."""
+        reasons = [{"check": "NO_ROUTE", "message": reason, "limit": None, "value": None}]
+        self._w.apply(
+            lc.OrderDenied(reasons=(reason,)), source="router", payload={"reasons": reasons},
+            reason=reason,
+        )  # fmt: skip
+        _changed(self.order, lc.OrderDenied.kind)
+
+    def accept(self) -> None:
+        """PENDING_NEW -> SUBMITTED -> ACCEPTED: the router works it (no-op after)."""
+        if self.order.status == lc.OrderStatus.PENDING_NEW.value:
+            self._w.apply(lc.OrderSubmitted(), source="router", payload={})
+            _changed(self.order, lc.OrderSubmitted.kind)
+            self._w.apply(lc.OrderAccepted(), source="router", payload={})
+            _changed(self.order, lc.OrderAccepted.kind)
+
+    def note(self, kind: str, payload: dict[str, Any]) -> None:
+        self._w.note(kind, source="router", payload=payload)
+
+    def finish(self, reason: str) -> None:
+        """Cancel what is left of the parent (an IOC or market remainder, a remainder
+        with nowhere to rest)."""
+        self._w.apply(
+            lc.OrderCanceled(reason=reason), source="router", payload={"reason": reason},
+            reason=reason,
+        )  # fmt: skip
+        _changed(self.order, lc.OrderCanceled.kind)
+
+    def send(self, children: list[ChildSpec], *, round_no: int) -> list[Order]:
+        """Insert the children (limit orders with ``parent_id``, source "router") and
+        queue each one's send when the transaction commits. No pre-trade risk stage: the
+        parent passed it, and counts for them (risk/engine.py counts no child)."""
+        self._w.flush()
+        parent = self.order
+        venues = {v.name: v for v in Venue.objects.filter(name__in={c.venue for c in children})}
+        made = []
+        for n, spec in enumerate(children, start=1):
+            made.append(_insert_child(parent, spec, venues[spec.venue], round_no=round_no, n=n))
+        return made
+
+
+def child_client_order_ids(parent: Order, *, round_no: int, n: int) -> tuple[str, str]:
+    """(client order id, venue-side id) of child ``n`` of round ``round_no``: both
+    derived from the parent's, so the venue's own records show the parent (its
+    venue-side id, ``oms-...``, is a prefix of the child's)."""
+    suffix = f".r{round_no}.{n}"
+    venue_side = f"{parent.venue_base_id}{suffix}"
+    client = f"{parent.client_order_id}{suffix}"
+    if len(client) > Order._meta.get_field("client_order_id").max_length:  # type: ignore[operator]
+        client = venue_side.removeprefix("oms-")[-32:]
+    return client, venue_side
+
+
+def _insert_child(parent: Order, spec: ChildSpec, venue: Venue, *, round_no: int, n: int) -> Order:
+    client_id, venue_side_id = child_client_order_ids(parent, round_no=round_no, n=n)
+    child = Order(
+        client_order_id=client_id,
+        venue_client_order_id=venue_side_id,
+        account=parent.account,
+        instrument=parent.instrument,
+        side=parent.side,
+        type="limit",  # pinned at the planned price: a vanished quote cancels, never walks
+        quantity=spec.quantity,
+        price=spec.price,
+        time_in_force=spec.time_in_force,
+        venue=venue,
+        status=lc.OrderStatus.PENDING_NEW.value,
+        parent_id=parent.pk,
+        created_by_id=None,  # the OMS's own order (FIX reports its parent, not it)
+        request_fingerprint=f"child of {parent.pk}",
+        event_sequence=1,
+    )
+    created = OrderEvent(
+        order=child,
+        sequence=1,
+        kind="OrderCreated",
+        source="router",
+        status=child.status,
+        payload={
+            "quantity": _dec(spec.quantity),
+            "price": _dec(spec.price),
+            "venue": venue.name,
+            "parent_id": parent.pk,
+            "round": round_no,
+        },
+    )
+    with writer.inserted(child, created):
+        queue("oms.orders.submit", child.pk, venue=venue.name)
+    _changed(child, "OrderCreated")
+    return child
+
+
+@contextmanager
+def parent_round(parent_id: int) -> Iterator[ParentRound | None]:
+    """The parent's lock, for one round of routing; None (nothing to do) unless it is a
+    parent that may be routed now: not yet routed, or working with quantity left and no
+    child open (a cancel or amend in flight, or children still working: their end
+    settles the parent and asks for the next round)."""
+    with writer.locked(parent_id) as w:
+        order = w.order
+        if (
+            order.venue_id is not None
+            or order.status not in _ROUTABLE
+            or order.filled_quantity >= order.quantity
+            or _open_children(parent_id)
+        ):
+            yield None
+            return
+        yield ParentRound(w)
 
 
 # --- the engine's own steps around a venue call (orders/venue_calls.py) -----------------

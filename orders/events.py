@@ -7,6 +7,7 @@ Emitted inside the transaction that wrote the change, after the write.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from orders.models import Fill, Order, Position
 
@@ -20,6 +21,9 @@ class OrderChanged:
 
     order: Order
     kind: str = ""
+    # a parent's fill (``orders.engine.ParentFill``: quantity, price, venue_trade_id): a
+    # parent books no Fill row, its child does; FIX reports it as the parent's trade
+    fill: Any = None
 
 
 @dataclass(frozen=True)

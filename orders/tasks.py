@@ -16,12 +16,12 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from celery import shared_task
+from celery import current_app, shared_task
 from django.db import InterfaceError, OperationalError
 
 from omsweb.celery import VENUE_TASKS, venue_queue
-from orders import venue_calls
-from orders.engine import ENQUEUED_AT_HEADER
+from orders import engine, venue_calls
+from orders.engine import ENQUEUED_AT_HEADER, ROUTE_TASK
 from orders.venue_calls import Outcome
 
 # The worker's database connection was dropped by the server (a restart): the failed
@@ -223,7 +223,7 @@ def sweep_outbox() -> int:
 
     from django.utils import timezone
 
-    from orders.domain.lifecycle import OrderStatus
+    from orders.domain.lifecycle import OPEN_STATUSES, OrderStatus, values
     from orders.models import Order
 
     now = timezone.now()
@@ -246,7 +246,28 @@ def sweep_outbox() -> int:
     ids = _first_sweep("outbox", list(queues))
     for order_id in ids:
         submit_order.apply_async((order_id,), queue=queues[order_id])
-    return len(ids)
+    # parents not routed yet: their route task again (idempotent: a routed parent is
+    # past PENDING_NEW)
+    parents = Order.objects.filter(
+        status=OrderStatus.PENDING_NEW.value,
+        created_at__lt=now - timedelta(seconds=OUTBOX_AGE_S),
+        venue__isnull=True,
+    ).values_list("pk", flat=True)[:1000]
+    # working parents with no child open whose next round was lost (queued on commit
+    # when their last child ended)
+    idle = (
+        Order.objects.filter(
+            venue__isnull=True,
+            status__in=(OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value),
+            updated_at__lt=now - timedelta(seconds=OUTBOX_LOST_S),
+        )
+        .exclude(children__status__in=values(OPEN_STATUSES))
+        .values_list("pk", flat=True)[:1000]
+    )
+    routed = _first_sweep("outbox", [*parents, *idle])
+    for order_id in routed:
+        current_app.send_task(ROUTE_TASK, args=(order_id,))
+    return len(ids) + len(routed)
 
 
 @shared_task(name="oms.recon.sweep_in_doubt", acks_late=True, time_limit=30, expires=20)
@@ -315,3 +336,21 @@ def audit_checkpoint() -> int:
     done = checkpoint()
     export_heads()
     return done["events"] if done else 0
+
+
+@shared_task(
+    name="oms.urgent.cancel_children",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=8,
+    time_limit=60,
+)
+def cancel_children(self: Any, parent_id: int) -> int:
+    """Cancel the open children of a parent being canceled or amended, then settle it
+    (``orders.engine.cancel_children``). Idempotent: children already canceling are left
+    alone and a settled parent is not changed again."""
+    try:
+        return engine.cancel_children(parent_id)
+    except DB_GONE as exc:
+        raise self.retry(exc=exc, countdown=DB_RETRY_S) from exc

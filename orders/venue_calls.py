@@ -184,6 +184,8 @@ def cancel(order_id: int) -> Outcome:
     order = _load(order_id)
     if order.status != OrderStatus.PENDING_CANCEL.value:
         return Outcome(done=True, detail=f"status {order.status}")
+    if order.venue_id is None:  # a parent (the kill switch, a sweep): cancel its children
+        return _parent_step(order_id)
     adapter = _adapter(order)
     try:
         answer = adapter.cancel_order(
@@ -207,6 +209,12 @@ def cancel(order_id: int) -> Outcome:
     answer = _missing_trades(order, answer, adapter)
     apply_reports(order_id, reports_for(order, answer, source="venue"))
     return Outcome(done=True)
+
+
+def _parent_step(order_id: int) -> Outcome:
+    """A parent's cancel or amend in flight: cancel its open children, settle it."""
+    asked = engine.cancel_children(order_id)
+    return Outcome(done=True, detail=f"parent: {asked} children asked to cancel")
 
 
 def amend(order_id: int) -> Outcome:
@@ -269,6 +277,8 @@ def sync_from_venue(order_id: int, *, not_found: str = "keep") -> Outcome:
     order = _load(order_id)
     if order.status in {s.value for s in (OrderStatus.PENDING_NEW,)}:
         return Outcome(done=True, detail="not sent yet")
+    if order.venue_id is None:  # a parent: no venue knows it; its children settle it
+        return _parent_step(order_id)
     adapter = _adapter(order)
     if order.status == OrderStatus.PENDING_REPLACE.value:
         replaced = _sync_replacement(order, adapter)

@@ -266,6 +266,10 @@ class OrderTerms:
     is_amend: bool
 
 
+# A parent order and its children are counted once: the parent (its leaves cover what its
+# children have working), never the children (W: exposure, open orders, same-side
+# working; N: rate and duplicates). Self-trade (X) looks at the orders resting at the
+# venue, children included.
 # One statement reads everything after the lock: a round trip instead of six, no ORM
 # query compilation on the order path. Every branch yields the same nine text columns;
 # the first says what the row is. Parameters: a (account), i (instrument), v (venue),
@@ -302,6 +306,7 @@ SELECT 'W', s.symbol, o.side, sum(o.quantity - o.filled_quantity)::text,
        count(*)::text, (o.instrument_id = %(i)s)::text, NULL
   FROM orders_order o JOIN orders_instrument s ON s.id = o.instrument_id
  WHERE o.account_id = %(a)s AND o.status = ANY(%(live)s) AND o.id <> %(o)s
+   AND o.parent_id IS NULL
  GROUP BY s.symbol, o.side, o.instrument_id
 UNION ALL
 SELECT 'X', min(o.price)::text, max(o.price)::text,
@@ -319,6 +324,7 @@ SELECT 'N', extract(epoch FROM %(now)s - o.created_at)::text,
        NULL, NULL, NULL, NULL, NULL, NULL
   FROM orders_order o
  WHERE o.account_id = %(a)s AND o.status <> 'DENIED' AND o.id <> %(o)s
+   AND o.parent_id IS NULL
    AND o.created_at >= %(now)s - make_interval(secs => greatest(1.0, coalesce((
          SELECT max(value) FROM risk_risklimit
           WHERE kind = 'duplicate_window_s'

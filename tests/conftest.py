@@ -116,6 +116,7 @@ def limit_order(**overrides) -> dict:
         "type": "limit",
         "quantity": "0.01",
         "price": "50000.00",
+        "venue": "sim-a",  # a direct order (without a venue it is a parent: tests/routing)
     }
     body.update(overrides)
     return body

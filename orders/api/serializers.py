@@ -192,17 +192,69 @@ class FillSerializer(_Out):
     created_at = serializers.DateTimeField()
 
 
+class RouteVenueSerializer(serializers.Serializer):
+    """One venue the router considered in a round, and why it got what it got."""
+
+    venue = serializers.CharField()
+    price = serializers.CharField(allow_null=True, help_text="best price there (raw)")
+    fee_adjusted_price = serializers.CharField(allow_null=True)
+    available = serializers.CharField(help_text="quantity on its book up to the limit")
+    age_ms = serializers.IntegerField(allow_null=True, help_text="quote age")
+    score = serializers.CharField(help_text="0..1 from our own fills there")
+    quantity = serializers.CharField(help_text="quantity routed there (0 if skipped)")
+    reason = serializers.CharField()
+
+
+class RouteChildSerializer(serializers.Serializer):
+    order_id = serializers.IntegerField()
+    client_order_id = serializers.CharField()
+    venue_client_order_id = serializers.CharField()
+    venue = serializers.CharField()
+    quantity = serializers.CharField()
+    price = serializers.CharField()
+    time_in_force = serializers.ChoiceField(choices=TimeInForce.values)
+
+
+class RouteDecisionSerializer(serializers.Serializer):
+    """One round of routing of a parent order (routing.RouteDecision)."""
+
+    round = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["sweep", "rest", "done"])
+    quantity = serializers.CharField(help_text="what was left to route")
+    created_at = serializers.DateTimeField()
+    children = RouteChildSerializer(many=True)
+    venues = RouteVenueSerializer(many=True)
+    rest_venue = serializers.CharField(allow_null=True)
+    outcome = serializers.CharField()
+    inputs = serializers.JSONField(help_text="the inputs that mattered: books, conditions")
+
+
 class OrderDetailSerializer(OrderSerializer):
     events = OrderEventSerializer(many=True)
     fills = FillSerializer(many=True)
+    children = OrderSerializer(
+        many=True, help_text="a parent's child orders (empty for an order sent to a venue)"
+    )
+    route = RouteDecisionSerializer(
+        many=True, help_text="a parent's route decisions, newest last (empty otherwise)"
+    )
 
     def to_representation(self, instance: Order) -> dict[str, Any]:
+        from routing.models import RouteDecision
+
         data = order_to_dict(instance)
         data["events"] = [event_to_dict(e) for e in instance.events.order_by("sequence")]
         data["fills"] = [
             fill_to_dict(f)
             for f in instance.fills.select_related("account", "instrument", "venue").order_by("id")
         ]
+        if instance.venue_id is None:
+            children = instance.children.select_related("account", "instrument", "venue")
+            data["children"] = [order_to_dict(c) for c in children.order_by("id")]
+            decisions = RouteDecision.objects.filter(parent_id=instance.pk).order_by("round")
+            data["route"] = [d.to_json() for d in decisions]
+        else:
+            data["children"], data["route"] = [], []
         return data
 
 

@@ -47,6 +47,9 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             value = params.get(param)
             if value:
                 qs = qs.filter(**{f"{field}__in": value.split(",")})
+        parent_id = strict_input._integer(params, "parent_id", low=1, high=strict_input.MAX_ID)
+        if parent_id is not None:
+            qs = qs.filter(parent_id=parent_id)
         return qs.order_by("-id")
 
     def get_serializer_class(self):
@@ -56,8 +59,15 @@ class OrderViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(
         parameters=[
-            OpenApiParameter(p, str, description=f"filter by {p} (comma-separated)")
-            for p in ("status", "account", "symbol", "venue", "client_order_id")
+            *(
+                OpenApiParameter(p, str, description=f"filter by {p} (comma-separated)")
+                for p in ("status", "account", "symbol", "venue", "client_order_id")
+            ),
+            OpenApiParameter(
+                "parent_id",
+                {"type": "integer", "minimum": 1, "maximum": strict_input.MAX_ID},
+                description="the children of this parent order",
+            ),
         ]
     )
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -132,6 +132,34 @@ def test_truncated_gzip_is_reported_not_raised(tmp_path):
     assert len(events) > 0 and issues.counts["unreadable"] == 1
 
 
+def _complete_lines_before_the_cut(path: Path) -> int:
+    """What ``GzipFile.readline`` alone gives of a cut file before it raises."""
+    count = 0
+    with gzip.GzipFile(path, "rb") as fh:
+        try:
+            for _ in fh:
+                count += 1
+        except EOFError:
+            pass
+    return count
+
+
+@pytest.mark.parametrize("cut", [40, 3_000, 20_000])
+def test_truncated_gzip_gives_every_line_before_the_cut(tmp_path, cut):
+    # the fast reader reads ahead by a buffer; on a cut file it must not lose those lines
+    full = write_feed(tmp_path / "full.gz", FEED * 3_000)
+    cut_path = tmp_path / "cut.gz"
+    cut_path.write_bytes(full.read_bytes()[:-cut])
+    expected = _complete_lines_before_the_cut(cut_path)
+    issues = Issues()
+
+    events = list(iter_events([cut_path], issues=issues))
+
+    assert 0 < expected < len(FEED) * 3_000
+    assert len(events) == expected and issues.counts["unreadable"] == 1
+    assert issues.items[0].line == expected + 1
+
+
 def test_trade_csv_with_ms_times_iso_times_and_sides(tmp_path):
     path = tmp_path / "ethusdt.csv"
     path.write_text(

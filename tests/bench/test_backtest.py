@@ -16,3 +16,6 @@ def test_bench_backtest_reports_engine_floor_and_their_ratio(tmp_path):
     assert 0 < result["backtest_events_per_s"] and 0 < result["backtest_floor_events_per_s"]
     ratio = result["backtest_events_per_s"] / result["backtest_floor_events_per_s"]
     assert abs(result["backtest_ratio"] - ratio) < 0.01  # one repetition: its own ratio
+    cpu = result["backtest_events_per_s_cpu"] / result["backtest_floor_events_per_s_cpu"]
+    assert abs(result["backtest_ratio_cpu"] - cpu) < 0.01
+    assert 0 < result["backtest_events_per_s_default_latency_cpu"]

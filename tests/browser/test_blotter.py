@@ -44,7 +44,9 @@ def position_qty(page, account: str, symbol: str) -> D:
 
 
 def fill_ticket(page, *, side="buy", type="limit", quantity, price=None, account="DEMO",
-                symbol="BTC/USDT", tif="GTC"):  # fmt: skip
+                symbol="BTC/USDT", tif="GTC", venue="sim-a"):  # fmt: skip
+    """The ticket; ``venue`` "" for automatic (a parent order, routed)."""
+    page.select_option("#ticket select[name=venue]", venue)
     page.select_option("#ticket select[name=account]", account)
     page.select_option("#ticket select[name=symbol]", symbol)
     page.check(f"#ticket input[name=side][value={side}]", force=True)
@@ -291,3 +293,27 @@ def test_screenshot_with_live_data(new_page, stack, web_users, tmp_path):
     )
     for account, symbol in (("DEMO", "BTC/USDT"), ("DEMO", "ETH/USDT")):
         api.post("/api/v1/orders/cancel-all/", {"account": account, "symbol": symbol})
+
+
+def test_parent_order_row_expands_to_its_children_and_route_reasons(new_page, stack):
+    # Arrange
+    page = new_page("web-trader")
+    price = (best(stack, "ask") * D("1.01")).quantize(D("0.01"))
+    fill_ticket(page, quantity="0.002", price=price, venue="")  # automatic: the router
+    # Act
+    client_id = submit_ticket(page)
+    page.wait_for_selector(order_row(page, client_id, "FILLED"), timeout=30_000)
+    row = order_row(page, client_id)
+    order_id = page.get_attribute(row, "data-order-id")
+    # Assert: the children show under their parent only once it is expanded
+    assert page.query_selector(f'#orders tr[data-parent-id="{order_id}"]') is None
+    assert page.inner_text(f"{row} td:nth-child(12)").startswith("router")
+    page.click(f"{row} button[data-action=expand]")
+    page.wait_for_selector(f'#orders tr.child[data-parent-id="{order_id}"][data-status="FILLED"]')
+    route = f'#orders tr.route-row[data-route-for="{order_id}"]'
+    page.wait_for_selector(f'{route} li[data-venue="sim-a"]')
+    text = page.inner_text(route)
+    assert "round 1 (sweep)" in text and "sim-a: 0.00200 @" in text
+    page.click(f"{row} button[data-action=expand]")  # collapse
+    page.wait_for_selector(route, state="detached")
+    assert page.js_errors == []

@@ -59,3 +59,30 @@ def test_oms_simex_when_replay_then_the_server_gets_the_replay_arguments(monkeyp
     argv = seen[0]
     assert argv[argv.index("--replay") + 1] == "r.gz"
     assert argv[argv.index("--speed") + 1] == "3.0" and "--loop" in argv
+
+
+def test_simex_credentials_when_another_process_wrote_first_then_its_key_and_no_leftover(
+    tmp_path, monkeypatch
+):
+    # A fresh OMS_HOME: every process of a stack creates the demo venues' key at once. The
+    # file appears whole (written aside, then linked): a reader never sees it half-written
+    # (the market-data process of a system-test stack died of an empty one), and when
+    # another process linked its file first, that key is the one every process uses.
+    import os
+
+    real_link = os.link
+
+    def link_after_another(src, dst):
+        (tmp_path / "other").write_text('{"key": "theirs", "secret": "s"}')
+        real_link(tmp_path / "other", dst)  # the other process won the race
+        real_link(src, dst)  # -> FileExistsError
+
+    monkeypatch.setattr(os, "link", link_after_another)
+    assert cli._simex_credentials(tmp_path)["key"] == "theirs"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "simex.json"]
+    monkeypatch.setattr(os, "link", real_link)
+    fresh = tmp_path / "fresh"
+    key = cli._simex_credentials(fresh)["key"]
+    assert [p.name for p in fresh.iterdir()] == ["simex.json"]
+    assert (fresh / "simex.json").stat().st_mode & 0o777 == 0o600
+    assert cli._simex_credentials(fresh)["key"] == key

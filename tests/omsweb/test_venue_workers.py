@@ -29,7 +29,7 @@ def test_stack_runs_one_venue_worker_per_venue_and_reports_apart():
     queues = {name: argv[argv.index("-Q") + 1] for name, argv in argvs.items()}
     assert queues == {
         "worker-urgent": "oms.urgent",
-        "worker-reports": "oms.reports",
+        "worker-reports": "oms.reports,oms.route",
         "worker-recon": "oms.recon",
         "worker-orders-sim-a": "oms.orders.sim-a",
         "worker-orders-sim-b": "oms.orders.sim-b",

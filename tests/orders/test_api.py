@@ -27,7 +27,7 @@ def test_submit_limit_order_then_created_pending_new(api):
     assert body["price"] == "50000"
     assert body["leaves_quantity"] == "0.01"
     assert body["filled_quantity"] == "0"
-    assert body["venue"] == "sim-a"  # routed: first enabled venue
+    assert body["venue"] == "sim-a"
     for key in (
         "id", "account", "symbol", "side", "type", "time_in_force", "venue_order_id",
         "average_price", "reason", "parent_id", "created_at", "updated_at",
@@ -315,7 +315,8 @@ def test_health_reports_database_redis_and_queues(api):
     assert body["redis"]["status"] == "up"
     # the fixed queues and one per enabled venue
     assert set(body["queues"]) == {
-        "oms.urgent", "oms.reports", "oms.recon", "oms.orders.sim-a", "oms.orders.sim-b",
+        "oms.urgent", "oms.reports", "oms.recon", "oms.route", "oms.orders.sim-a",
+        "oms.orders.sim-b",
     }  # fmt: skip
     # no workers run in this test: the queues are reported down and health degraded
     assert r.status_code == 503 and body["status"] == "degraded"

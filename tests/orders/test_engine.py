@@ -172,7 +172,7 @@ def test_cancel_before_sent_then_canceled_and_submit_is_noop(
     ref, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        order = _submit(venue=None)  # routed
+        order = _submit()
     import redis
     from django.conf import settings
 

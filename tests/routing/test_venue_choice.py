@@ -1,11 +1,12 @@
-"""Venue choice for orders sent without a venue (routing/venue_choice.py), against the
+"""What the router may route to (routing/inputs.py: listing, breaker, enabled) and the
+listing check of an order sent to a named venue (routing/venue_choice.py), against the
 real database and Redis of the test run."""
 
 from __future__ import annotations
 
 import pytest
 
-from routing.venue_choice import choose_venue
+from routing.inputs import gather
 
 pytestmark = pytest.mark.django_db
 
@@ -28,27 +29,17 @@ def venues(db):
         breaker.reset()
 
 
-def test_first_enabled_venue_by_name_whose_breaker_is_not_open(venues):
+def test_router_inputs_when_breaker_open_or_venue_disabled_then_said_per_venue(venues):
     from venues.models import Venue
 
     first, second = venues[0], venues[1]
-    assert choose_venue(instrument=None).name == first.venue
     first.record_failure(open_for_s=60.0)
-    chosen = choose_venue(instrument=None)
-    assert chosen.name == second.venue and isinstance(chosen, Venue)
-    assert chosen.rate_limits == Venue.objects.get(name=second.venue).rate_limits
-    Venue.objects.filter(name=second.venue).update(enabled=False)  # read fresh every order
-    assert choose_venue(instrument=None).name != second.venue
-
-
-def test_all_open_falls_back_to_the_first_and_none_enabled_is_none(venues):
-    from venues.models import Venue
-
-    for breaker in venues:
-        breaker.record_failure(open_for_s=60.0)
-    assert choose_venue(instrument=None).name == venues[0].venue
-    Venue.objects.update(enabled=False)
-    assert choose_venue(instrument=None) is None
+    Venue.objects.exclude(name__in=(first.venue, second.venue)).update(enabled=False)
+    conditions = gather(_instrument("BTC/USDT")).conditions
+    assert conditions[first.venue].breaker_open and conditions[first.venue].enabled
+    assert not conditions[second.venue].breaker_open
+    Venue.objects.filter(name=second.venue).update(enabled=False)  # read fresh every round
+    assert second.venue not in gather(_instrument("BTC/USDT")).conditions
 
 
 @pytest.fixture
@@ -69,32 +60,32 @@ def markets(venues):
 
 
 def _instrument(symbol: str):
+    from decimal import Decimal
     from types import SimpleNamespace
 
-    return SimpleNamespace(symbol=symbol)
+    return SimpleNamespace(
+        symbol=symbol, lot_size=Decimal("0.001"), min_notional=Decimal(5),
+        tick_size=Decimal("0.01"),
+    )  # fmt: skip
 
 
-def test_routed_order_goes_only_to_a_venue_listing_the_instrument(venues, markets):
+def test_router_inputs_when_venue_does_not_list_the_instrument_then_not_enabled(venues, markets):
     from venues.models import Venue
 
     first, second = venues[0].venue, venues[1].venue
     markets(first, "ETH/USDT")  # the first venue by name does not trade BTC/USDT
     markets(second, "BTC/USDT", "ETH/USDT")
-    assert choose_venue(instrument=_instrument("BTC/USDT")).name == second
-    assert choose_venue(instrument=_instrument("ETH/USDT")).name == first
     # a newly added enabled venue whose markets are not known yet takes nothing
     Venue.objects.create(name="aaa-new", driver="sim", exchange_id="binance",
                          base_url="http://127.0.0.1:9", enabled=True)  # fmt: skip
-    assert choose_venue(instrument=_instrument("BTC/USDT")).name == second
-    assert choose_venue(instrument=_instrument("XRP/USDT")) is None
-
-
-def test_routed_order_when_venue_listing_it_is_open_then_never_one_not_listing_it(venues, markets):
-    first, second = venues
-    markets(first.venue, "ETH/USDT")
-    markets(second.venue, "BTC/USDT")
-    second.record_failure(open_for_s=60.0)
-    assert choose_venue(instrument=_instrument("BTC/USDT")).name == second.venue
+    inputs = gather(_instrument("BTC/USDT"))
+    enabled = {name for name, c in inputs.conditions.items() if c.enabled}
+    assert enabled == {second}
+    assert inputs.notes[first] == "does not list BTC/USDT"
+    assert {n for n, c in gather(_instrument("ETH/USDT")).conditions.items() if c.enabled} == {
+        first,
+        second,
+    }
 
 
 def test_explicit_venue_that_does_not_list_the_instrument_then_reason(venues, markets):

@@ -177,6 +177,7 @@ def ioc_bodies(stack: Stack, account: str = "DEMO") -> Callable[[int, str], dict
         return {
             "account": account,
             "symbol": "BTC/USDT",
+            "venue": "sim-a",  # direct (without a venue an order is a parent: test_sor.py)
             "side": side,
             "type": "limit",
             "time_in_force": "IOC",

@@ -68,6 +68,7 @@ def test_forged_fill_report_when_sent_to_the_broker_then_refused_and_order_uncha
         {
             "account": "DEMO",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",
             "side": "buy",
             "type": "limit",
             "quantity": "0.002",

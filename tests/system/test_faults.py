@@ -426,6 +426,7 @@ def test_report_delivered_twice_applied_once_and_fill_after_cancel_flagged_late(
         {
             "account": "HEDGE",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",
             "side": "buy",
             "type": "limit",
             "time_in_force": "IOC",
@@ -472,6 +473,7 @@ def test_report_delivered_twice_applied_once_and_fill_after_cancel_flagged_late(
         {
             "account": "HEDGE",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",
             "side": "buy",
             "type": "limit",
             "quantity": "0.003",
@@ -684,6 +686,7 @@ def test_amend_in_doubt_then_replacement_found_not_orphaned(fs):
         {
             "account": "DEMO",
             "symbol": "BTC/USDT",
+            "venue": "sim-a",
             "side": "buy",
             "type": "limit",
             "quantity": "0.002",

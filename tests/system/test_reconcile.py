@@ -64,7 +64,7 @@ class ReconStack:
         r = self.api.post(
             "/api/v1/orders/",
             {"client_order_id": cid, "account": "DEMO", "symbol": "BTC/USDT", "side": "buy",
-             "type": "limit", "quantity": "0.001", "price": str(price)},
+             "type": "limit", "quantity": "0.001", "price": str(price), "venue": "sim-a"},
         )  # fmt: skip
         assert r.status_code == 201, r.text
         return r.json()

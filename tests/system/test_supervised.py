@@ -114,7 +114,7 @@ def test_order_worker_killed_then_restarted_shown_in_health_and_orders_still_flo
     r = api.post(
         "/api/v1/orders/",
         {"client_order_id": "supervised-1", "account": "DEMO", "symbol": "BTC/USDT",
-         "side": "buy", "type": "limit", "quantity": "0.001",
+         "side": "buy", "type": "limit", "quantity": "0.001", "venue": "sim-a",
          "price": str(price.quantize(D("0.01")))},
     )  # fmt: skip
     assert r.status_code == 201, r.text

@@ -38,7 +38,8 @@ def position(api, symbol="BTC/USDT", account="DEMO") -> D:
 
 
 def submit(api, **body):
-    order = {"account": "DEMO", "symbol": "BTC/USDT", "side": "buy", "type": "limit"}
+    order = {"account": "DEMO", "symbol": "BTC/USDT", "side": "buy", "type": "limit",
+             "venue": "sim-a"}  # fmt: skip
     order.update(body)
     r = api.post("/api/v1/orders/", order)
     assert r.status_code == 201, r.text

@@ -476,11 +476,74 @@
   }
 
   const orderRows = new Map();
+  // Parent orders (no venue: the router's) expand to their children and the route
+  // decisions (fetched from the order's detail, again whenever the parent changes).
+  const expanded = new Set();
+  const routes = new Map(); // parent id -> { updated_at, route }
+  function childrenOf(id) {
+    return [...state.orders.values()].filter((c) => c.parent_id === id).sort((a, b) => a.id - b.id);
+  }
+  async function loadRoute(o) {
+    const have = routes.get(o.id);
+    if (have && (have.updated_at === o.updated_at || have.loading)) return;
+    routes.set(o.id, { updated_at: have ? have.updated_at : null, route: have ? have.route : [], loading: true });
+    const r = await api("GET", "orders/" + o.id + "/");
+    routes.set(o.id, { updated_at: o.updated_at, route: (r.ok && r.data && r.data.route) || [], loading: false });
+    dirty.orders = true;
+    schedule();
+  }
+  function orderItems(shown) {
+    const items = [];
+    for (const o of shown) {
+      items.push({ key: o.id, o, child: false });
+      if (o.venue !== null || !expanded.has(o.id)) continue;
+      for (const c of childrenOf(o.id)) items.push({ key: c.id, o: c, child: true });
+      items.push({ key: "route-" + o.id, route: o });
+      loadRoute(o);
+    }
+    return items;
+  }
+  function itemSignature(i) {
+    if (i.route) {
+      const r = routes.get(i.route.id);
+      return "route|" + (r ? r.updated_at + "|" + r.route.length : "");
+    }
+    const o = i.o;
+    return o.version + "|" + o.status + "|" + o.updated_at + "|" + i.child + "|" + expanded.has(o.id);
+  }
+  function buildItem(tr, i) {
+    if (i.route) buildRouteRow(tr, i.route);
+    else buildOrderRow(tr, i.o, i.child);
+  }
+  function buildRouteRow(tr, parent) {
+    tr.className = "route-row";
+    tr.dataset.routeFor = parent.id;
+    const td = el("td");
+    td.colSpan = 14;
+    const r = routes.get(parent.id);
+    if (!r || !r.updated_at) td.appendChild(el("span", "route: loading...", "muted"));
+    for (const d of (r && r.route) || []) {
+      const block = el("div", null, "route-round");
+      block.appendChild(el("div", "round " + d.round + " (" + d.kind + "): " + d.outcome, "route-head"));
+      const ul = el("ul");
+      for (const v of d.venues) {
+        const got = v.quantity && Number(v.quantity) > 0 ? fmtQty(parent.symbol, v.quantity) + " @ " + v.price : "nothing";
+        const li = el("li", v.venue + ": " + got + " - " + v.reason, null,
+          "price " + v.price + ", fee-adjusted " + v.fee_adjusted_price + ", available " + v.available + ", age " + v.age_ms + " ms, score " + v.score);
+        li.dataset.venue = v.venue;
+        ul.appendChild(li);
+      }
+      block.appendChild(ul);
+      td.appendChild(block);
+    }
+    tr.replaceChildren(td);
+  }
   function renderOrders() {
     const all = [...state.orders.values()];
-    const shown = all.filter(orderMatches).sort((a, b) => b.id - a.id).slice(0, MAX_ORDER_ROWS);
-    renderKeyed($("#orders tbody"), orderRows, shown, (o) => o.id,
-      (o) => o.version + "|" + o.status + "|" + o.updated_at, buildOrderRow);
+    // a child shows under its parent (when the parent is on the page), not on its own
+    const top = all.filter((o) => !(o.parent_id && state.orders.has(o.parent_id)));
+    const shown = top.filter(orderMatches).sort((a, b) => b.id - a.id).slice(0, MAX_ORDER_ROWS);
+    renderKeyed($("#orders tbody"), orderRows, orderItems(shown), (i) => i.key, itemSignature, buildItem);
     $("#orders-empty").hidden = shown.length > 0;
     const working = all.filter((o) => !TERMINAL.has(o.status)).length;
     $("#counts").textContent = working + " working · " + shown.length + " shown";
@@ -491,11 +554,20 @@
     flashes.orders.clear();
   }
 
-  function buildOrderRow(tr, o) {
+  function buildOrderRow(tr, o, child) {
     tr.dataset.orderId = o.id;
     tr.dataset.clientOrderId = o.client_order_id;
     tr.dataset.status = o.status;
+    if (o.parent_id) tr.dataset.parentId = o.parent_id;
     tr.classList.toggle("terminal", TERMINAL.has(o.status));
+    tr.classList.toggle("child", !!child);
+    const venue = el("td", o.venue || "router");
+    if (o.venue === null) {
+      const open = expanded.has(o.id);
+      const toggle = button(open ? "\u25BE children" : "\u25B8 children", "expand", o.id);
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      venue.appendChild(toggle);
+    }
     const status = el("td");
     status.appendChild(el("span", o.status.replace("_", " ").replace("_", " "), "status st-" + o.status));
     if (o.reason && (TERMINAL.has(o.status) || o.status === "ACCEPTED")) {
@@ -516,7 +588,7 @@
       num(fmtQty(o.symbol, o.filled_quantity)),
       num(o.average_price ? fmtAvg(o.symbol, o.average_price) : ""),
       num(fmtQty(o.symbol, o.leaves_quantity)),
-      el("td", o.venue || "auto"),
+      venue,
       status,
       actions,
     );
@@ -863,6 +935,10 @@
       else { b.disabled = false; toast("Cancel failed: " + errorText(r), "error"); }
     } else if (b.dataset.action === "amend" && order) {
       openAmend(order);
+    } else if (b.dataset.action === "expand") {
+      if (expanded.has(id)) expanded.delete(id);
+      else expanded.add(id);
+      renderOrders();
     }
   });
 
