@@ -15,7 +15,11 @@ measures:
   hand-off to the broker (after the order's commit) to ``OrderAccepted``, timestamps
   taken by the processes themselves (``submit_ack_from_created`` starts earlier, at the
   order's creation in the API, so it adds the risk check and the commit);
-* ``orders_per_s``: a burst of orders from concurrent clients, until all are acked;
+* ``submit_db_round_trips`` / ``submit_redis_round_trips``: what one REST submit sends,
+  counted in this process (the view run in process, ``bench/cpu.py``);
+* ``orders_per_s``: a burst of orders from concurrent clients, until all are acked, and
+  the CPU each process of the stack spent per order meanwhile
+  (``burst_cpu_ms_per_order_*``, ``bench/cpu.py``: what caps the rate on shared cores);
 * ``fix``: the FIX gateway's NewOrderSingle -> PendingNew and -> New, beside REST
   orders interleaved with them (``bench/fix.py``);
 * ``fix_venue`` (``bench/fixvenue.py``): a venue submit over FIX against the same over
@@ -83,6 +87,7 @@ class Bench:
         self.run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._bench_dir()))
         self.stack: Any = None
         self.started_services = False
+        self.service_pids: dict[str, int] = {}
 
     def _bench_dir(self) -> Path:
         d = self.home / "bench"
@@ -99,6 +104,14 @@ class Bench:
         if not base.get("DATABASE_URL") or not base.get("REDIS_URL"):
             services = embedded.ensure_services(self.run_dir / "services")
             self.started_services = True
+            from bench.cpu import pid_file
+
+            for role, path in (
+                ("postgres", self.run_dir / "services" / embedded.PG_DIR / "postmaster.pid"),
+                ("redis", self.run_dir / "services" / "redis" / "redis.pid"),
+            ):
+                if (pid := pid_file(path)) is not None:
+                    self.service_pids[role] = pid
             base.setdefault("DATABASE_URL", services.database_url or "")
             base.setdefault("REDIS_URL", services.redis_url or "")
         env = stack_mod.isolated_env(base, db_name="oms_bench", redis_db=11)
@@ -286,6 +299,7 @@ class Bench:
         self.results.update(summary("submit_accept", accept))
         for name, values in self._ack_latencies(ids).items():
             self.results.update(summary(name, values))
+        self.submit_round_trips()
         self._cancel_all()
 
     def throughput(self) -> None:
@@ -306,6 +320,11 @@ class Bench:
                     ids.append(r.json()["id"])
 
         threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+        from bench import cpu
+
+        meter = cpu.CpuMeter(self._cpu_roles()) if cpu.available() else None
+        if meter:
+            meter.start()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
@@ -314,6 +333,8 @@ class Bench:
         submitted_s = time.perf_counter() - t0
         left = self._wait_acked(ids, 120)
         total_s = time.perf_counter() - t0
+        if meter:
+            self.results.update(cpu.per_order(meter.stop(), len(ids)))
         lat = self._ack_latencies(ids)["submit_ack"]
         self.results.update(
             {
@@ -327,6 +348,41 @@ class Bench:
             }
         )
         self._cancel_all()
+
+    def _cpu_roles(self) -> dict[str, list[int]]:
+        """The stack's processes by role (each with its children), for ``bench/cpu.py``."""
+        roles: dict[str, list[int]] = {name: [pid] for name, pid in self.service_pids.items()}
+        for name, proc in self.stack.procs.items():
+            if name.startswith("worker-orders-"):
+                role = "venue_worker"
+            elif name.startswith("worker-"):
+                role = "other_workers"
+            elif name in ("venuestream", "marketdata"):
+                role = "streams"
+            elif name.startswith("sim"):
+                role = "sim"
+            else:
+                role = name
+            roles.setdefault(role, []).append(proc.pid)
+        return roles
+
+    def submit_round_trips(self) -> None:
+        """Database statements and Redis round trips of one REST submit, the view run in
+        this process (Django's test client, the stack's database and Redis): the
+        latency's part that is waiting, whatever the machine's load."""
+        from django.test import Client
+
+        from bench.cpu import round_trips
+
+        client = Client(HTTP_AUTHORIZATION=f"Token {self.stack.token}")
+        price = self._price()
+        for i in range(3):  # warm: connections, prebuilt statements
+            body = self._order(i, price, "trips")
+            with round_trips() as counts:
+                r = client.post("/api/v1/orders/", body, content_type="application/json")
+            assert r.status_code == 201, r.content
+        self.results["submit_db_round_trips"] = counts["db"]
+        self.results["submit_redis_round_trips"] = counts["redis"]
 
     # --- sections in bench/risk.py and bench/ws.py ------------------------------------
 

@@ -100,14 +100,18 @@ def read_market_data(venue_name: str | None, symbol: str, symbols: Iterable[str]
     mid of the LIVE venues, with what is wrong with it: ``marketdata.consolidated``'s
     ``reference``), and marks for ``symbols``. Redis unreachable: no market data."""
     from marketdata.consolidated import reference
-    from marketdata.store import read_books
+    from marketdata.store import VENUES_KEY, read_books
     from omsweb.redis_client import client
 
     others = sorted(set(symbols) | {symbol})
     try:
         redis = client()
-        books = read_books(redis, [symbol])
-        raw = redis.mget([mark_key(s) for s in others])
+        # the venue set and the marks in one round trip, then the books (2, not 3)
+        pipe = redis.pipeline(transaction=False)
+        pipe.smembers(VENUES_KEY)
+        pipe.mget([mark_key(s) for s in others])
+        names, raw = pipe.execute()
+        books = read_books(redis, [symbol], sorted(v.decode() for v in names))
     except Exception:  # no market data is a denial for what needs it, not a crash
         log.warning("risk: market data unavailable from Redis", exc_info=True)
         return MarketData(None, None, {}, "market data unavailable (Redis)")

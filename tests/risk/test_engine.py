@@ -314,6 +314,34 @@ def test_collar_uses_the_consolidated_mid_of_live_venues_only(ref, submit, marke
     assert "reference=60500" in reasons[0]["message"]
 
 
+def test_market_data_for_an_order_is_two_redis_round_trips(monkeypatch, market):
+    """The venue set and the marks travel together, then the books: two round trips
+    (a pipeline is one) whatever the number of venues, and the same answer."""
+    import redis.connection
+
+    from marketdata.book import MdState
+    from risk.engine import read_market_data
+
+    market.book("BTC/USDT", "60000", venue="sim-a")
+    market.book("BTC/USDT", "61000", venue="sim-b")
+    market.book("BTC/USDT", "10000", venue="sim-x", state=MdState.RESYNCING)
+    market.mark("ETH/USDT", "3000")
+    cls = redis.connection.AbstractConnection
+    sent: list[int] = []
+    original = cls.send_packed_command
+
+    def counting(self, *args, **kwargs):
+        sent.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "send_packed_command", counting)
+    data = read_market_data("sim-a", "BTC/USDT", ["ETH/USDT"])
+    assert len(sent) == 2
+    assert data.reference_price == D("60500")
+    assert data.marks["ETH/USDT"] == D("3000")
+    assert data.reference_problem is None
+
+
 def test_daily_loss_realized_and_unrealized(ref, submit, set_limit, market):
     set_limit("max_daily_loss", "1000", account=ref["demo"], breach_action="REDUCING")
     market.book("BTC/USDT", "60000")
