@@ -49,7 +49,7 @@ def bench_replay(repeat: int = 2, paths: list[Path] | None = None) -> dict[str, 
             paths, label = _data(Path(tmp))
         rates, floors, ratios, span = [], [], [], 0.0
         for _ in range(repeat):
-            n_floor, t_floor = _floor(paths)
+            n_floor, t_floor, _cpu = _floor(paths)
             n, t, span = _replay(paths)
             floors.append(n_floor / t_floor)
             rates.append(n / t)
