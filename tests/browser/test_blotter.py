@@ -317,3 +317,42 @@ def test_parent_order_row_expands_to_its_children_and_route_reasons(new_page, st
     page.click(f"{row} button[data-action=expand]")  # collapse
     page.wait_for_selector(route, state="detached")
     assert page.js_errors == []
+
+
+def test_side_column_taller_than_the_window_then_it_scrolls_and_no_panel_covers_another(
+    new_page, stack, web_users
+):
+    # Arrange: a short window and a trading-state table of several rows: the side column's
+    # panels are taller than the window
+    risk_api = Api(stack.web, web_users["web-risk"])
+    scopes = [("account", "HEDGE"), ("symbol", "ETH/USDT")]
+    try:
+        for scope, target in scopes:
+            engaged = risk_api.post(
+                "/api/v1/risk/kill-switch/",
+                {"scope": scope, "target": target, "state": "REDUCING", "reason": "layout test"},
+            )
+            assert engaged.status_code in (200, 201), engaged.text
+        page = new_page("web-risk", height=560)
+        page.wait_for_selector('#trading-state tr[data-target="ETH/USDT"]')
+        # Act
+        page.locator("#kill-submit").scroll_into_view_if_needed()
+        # Assert: the kill switch is drawn inside its own panel (a shrunk panel lets its
+        # content spill under the next one, which then takes the clicks), and nothing covers
+        # the button's centre
+        placed = page.evaluate(
+            """() => {
+                const panel = document.querySelector(".panel.risk").getBoundingClientRect();
+                const r = document.querySelector("#kill-submit").getBoundingClientRect();
+                const hit = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+                return {inside: r.top >= panel.top && r.bottom <= panel.bottom,
+                        on_top: !!(hit && hit.closest("#kill-submit"))};
+            }"""
+        )
+        assert placed == {"inside": True, "on_top": True}, placed
+    finally:
+        for scope, target in scopes:
+            risk_api.post(
+                "/api/v1/risk/kill-switch/",
+                {"scope": scope, "target": target, "state": "ACTIVE", "reason": "test cleanup"},
+            )
