@@ -338,8 +338,11 @@ def test_gateway_killed_then_restarted_with_sequence_numbers_continuing(gw):
     client.logon(USER, gw.stack.token)
     assert client.receive().get(35) == b"A"
     cl = clid("kill")
-    new_order(client, cl, price=resting_price(gw.stack))
-    collect(client, cl, is_exec("0"))
+    # a quantity of its own: the module's other resting orders must not make this one
+    # a duplicate (risk refuses a 4th identical order within 2 s)
+    new_order(client, cl, qty="0.00107", price=resting_price(gw.stack))
+    ack = collect(client, cl, lambda m: m.get(150) in (b"0", b"8"))[-1]
+    assert ack.get(150) == b"0", ack.get(58)  # New, else the reason it was refused
     sent, expected = client.seq, client.expected
     gw.proc.kill()
     client.close()
@@ -352,7 +355,7 @@ def test_gateway_killed_then_restarted_with_sequence_numbers_continuing(gw):
         assert client.seq == sent + 1  # ours carried on too, and were accepted
         cancel = clid("cxl")
         client.send("F", (11, cancel), (41, cl), (55, "BTC/USDT"), (54, "1"), (60, now()),
-                    (38, "0.001"))  # fmt: skip
+                    (38, "0.00107"))  # fmt: skip
         msgs = collect(client, cancel, is_exec("4"))
         assert exec_types(msgs) == ["6", "4"]
     finally:
